@@ -1,0 +1,2 @@
+//! Joyride's user-space TCP/IP stack.
+#![deny(unsafe_code)]

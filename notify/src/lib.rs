@@ -1,0 +1,1 @@
+//! Seccomp user notification: filters, the listener, target memory, launch.
