@@ -678,3 +678,299 @@ impl<A: Ord + Copy, L: Copy + Eq, P> NeighborCache<A, L, P> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Cache = NeighborCache<u32, u8, &'static str>;
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn events(c: &mut Cache, now: Instant) -> Vec<Event<u32, u8, &'static str>> {
+        std::iter::from_fn(|| c.poll(now)).collect()
+    }
+
+    fn req(target: u32) -> Event<u32, u8, &'static str> {
+        Event::SendRequest { target, unicast: None }
+    }
+
+    #[test]
+    fn resolution_queues_then_flushes_in_order() {
+        let mut c = Cache::new(NeighborConfig::default());
+        assert_eq!(c.send(t(0), 7, "a"), SendOutcome::Queued);
+        assert_eq!(c.send(t(1), 7, "b"), SendOutcome::Queued);
+        assert_eq!(c.get(&7), Some((NeighborState::Incomplete, None)));
+        assert_eq!(c.poll_at(), Some(Instant::ZERO));
+        // One request, not one per packet.
+        assert_eq!(events(&mut c, t(1)), vec![req(7)]);
+        assert_eq!(c.pending_total(), 2);
+        c.update(t(2), 7, 0xaa, Evidence::Solicited);
+        assert_eq!(
+            events(&mut c, t(2)),
+            vec![
+                Event::Transmit {
+                    target: 7,
+                    link: 0xaa,
+                    packet: "a"
+                },
+                Event::Transmit {
+                    target: 7,
+                    link: 0xaa,
+                    packet: "b"
+                },
+            ]
+        );
+        assert_eq!(c.get(&7), Some((NeighborState::Reachable, Some(0xaa))));
+        assert_eq!(
+            c.send(t(3), 7, "c"),
+            SendOutcome::Transmit {
+                link: 0xaa,
+                packet: "c"
+            }
+        );
+        assert_eq!(c.pending_total(), 0);
+        assert_eq!(c.stats().resolved, 1);
+    }
+
+    #[test]
+    fn resolution_retransmits_then_fails() {
+        let cfg = NeighborConfig::default();
+        let mut c = Cache::new(cfg);
+        assert_eq!(c.send(t(0), 9, "x"), SendOutcome::Queued);
+        assert_eq!(events(&mut c, t(0)), vec![req(9)]);
+        assert_eq!(c.poll_at(), Some(t(1000)));
+        assert_eq!(events(&mut c, t(999)), vec![]);
+        assert_eq!(events(&mut c, t(1000)), vec![req(9)]);
+        assert_eq!(events(&mut c, t(2000)), vec![req(9)]);
+        assert_eq!(c.stats().requests, 3);
+        // Three requests sent (MAX_MULTICAST_SOLICIT); one more RetransTimer
+        // and resolution fails.
+        assert_eq!(
+            events(&mut c, t(3000)),
+            vec![Event::Unreachable { target: 9, packet: "x" }]
+        );
+        assert_eq!(c.get(&9), None);
+        assert_eq!(c.stats().resolution_failed, 1);
+        assert_eq!(c.stats().dropped_unresolved, 1);
+        assert_eq!(c.pending_total(), 0);
+        assert_eq!(c.poll_at(), None);
+    }
+
+    #[test]
+    fn reachable_stale_delay_probe_and_confirmation() {
+        let cfg = NeighborConfig::default();
+        let mut c = Cache::new(cfg);
+        c.send(t(0), 1, "a");
+        events(&mut c, t(0));
+        c.update(t(10), 1, 5, Evidence::Solicited);
+        events(&mut c, t(10));
+        // ReachableTime passes: STALE, still usable.
+        events(&mut c, t(10 + 30_000));
+        assert_eq!(c.get(&1), Some((NeighborState::Stale, Some(5))));
+        // Use moves it to DELAY and the packet goes out at once.
+        assert_eq!(
+            c.send(t(31_000), 1, "b"),
+            SendOutcome::Transmit { link: 5, packet: "b" }
+        );
+        assert_eq!(c.get(&1).unwrap().0, NeighborState::Delay);
+        // An upper-layer confirmation puts it back to REACHABLE.
+        c.confirm_reachable(t(32_000), 1);
+        assert_eq!(c.get(&1).unwrap().0, NeighborState::Reachable);
+        events(&mut c, t(62_000));
+        assert_eq!(c.get(&1).unwrap().0, NeighborState::Stale);
+        c.send(t(63_000), 1, "c");
+        // No confirmation within DELAY_FIRST_PROBE_TIME: unicast probes.
+        let probe = Event::SendRequest {
+            target: 1,
+            unicast: Some(5),
+        };
+        assert_eq!(events(&mut c, t(68_000)), vec![probe]);
+        assert_eq!(c.get(&1).unwrap().0, NeighborState::Probe);
+        assert_eq!(
+            c.send(t(68_500), 1, "d"),
+            SendOutcome::Transmit { link: 5, packet: "d" }
+        );
+        let probe = || Event::SendRequest {
+            target: 1,
+            unicast: Some(5),
+        };
+        assert_eq!(events(&mut c, t(69_000)), vec![probe()]);
+        assert_eq!(events(&mut c, t(70_000)), vec![probe()]);
+        assert_eq!(c.stats().probes, 3);
+        events(&mut c, t(71_000));
+        assert_eq!(c.get(&1), None, "deleted after MAX_UNICAST_SOLICIT probes");
+        assert_eq!(c.stats().probe_failed, 1);
+    }
+
+    #[test]
+    fn probe_answered_goes_reachable() {
+        let mut c = Cache::new(NeighborConfig::default());
+        c.update(t(0), 1, 5, Evidence::Unsolicited);
+        assert_eq!(c.get(&1), Some((NeighborState::Stale, Some(5))));
+        c.send(t(1), 1, "a");
+        events(&mut c, t(5_001));
+        assert_eq!(c.get(&1).unwrap().0, NeighborState::Probe);
+        c.update(t(5_100), 1, 5, Evidence::Solicited);
+        assert_eq!(c.get(&1).unwrap().0, NeighborState::Reachable);
+        assert_eq!(events(&mut c, t(6_100)), vec![]);
+    }
+
+    #[test]
+    fn unsolicited_updates() {
+        let mut c = Cache::new(NeighborConfig::default());
+        // A solicited reply with no entry is dropped (RFC 4861 §7.2.5).
+        c.update(t(0), 1, 5, Evidence::Solicited);
+        assert_eq!(c.get(&1), None);
+        assert_eq!(c.stats().ignored_unsolicited_reply, 1);
+        c.update(t(0), 1, 5, Evidence::Unsolicited);
+        c.confirm_reachable(t(0), 1);
+        assert_eq!(c.get(&1), Some((NeighborState::Reachable, Some(5))));
+        // Same address, unsolicited: no change.
+        c.update(t(1), 1, 5, Evidence::Unsolicited);
+        assert_eq!(c.get(&1), Some((NeighborState::Reachable, Some(5))));
+        // New address: take it, but unconfirmed.
+        c.update(t(2), 1, 6, Evidence::Unsolicited);
+        assert_eq!(c.get(&1), Some((NeighborState::Stale, Some(6))));
+        // An unused STALE entry goes away after stale_time.
+        events(&mut c, t(2 + 60_000));
+        assert_eq!(c.get(&1), None);
+        assert_eq!(c.stats().stale_expired, 1);
+    }
+
+    #[test]
+    fn unsolicited_resolution_of_incomplete_sends_and_delays() {
+        let mut c = Cache::new(NeighborConfig::default());
+        c.send(t(0), 3, "a");
+        events(&mut c, t(0));
+        c.update(t(1), 3, 9, Evidence::Unsolicited);
+        assert_eq!(
+            events(&mut c, t(1)),
+            vec![Event::Transmit {
+                target: 3,
+                link: 9,
+                packet: "a"
+            }]
+        );
+        assert_eq!(c.get(&3), Some((NeighborState::Delay, Some(9))));
+    }
+
+    #[test]
+    fn pending_queue_bounds() {
+        let cfg = NeighborConfig {
+            max_pending_per_neighbor: 2,
+            max_pending_total: 3,
+            ..NeighborConfig::default()
+        };
+        let mut c = Cache::new(cfg);
+        assert_eq!(c.send(t(0), 1, "a"), SendOutcome::Queued);
+        assert_eq!(c.send(t(0), 1, "b"), SendOutcome::Queued);
+        // Per-destination overflow: the oldest gives way.
+        assert_eq!(c.send(t(0), 1, "c"), SendOutcome::Queued);
+        assert_eq!(c.stats().dropped_queue_full, 1);
+        assert_eq!(c.send(t(0), 2, "d"), SendOutcome::Queued);
+        // Global limit: the new packet is refused.
+        assert_eq!(
+            c.send(t(0), 2, "e"),
+            SendOutcome::Dropped {
+                reason: DropReason::PendingLimit,
+                packet: "e"
+            }
+        );
+        assert_eq!(c.pending_total(), 3);
+        c.update(t(1), 1, 7, Evidence::Solicited);
+        let sent: Vec<_> = events(&mut c, t(1))
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Transmit { packet, .. } => Some(packet),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, vec!["b", "c"]);
+        assert_eq!(c.pending_total(), 1);
+    }
+
+    #[test]
+    fn capacity_evicts_least_useful() {
+        let cfg = NeighborConfig {
+            capacity: 3,
+            ..NeighborConfig::default()
+        };
+        let mut c = Cache::new(cfg);
+        c.insert_static(t(0), 100, 1);
+        c.send(t(0), 1, "a");
+        c.update(t(0), 1, 11, Evidence::Solicited);
+        c.update(t(1), 2, 12, Evidence::Unsolicited);
+        assert_eq!(c.len(), 3);
+        // Hearsay may only push out STALE entries.
+        c.update(t(2), 3, 13, Evidence::Unsolicited);
+        assert_eq!(c.get(&2), None);
+        assert_eq!(c.get(&3).unwrap().0, NeighborState::Stale);
+        c.confirm_reachable(t(2), 3);
+        c.update(t(3), 4, 14, Evidence::Unsolicited);
+        assert_eq!(c.get(&4), None);
+        assert_eq!(c.stats().ignored_full, 1);
+        // A packet may push out the least recently used non-static entry.
+        assert_eq!(c.send(t(4), 5, "p"), SendOutcome::Queued);
+        assert_eq!(c.get(&1), None);
+        assert!(c.get(&3).is_some());
+        assert!(c.get(&100).is_some(), "static entries stay");
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.stats().evictions, 2);
+        // Evicting an INCOMPLETE entry drops its packets, counted.
+        c.remove(&3);
+        c.send(t(5), 6, "q");
+        c.send(t(6), 7, "r");
+        assert_eq!(c.get(&5), None);
+        assert_eq!(c.stats().dropped_evicted, 1);
+        assert_eq!(c.pending_total(), 2);
+    }
+
+    #[test]
+    fn all_static_cache_refuses() {
+        let cfg = NeighborConfig {
+            capacity: 1,
+            ..NeighborConfig::default()
+        };
+        let mut c = Cache::new(cfg);
+        c.insert_static(t(0), 1, 1);
+        assert_eq!(
+            c.send(t(0), 2, "a"),
+            SendOutcome::Dropped {
+                reason: DropReason::CacheFull,
+                packet: "a"
+            }
+        );
+        assert_eq!(c.send(t(0), 1, "b"), SendOutcome::Transmit { link: 1, packet: "b" });
+        // Static entries never time out.
+        assert_eq!(events(&mut c, t(1_000_000)), vec![]);
+        c.flush();
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn flood_of_destinations_stays_bounded() {
+        let cfg = NeighborConfig {
+            capacity: 64,
+            max_pending_total: 100,
+            ..NeighborConfig::default()
+        };
+        let mut c = Cache::new(cfg);
+        for i in 0..10_000u32 {
+            let now = t(u64::from(i));
+            let _ = c.send(now, i, "x");
+            while c.poll(now).is_some() {}
+            assert!(c.len() <= 64);
+            assert!(c.pending_total() <= 100);
+        }
+        // Everything resolves or fails eventually; nothing is left queued.
+        while let Some(at) = c.poll_at() {
+            let now = at.max(t(10_000));
+            while c.poll(now).is_some() {}
+        }
+        assert_eq!(c.pending_total(), 0);
+        assert_eq!(c.len(), 0);
+    }
+}

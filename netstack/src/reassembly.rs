@@ -562,3 +562,363 @@ impl<K: ReassemblyKey> Reassembler<K> {
         Some(d)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(src: u8, id: u16) -> Ipv4FragKey {
+        Ipv4FragKey {
+            src: [10, 0, 0, src],
+            dst: [10, 0, 0, 1],
+            id,
+            proto: 17,
+        }
+    }
+
+    fn t(s: u64) -> Instant {
+        Instant::from_secs(s)
+    }
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 256) as u8).collect()
+    }
+
+    /// Pushes `payload[off..off+len]` as a fragment.
+    fn frag(
+        r: &mut Reassembler<Ipv4FragKey>,
+        now: Instant,
+        k: Ipv4FragKey,
+        payload: &[u8],
+        off: usize,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, DropReason> {
+        let end = (off + len).min(payload.len());
+        r.push(now, k, off, end < payload.len(), &payload[off..end])
+    }
+
+    #[test]
+    fn in_order_and_out_of_order() {
+        let p = data(3000);
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1]] {
+            let mut r = Reassembler::new(ReassemblyConfig::ipv4());
+            let mut out = None;
+            for (n, i) in order.iter().enumerate() {
+                let res = frag(&mut r, t(0), key(2, 1), &p, i * 1480, 1480).unwrap();
+                if n < 2 {
+                    assert_eq!(res, None);
+                } else {
+                    out = res;
+                }
+            }
+            assert_eq!(out.as_deref(), Some(&p[..]));
+            assert_eq!(r.datagrams_in_flight(), 0);
+            assert_eq!(r.bytes_in_use(), 0);
+            assert_eq!(r.source_usage(&[10, 0, 0, 2]), (0, 0));
+            assert_eq!(r.poll_at(), None);
+        }
+    }
+
+    #[test]
+    fn interleaved_datagrams_stay_apart() {
+        let mut r = Reassembler::new(ReassemblyConfig::ipv4());
+        let a = data(1600);
+        let b: Vec<u8> = data(1600).iter().map(|x| !x).collect();
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &a, 0, 800), Ok(None));
+        assert_eq!(frag(&mut r, t(0), key(2, 2), &b, 800, 800), Ok(None));
+        assert_eq!(frag(&mut r, t(0), key(3, 1), &b, 0, 800), Ok(None));
+        assert_eq!(frag(&mut r, t(0), key(2, 2), &b, 0, 800), Ok(Some(b.clone())));
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &a, 800, 800), Ok(Some(a)));
+        assert_eq!(r.datagrams_in_flight(), 1);
+    }
+
+    #[test]
+    fn exact_duplicates_are_harmless() {
+        let mut r = Reassembler::new(ReassemblyConfig::ipv6());
+        let p = data(2000);
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 0, 1000), Ok(None));
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 0, 1000), Ok(None));
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 1000, 1000), Ok(Some(p)));
+        assert_eq!(r.stats().duplicates, 1);
+        assert_eq!(r.stats().completed, 1);
+    }
+
+    #[test]
+    fn overlap_discards_the_datagram() {
+        let p = data(2400);
+        let mut r = Reassembler::new(ReassemblyConfig::ipv4());
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 0, 800), Ok(None));
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 1600, 800), Ok(None));
+        // Overlaps the start of the last fragment.
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 800, 808), Err(DropReason::Overlap));
+        assert_eq!(r.datagrams_in_flight(), 0);
+        assert_eq!(r.bytes_in_use(), 0);
+        // IPv4 does not poison: a retransmission starts over cleanly.
+        for off in [0, 800, 1600] {
+            let res = frag(&mut r, t(1), key(2, 1), &p, off, 800);
+            assert_eq!(res.unwrap().is_some(), off == 1600);
+        }
+
+        // Same offset, different bytes, is an overlap too.
+        let mut r = Reassembler::new(ReassemblyConfig::ipv4());
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 0, 800), Ok(None));
+        let evil = vec![0u8; 800];
+        assert_eq!(r.push(t(0), key(2, 1), 0, true, &evil), Err(DropReason::Overlap));
+        // Contained inside a held fragment.
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 0, 1600), Ok(None));
+        assert_eq!(r.push(t(0), key(2, 1), 8, true, &p[8..16]), Err(DropReason::Overlap));
+        assert_eq!(r.stats().overlap, 2);
+    }
+
+    #[test]
+    fn ipv6_overlap_poisons_until_timeout() {
+        let k = Ipv6FragKey {
+            src: [1; 16],
+            dst: [2; 16],
+            id: 77,
+        };
+        let p = data(2400);
+        let mut r = Reassembler::new(ReassemblyConfig::ipv6());
+        assert_eq!(r.push(t(0), k, 0, true, &p[..800]), Ok(None));
+        assert_eq!(r.push(t(0), k, 400, true, &p[400..1200]), Err(DropReason::Overlap));
+        assert_eq!(r.bytes_in_use(), 0);
+        // RFC 5722: "including those not yet received".
+        assert_eq!(r.push(t(1), k, 800, true, &p[800..1600]), Err(DropReason::Poisoned));
+        assert_eq!(r.push(t(59), k, 1600, false, &p[1600..]), Err(DropReason::Poisoned));
+        // After the timeout the key is free again, and a poisoned datagram
+        // is not reported as a reassembly timeout.
+        assert_eq!(r.push(t(61), k, 0, true, &p[..800]), Ok(None));
+        assert_eq!(r.stats().timeouts, 0);
+        assert_eq!(r.pop_expired(), None);
+    }
+
+    #[test]
+    fn inconsistent_ends() {
+        let p = data(2400);
+        let mut r = Reassembler::new(ReassemblyConfig::ipv4());
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 1600, 800), Ok(None));
+        // A second, different end.
+        assert_eq!(
+            r.push(t(0), key(2, 1), 800, false, &p[800..1600]),
+            Err(DropReason::Inconsistent)
+        );
+        // Data beyond the end.
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 800, 800), Ok(None));
+        assert_eq!(
+            r.push(t(0), key(2, 1), 400, false, &p[400..600]),
+            Err(DropReason::Inconsistent)
+        );
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 1600, 800), Ok(None));
+        assert_eq!(
+            r.push(t(0), key(2, 1), 2400, true, &p[..8]),
+            Err(DropReason::Inconsistent)
+        );
+        assert_eq!(r.datagrams_in_flight(), 0);
+        assert_eq!(r.stats().inconsistent, 3);
+        assert_eq!(r.stats().discarded, 3);
+    }
+
+    #[test]
+    fn malformed_and_too_long() {
+        let mut r = Reassembler::new(ReassemblyConfig::ipv4());
+        let p = data(2000);
+        assert_eq!(r.push(t(0), key(2, 1), 4, true, &p[..8]), Err(DropReason::Malformed));
+        assert_eq!(r.push(t(0), key(2, 1), 0, true, &p[..9]), Err(DropReason::Malformed));
+        assert_eq!(r.push(t(0), key(2, 1), 0, true, &[]), Err(DropReason::Malformed));
+        // The "ping of death": the last fragment ends past 65535.
+        assert_eq!(
+            r.push(t(0), key(2, 1), 65528, false, &p[..16]),
+            Err(DropReason::TooLong)
+        );
+        assert_eq!(
+            r.push(t(0), key(2, 1), usize::MAX - 7, false, &p[..16]),
+            Err(DropReason::TooLong)
+        );
+        // Exactly 65535 is fine.
+        let big = data(65535);
+        let mut out = None;
+        for off in (0..65535).step_by(1480) {
+            out = frag(&mut r, t(0), key(2, 9), &big, off, 1480).unwrap();
+        }
+        assert_eq!(out.as_deref(), Some(&big[..]));
+        assert_eq!(r.stats().malformed, 3);
+        assert_eq!(r.stats().too_long, 2);
+        assert_eq!(r.datagrams_in_flight(), 0);
+    }
+
+    #[test]
+    fn atomic_fragment_is_independent() {
+        let mut r = Reassembler::new(ReassemblyConfig::ipv6());
+        let p = data(1600);
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 0, 800), Ok(None));
+        assert_eq!(r.push(t(0), key(2, 1), 0, false, b"whole"), Ok(Some(b"whole".to_vec())));
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 800, 800), Ok(Some(p)));
+    }
+
+    #[test]
+    fn timeouts_release_and_report() {
+        let mut r = Reassembler::new(ReassemblyConfig::ipv4());
+        let p = data(2400);
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 0, 800), Ok(None));
+        assert_eq!(frag(&mut r, t(10), key(2, 2), &p, 800, 800), Ok(None));
+        assert_eq!(r.poll_at(), Some(t(30)));
+        // Later fragments do not extend the timeout.
+        assert_eq!(frag(&mut r, t(29), key(2, 1), &p, 800, 800), Ok(None));
+        r.poll(t(30));
+        assert_eq!(r.datagrams_in_flight(), 1);
+        assert_eq!(
+            r.pop_expired(),
+            Some(Expired {
+                key: key(2, 1),
+                deadline: t(30)
+            })
+        );
+        // The last fragment comes too late and starts a new datagram.
+        assert_eq!(frag(&mut r, t(31), key(2, 1), &p, 1600, 800), Ok(None));
+        // Without its first fragment, a timeout is not reported.
+        r.poll(t(40));
+        assert_eq!(r.pop_expired(), None);
+        assert_eq!(r.stats().timeouts, 2);
+        r.poll(t(61));
+        assert_eq!(r.datagrams_in_flight(), 0);
+        assert_eq!(r.bytes_in_use(), 0);
+        assert_eq!(r.poll_at(), None);
+        // Configurable.
+        let cfg = ReassemblyConfig {
+            timeout: Duration::from_secs(2),
+            ..ReassemblyConfig::ipv6()
+        };
+        let mut r = Reassembler::new(cfg);
+        assert_eq!(frag(&mut r, t(0), key(2, 1), &p, 0, 800), Ok(None));
+        assert_eq!(frag(&mut r, t(2), key(2, 1), &p, 800, 1600), Ok(None));
+        assert_eq!(r.stats().timeouts, 1);
+    }
+
+    #[test]
+    fn per_source_limits() {
+        let cfg = ReassemblyConfig {
+            max_datagrams_per_source: 4,
+            max_bytes_per_source: 10 * (800 + FRAGMENT_OVERHEAD),
+            ..ReassemblyConfig::ipv4()
+        };
+        let mut r = Reassembler::new(cfg);
+        let p = data(8000);
+        for id in 0..4 {
+            assert_eq!(frag(&mut r, t(0), key(2, id), &p, 0, 800), Ok(None));
+        }
+        assert_eq!(
+            frag(&mut r, t(0), key(2, 4), &p, 0, 800),
+            Err(DropReason::SourceDatagramLimit)
+        );
+        // Another source is not affected.
+        assert_eq!(frag(&mut r, t(0), key(3, 4), &p, 0, 800), Ok(None));
+        // Bytes: fill source 2 up to its limit, then one more fragment
+        // discards the datagram it belongs to.
+        for off in (800..5600).step_by(800) {
+            assert_eq!(frag(&mut r, t(0), key(2, 0), &p, off, 800), Ok(None));
+        }
+        assert_eq!(r.source_usage(&[10, 0, 0, 2]).1, 10 * 864);
+        assert_eq!(
+            frag(&mut r, t(0), key(2, 1), &p, 800, 800),
+            Err(DropReason::SourceMemoryLimit)
+        );
+        assert_eq!(r.source_usage(&[10, 0, 0, 2]), (3, 9 * 864));
+        assert_eq!(r.stats().source_datagram_limit, 1);
+        assert_eq!(r.stats().source_memory_limit, 1);
+        // A completed datagram frees its share.
+        let small = data(1600);
+        assert_eq!(frag(&mut r, t(0), key(3, 4), &small, 800, 800), Ok(Some(small)));
+        assert_eq!(r.source_usage(&[10, 0, 0, 3]), (0, 0));
+    }
+
+    #[test]
+    fn too_many_fragments() {
+        let cfg = ReassemblyConfig {
+            max_fragments: 4,
+            ..ReassemblyConfig::ipv4()
+        };
+        let mut r = Reassembler::new(cfg);
+        let p = data(80);
+        for off in (0..32).step_by(8) {
+            assert_eq!(frag(&mut r, t(0), key(2, 1), &p, off, 8), Ok(None));
+        }
+        assert_eq!(
+            frag(&mut r, t(0), key(2, 1), &p, 32, 8),
+            Err(DropReason::TooManyFragments)
+        );
+        assert_eq!(r.datagrams_in_flight(), 0);
+    }
+
+    /// Floods `r` with fragments from `sources` sources and `ids` ids each,
+    /// checking every bound after every fragment.
+    fn flood(r: &mut Reassembler<Ipv4FragKey>, sources: u32, ids: u32, seed: u32, mixed: bool) {
+        let cfg = *r.config();
+        let p = data(65535);
+        let mut x: u32 = seed;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let mut max_bytes = 0;
+        for i in 0..100_000u64 {
+            let src = (rnd() % sources) as u8;
+            let id = (rnd() % ids) as u16;
+            let (off, len) = if mixed && i % 2 == 0 {
+                // Random shapes: mostly overlaps and bad ends.
+                (((rnd() as usize) % 8000) * 8, (((rnd() as usize) % 180) + 1) * 8)
+            } else {
+                // Clean 1440-byte fragments that fill memory.
+                (((rnd() as usize) % 45) * 1440, 1440)
+            };
+            let end = (off + len).min(65535);
+            let more = !mixed || rnd() % 4 != 0;
+            let now = Instant::from_millis(i);
+            let _ = r.push(now, key(src, id), off, more, &p[off..end]);
+            max_bytes = max_bytes.max(r.bytes_in_use());
+            assert!(r.bytes_in_use() <= cfg.max_bytes);
+            assert!(r.datagrams_in_flight() <= cfg.max_datagrams);
+            let (d, b) = r.source_usage(&[10, 0, 0, src]);
+            assert!(d <= cfg.max_datagrams_per_source);
+            assert!(b <= cfg.max_bytes_per_source);
+        }
+        let charged: usize = r
+            .datagrams
+            .values()
+            .map(|d| {
+                d.fragments
+                    .iter()
+                    .map(|f| f.data.len() + FRAGMENT_OVERHEAD)
+                    .sum::<usize>()
+            })
+            .sum();
+        assert_eq!(charged, r.bytes_in_use(), "accounting matches what is held");
+        r.poll(Instant::from_secs(1000));
+        assert_eq!(r.datagrams_in_flight(), 0);
+        assert_eq!(r.bytes_in_use(), 0);
+        assert!(r.sources.is_empty());
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_flood() {
+        // Many sources and ids: the datagram limit bites.
+        let mut r = Reassembler::new(ReassemblyConfig::ipv4());
+        flood(&mut r, 200, 20, 1, true);
+        assert!(r.stats().datagram_limit > 0, "{:?}", r.stats());
+        // Fewer datagrams, each filling up cleanly: the byte limit bites.
+        let mut r = Reassembler::new(ReassemblyConfig::ipv4());
+        flood(&mut r, 40, 20, 2, false);
+        assert!(r.stats().memory_limit > 0, "{:?}", r.stats());
+        // With poisoning most of the overlapping flood is dropped early.
+        let mut r = Reassembler::new(ReassemblyConfig::ipv6());
+        flood(&mut r, 40, 20, 2, true);
+        assert!(r.stats().poisoned > 0, "{:?}", r.stats());
+        // One source: its own limits bite first.
+        let mut r = Reassembler::new(ReassemblyConfig::ipv4());
+        flood(&mut r, 1, 200, 3, false);
+        let s = r.stats();
+        assert!(s.source_datagram_limit > 0 && s.source_memory_limit > 0, "{s:?}");
+        assert_eq!(s.memory_limit + s.datagram_limit, 0);
+    }
+}
