@@ -51,6 +51,10 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_promiscuous_enable",
     "rte_eth_promiscuous_disable",
     "rte_eth_dev_get_mtu",
+    "rte_eth_dev_adjust_nb_rx_tx_desc",
+    "rte_eth_dev_owner_new",
+    "rte_eth_dev_owner_set",
+    "rte_eth_dev_owner_unset",
     "rte_eth_dev_set_mtu",
 ];
 
@@ -128,6 +132,7 @@ fn bindings(cflags: &[String], out: &Path) {
         .allowlist_var("RTE_ETH_NAME_MAX_LEN")
         .allowlist_var("RTE_ETHER_ADDR_LEN")
         .allowlist_var("SOCKET_ID_ANY")
+        .allowlist_var("RTE_ETH_MAX_OWNER_NAME_LEN")
         .allowlist_type("jr_link")
         .allowlist_type("rte_eth_stats")
         .opaque_type("rte_mbuf")
@@ -161,8 +166,7 @@ fn pmd_table(link_paths: &[PathBuf], out: &Path) {
             .find_map(|p| p.canonicalize().ok());
         match found {
             Some(path) => {
-                writeln!(src, "    ({driver:?}, {:?}),", path.display().to_string())
-                    .expect("formatting to a String");
+                writeln!(src, "    ({driver:?}, {:?}),", path.display().to_string()).expect("formatting to a String");
             }
             None => println!("cargo:warning=DPDK PMD {driver} (lib{lib}.so) not found"),
         }

@@ -47,6 +47,7 @@ static const uint64_t JR_MBUF_F_RX_L4_CKSUM_GOOD = RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 /* Sizes. */
 static const uint16_t JR_MBUF_DEFAULT_BUF_SIZE = RTE_MBUF_DEFAULT_BUF_SIZE;
 static const uint16_t JR_PKTMBUF_HEADROOM = RTE_PKTMBUF_HEADROOM;
+static const uint32_t JR_MEMPOOL_NAMESIZE = RTE_MEMPOOL_NAMESIZE;
 
 /* Link state, read without waiting (rte_eth_link is a bitfield struct). */
 struct jr_link {

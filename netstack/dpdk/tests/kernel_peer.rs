@@ -1,0 +1,245 @@
+//! DPDK ports against the Linux kernel as the peer, over real links: veth
+//! pairs into network namespaces (`net_af_packet`, `net_af_xdp`), a TAP
+//! device (`net_tap`, with checksum offload), and a `net_memif` pair.
+//!
+//! Needs root. One test binary, one EAL (DPDK initialises it once per
+//! process); each test hot-plugs its own device with unique names.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    eal, udp_frame, udp_payload, unique, Csum, Veth, DPDK_IP, HOST_MAC, KERNEL_IP, KERNEL_MAC,
+};
+use joyride_dpdk::{DpdkNic, Eal, EalConfig, Error, Mempool, Port, PortConfig};
+use joyride_netstack::nic::{L4Proto, Nic, TxMeta};
+
+/// Receives one UDP datagram on argv[1]:argv[2] and prints it and its source.
+const RECV_PY: &str = "
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(10)
+print('ready', flush=True)
+data, (host, port) = s.recvfrom(2048)
+print(data.decode(), host, port, flush=True)
+";
+
+/// Sends a datagram to argv[1]:argv[3] and one to argv[2]:argv[3] every
+/// 50 ms, for 10 s.
+const SEND_PY: &str = "
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(200):
+    for host in sys.argv[1:3]:
+        try:
+            s.sendto(b'kernel says hi', (host, int(sys.argv[3])))
+        except OSError:
+            pass
+    time.sleep(0.05)
+";
+
+/// Kills a child process on drop (tests may panic while it runs).
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A pool unique to one test.
+fn pool(eal: &Eal) -> Mempool {
+    Mempool::new(eal, &unique("jt"), 2047, 64, Mempool::DEFAULT_DATA_ROOM).expect("mempool")
+}
+
+/// Hot-plugs `devargs` and starts it as a Nic.
+fn open(devargs: &str, config: &PortConfig) -> DpdkNic {
+    let eal = eal();
+    let id = eal.probe_vdev(devargs).unwrap_or_else(|e| panic!("{e}"));
+    let port = Port::start(&eal, id, pool(&eal), config).unwrap_or_else(|e| panic!("{e}"));
+    DpdkNic::new(port)
+}
+
+/// Transmits one UDP frame built by [`udp_frame`] and flushes.
+fn send_udp(nic: &mut DpdkNic, dst_mac: [u8; 6], dst: (Ipv4Addr, u16), payload: &[u8], csum: Csum) {
+    let src_mac = nic.mac();
+    nic.transmit(42 + payload.len(), |buf| {
+        udp_frame(buf, src_mac, dst_mac, (DPDK_IP, 5555), dst, payload, csum);
+        match csum {
+            Csum::Full => TxMeta::default(),
+            Csum::Offload => TxMeta { l2_len: 14, l3_len: 20, ipv4_csum: true, l4_csum: Some(L4Proto::Udp) },
+        }
+    })
+    .expect("transmit");
+    nic.flush();
+}
+
+/// Starts [`RECV_PY`] in `veth`'s namespace on `ip:port`, waits until it is
+/// bound, sends it a datagram from `nic` (a few times, in case the first is
+/// lost while the link settles) and checks what the kernel delivered.
+fn check_kernel_receives(nic: &mut DpdkNic, veth: &Veth, ip: Ipv4Addr, dst_mac: [u8; 6], csum: Csum) {
+    let payload = format!("hello from {}", unique("joyride"));
+    let mut child = veth
+        .ns_command(&["python3", "-c", RECV_PY, &ip.to_string(), "7777"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let _reaper = Reaper(child);
+    assert_eq!(lines.next().expect("ready line").expect("read"), "ready");
+    for _ in 0..5 {
+        send_udp(nic, dst_mac, (ip, 7777), payload.as_bytes(), csum);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = lines.next().expect("the kernel received nothing").expect("read");
+    assert_eq!(got, format!("{payload} {DPDK_IP} 5555"));
+    let counters = nic.counters();
+    assert_eq!(counters.tx_frames, 5, "{counters:?}");
+    assert_eq!(counters.tx_dropped, 0, "{counters:?}");
+    assert_eq!(counters.tx_offload_unsupported, 0, "{counters:?}");
+}
+
+/// Has the kernel in `veth`'s namespace send UDP datagrams to our address
+/// (through a static neighbour entry) and to an address nobody has (so it
+/// broadcasts ARP requests), and checks `nic` receives both.
+fn check_receives_from_kernel(nic: &mut DpdkNic, veth: &Veth) {
+    let missing = Ipv4Addr::new(10, 99, 0, 3);
+    let mac = nic.mac();
+    veth.add_neighbor(mac);
+    let child = veth
+        .ns_command(&["python3", "-c", SEND_PY, &DPDK_IP.to_string(), &missing.to_string(), "6666"])
+        .spawn()
+        .expect("python3");
+    let _reaper = Reaper(child);
+    let (mut udp, mut arp) = (false, false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(udp && arp) && Instant::now() < deadline {
+        let n = nic.receive(32, |frame, _meta| {
+            if udp_payload(frame, 6666) == Some(&b"kernel says hi"[..]) {
+                udp = frame[0..6] == mac;
+            }
+            if is_arp_request(frame, KERNEL_MAC, KERNEL_IP, missing) {
+                arp = true;
+            }
+        });
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert!(udp, "no UDP datagram from the kernel; counters {:?}", nic.counters());
+    assert!(arp, "no ARP request from the kernel; counters {:?}", nic.counters());
+    let stats = nic.port().stats().expect("stats");
+    assert!(stats.rx_packets >= 2, "{stats:?}");
+}
+
+/// Is `frame` a broadcast ARP request from `sender` asking for `target`?
+fn is_arp_request(frame: &[u8], sender_mac: [u8; 6], sender: Ipv4Addr, target: Ipv4Addr) -> bool {
+    frame.len() >= 42
+        && frame[0..6] == [0xff; 6]
+        && frame[12..14] == [0x08, 0x06]
+        && frame[20..22] == [0, 1]
+        && frame[22..28] == sender_mac
+        && frame[28..32] == sender.octets()
+        && frame[38..42] == target.octets()
+}
+
+#[test]
+fn eal_init_twice_is_a_typed_error() {
+    let _ = eal();
+    match Eal::init(&EalConfig::no_huge("jrdpdk-second", 64)) {
+        Err(Error::AlreadyInitialized) => {}
+        other => panic!("expected AlreadyInitialized, got {other:?}"),
+    }
+}
+
+#[test]
+fn af_packet_sends_to_the_kernel() {
+    let veth = Veth::new();
+    let mut nic = open(&format!("{},iface={}", unique("net_af_packet"), veth.host_if), &PortConfig::default());
+    assert_eq!(nic.mac(), HOST_MAC);
+    assert!(nic.port().link().expect("link").up);
+    let caps = nic.capabilities();
+    assert_eq!(caps.max_burst, 32);
+    assert!(caps.mtu >= 1500, "{caps:?}");
+    check_kernel_receives(&mut nic, &veth, KERNEL_IP, KERNEL_MAC, Csum::Full);
+    assert!(veth.ns_stat("rx_packets") >= 5);
+}
+
+#[test]
+fn af_packet_receives_from_the_kernel() {
+    let veth = Veth::new();
+    let mut nic = open(&format!("{},iface={}", unique("net_af_packet"), veth.host_if), &PortConfig::default());
+    check_receives_from_kernel(&mut nic, &veth);
+}
+
+#[test]
+fn af_xdp_exchanges_frames_with_the_kernel() {
+    let veth = Veth::new();
+    let mut nic = open(&format!("{},iface={}", unique("net_af_xdp"), veth.host_if), &PortConfig::default());
+    assert_eq!(nic.mac(), HOST_MAC);
+    check_kernel_receives(&mut nic, &veth, KERNEL_IP, KERNEL_MAC, Csum::Full);
+    check_receives_from_kernel(&mut nic, &veth);
+}
+
+#[test]
+fn tap_offloads_checksums_the_kernel_verifies() {
+    // The namespace is only a home for the TAP device; the veth is unused.
+    let veth = Veth::new();
+    let tap = unique("jdt");
+    let mut nic = open(&format!("{},iface={tap}", unique("net_tap")), &PortConfig::default());
+    let caps = nic.capabilities().checksum;
+    assert!(caps.ipv4_tx && caps.l4_tx, "net_tap offers checksum offload: {caps:?}");
+    // Move the kernel end of the TAP into the namespace, so the frame is
+    // delivered by a kernel that owns the address.
+    common::run(&["ip", "link", "set", &tap, "netns", &veth.ns]);
+    let tap_ip = Ipv4Addr::new(10, 99, 1, 2);
+    veth.ns_run(&["sysctl", "-qw", &format!("net.ipv6.conf.{tap}.disable_ipv6=1")]);
+    veth.ns_run(&["ip", "addr", "add", &format!("{tap_ip}/24"), "dev", &tap]);
+    veth.ns_run(&["ip", "link", "set", &tap, "up"]);
+    let out = veth.ns_run(&["cat", &format!("/sys/class/net/{tap}/address")]);
+    let tap_mac = parse_mac(String::from_utf8_lossy(&out.stdout).trim());
+    // Checksums left to the device: the kernel drops the datagram unless
+    // the PMD filled both correctly.
+    check_kernel_receives(&mut nic, &veth, tap_ip, tap_mac, Csum::Offload);
+}
+
+#[test]
+fn memif_pair_carries_frames() {
+    let socket = format!("/tmp/{}.sock", unique("jdmemif"));
+    let config = PortConfig::default();
+    let mut server = open(&format!("{},role=server,socket={socket},id=0", unique("net_memif")), &config);
+    let mut client = open(&format!("{},role=client,socket={socket},id=0", unique("net_memif")), &config);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(server.port().link().expect("link").up && client.port().link().expect("link").up) {
+        assert!(Instant::now() < deadline, "memif link did not come up");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let payload = b"through shared memory";
+    let dst_mac = client.mac();
+    send_udp(&mut server, dst_mac, (KERNEL_IP, 9), payload, Csum::Full);
+    let mut got = None;
+    while got.is_none() && Instant::now() < deadline {
+        client.receive(32, |frame, _| {
+            if let Some(p) = udp_payload(frame, 9) {
+                got = Some(p.to_vec());
+            }
+        });
+    }
+    assert_eq!(got.as_deref(), Some(&payload[..]));
+    let _ = std::fs::remove_file(&socket);
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+fn parse_mac(s: &str) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    for (dst, part) in mac.iter_mut().zip(s.split(':')) {
+        *dst = u8::from_str_radix(part, 16).expect("hex");
+    }
+    mac
+}
