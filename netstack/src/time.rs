@@ -107,15 +107,12 @@ impl Instant {
 
     /// Time from `earlier` to `self`, or `None` if `earlier` is later.
     pub fn checked_duration_since(self, earlier: Instant) -> Option<Duration> {
-        self.nanos
-            .checked_sub(earlier.nanos)
-            .map(Duration::from_nanos)
+        self.nanos.checked_sub(earlier.nanos).map(Duration::from_nanos)
     }
 
     /// Time from `earlier` to `self`, zero if `earlier` is later.
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
-        self.checked_duration_since(earlier)
-            .unwrap_or(Duration::ZERO)
+        self.checked_duration_since(earlier).unwrap_or(Duration::ZERO)
     }
 }
 
@@ -125,8 +122,7 @@ impl Add<Duration> for Instant {
     /// # Panics
     /// On overflow; see [`Instant::checked_add`].
     fn add(self, d: Duration) -> Instant {
-        self.checked_add(d)
-            .expect("overflow when adding duration to instant")
+        self.checked_add(d).expect("overflow when adding duration to instant")
     }
 }
 
@@ -434,9 +430,7 @@ impl<T> TimerWheel<T> {
 
     fn release(&mut self, index: u32) -> T {
         let s = &mut self.slots[index as usize];
-        s.state = SlotState::Free {
-            next_free: self.free,
-        };
+        s.state = SlotState::Free { next_free: self.free };
         self.free = index;
         self.len -= 1;
         s.value.take().expect("live timer slot has a value")
@@ -743,11 +737,9 @@ mod tests {
                 _ => {
                     now += Duration::from_micros(rnd() % 30_000);
                     model.sort();
-                    let expected: Vec<TimerHandle> =
-                        model.iter().filter(|m| m.0 <= now).map(|m| m.2).collect();
+                    let expected: Vec<TimerHandle> = model.iter().filter(|m| m.0 <= now).map(|m| m.2).collect();
                     model.retain(|m| m.0 > now);
-                    let got: Vec<TimerHandle> =
-                        std::iter::from_fn(|| w.pop_expired(now).map(|x| x.0)).collect();
+                    let got: Vec<TimerHandle> = std::iter::from_fn(|| w.pop_expired(now).map(|x| x.0)).collect();
                     assert_eq!(got, expected);
                 }
             }
