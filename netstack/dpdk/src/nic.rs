@@ -48,7 +48,13 @@ impl DpdkNic {
     /// Wraps a started port.
     pub fn new(port: Port) -> Self {
         let caps = port.capabilities();
-        Self { port, caps, queued: Vec::with_capacity(caps.max_burst), prepare: false, counters: NicCounters::default() }
+        Self {
+            port,
+            caps,
+            queued: Vec::with_capacity(caps.max_burst),
+            prepare: false,
+            counters: NicCounters::default(),
+        }
     }
 
     /// The port.

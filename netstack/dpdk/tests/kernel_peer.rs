@@ -12,9 +12,7 @@ use std::net::Ipv4Addr;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    eal, udp_frame, udp_payload, unique, Csum, Veth, DPDK_IP, HOST_MAC, KERNEL_IP, KERNEL_MAC,
-};
+use common::{eal, udp_frame, udp_payload, unique, Csum, Veth, DPDK_IP, HOST_MAC, KERNEL_IP, KERNEL_MAC};
 use joyride_dpdk::{DpdkNic, Eal, EalConfig, Error, Mempool, Port, PortConfig};
 use joyride_netstack::nic::{L4Proto, Nic, TxMeta};
 
@@ -55,7 +53,7 @@ impl Drop for Reaper {
 
 /// A pool unique to one test.
 fn pool(eal: &Eal) -> Mempool {
-    Mempool::new(eal, &unique("jt"), 2047, 64, Mempool::DEFAULT_DATA_ROOM).expect("mempool")
+    Mempool::new(eal, &unique("jt"), 8191, 64, Mempool::DEFAULT_DATA_ROOM).expect("mempool")
 }
 
 /// Hot-plugs `devargs` and starts it as a Nic.
@@ -73,7 +71,12 @@ fn send_udp(nic: &mut DpdkNic, dst_mac: [u8; 6], dst: (Ipv4Addr, u16), payload: 
         udp_frame(buf, src_mac, dst_mac, (DPDK_IP, 5555), dst, payload, csum);
         match csum {
             Csum::Full => TxMeta::default(),
-            Csum::Offload => TxMeta { l2_len: 14, l3_len: 20, ipv4_csum: true, l4_csum: Some(L4Proto::Udp) },
+            Csum::Offload => TxMeta {
+                l2_len: 14,
+                l3_len: 20,
+                ipv4_csum: true,
+                l4_csum: Some(L4Proto::Udp),
+            },
         }
     })
     .expect("transmit");
@@ -113,7 +116,14 @@ fn check_receives_from_kernel(nic: &mut DpdkNic, veth: &Veth) {
     let mac = nic.mac();
     veth.add_neighbor(mac);
     let child = veth
-        .ns_command(&["python3", "-c", SEND_PY, &DPDK_IP.to_string(), &missing.to_string(), "6666"])
+        .ns_command(&[
+            "python3",
+            "-c",
+            SEND_PY,
+            &DPDK_IP.to_string(),
+            &missing.to_string(),
+            "6666",
+        ])
         .spawn()
         .expect("python3");
     let _reaper = Reaper(child);
@@ -161,7 +171,10 @@ fn eal_init_twice_is_a_typed_error() {
 #[test]
 fn af_packet_sends_to_the_kernel() {
     let veth = Veth::new();
-    let mut nic = open(&format!("{},iface={}", unique("net_af_packet"), veth.host_if), &PortConfig::default());
+    let mut nic = open(
+        &format!("{},iface={}", unique("net_af_packet"), veth.host_if),
+        &PortConfig::default(),
+    );
     assert_eq!(nic.mac(), HOST_MAC);
     assert!(nic.port().link().expect("link").up);
     let caps = nic.capabilities();
@@ -174,14 +187,20 @@ fn af_packet_sends_to_the_kernel() {
 #[test]
 fn af_packet_receives_from_the_kernel() {
     let veth = Veth::new();
-    let mut nic = open(&format!("{},iface={}", unique("net_af_packet"), veth.host_if), &PortConfig::default());
+    let mut nic = open(
+        &format!("{},iface={}", unique("net_af_packet"), veth.host_if),
+        &PortConfig::default(),
+    );
     check_receives_from_kernel(&mut nic, &veth);
 }
 
 #[test]
 fn af_xdp_exchanges_frames_with_the_kernel() {
     let veth = Veth::new();
-    let mut nic = open(&format!("{},iface={}", unique("net_af_xdp"), veth.host_if), &PortConfig::default());
+    let mut nic = open(
+        &format!("{},iface={}", unique("net_af_xdp"), veth.host_if),
+        &PortConfig::default(),
+    );
     assert_eq!(nic.mac(), HOST_MAC);
     check_kernel_receives(&mut nic, &veth, KERNEL_IP, KERNEL_MAC, Csum::Full);
     check_receives_from_kernel(&mut nic, &veth);
@@ -213,8 +232,14 @@ fn tap_offloads_checksums_the_kernel_verifies() {
 fn memif_pair_carries_frames() {
     let socket = format!("/tmp/{}.sock", unique("jdmemif"));
     let config = PortConfig::default();
-    let mut server = open(&format!("{},role=server,socket={socket},id=0", unique("net_memif")), &config);
-    let mut client = open(&format!("{},role=client,socket={socket},id=0", unique("net_memif")), &config);
+    let mut server = open(
+        &format!("{},role=server,socket={socket},id=0", unique("net_memif")),
+        &config,
+    );
+    let mut client = open(
+        &format!("{},role=client,socket={socket},id=0", unique("net_memif")),
+        &config,
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while !(server.port().link().expect("link").up && client.port().link().expect("link").up) {
         assert!(Instant::now() < deadline, "memif link did not come up");
@@ -222,16 +247,28 @@ fn memif_pair_carries_frames() {
     }
     let payload = b"through shared memory";
     let dst_mac = client.mac();
-    send_udp(&mut server, dst_mac, (KERNEL_IP, 9), payload, Csum::Full);
+    // The memif client posts the buffers the server writes into when it
+    // polls, so the server's first sends may find no room: retry until one
+    // arrives.
     let mut got = None;
     while got.is_none() && Instant::now() < deadline {
+        send_udp(&mut server, dst_mac, (KERNEL_IP, 9), payload, Csum::Full);
         client.receive(32, |frame, _| {
             if let Some(p) = udp_payload(frame, 9) {
                 got = Some(p.to_vec());
             }
         });
+        std::thread::sleep(Duration::from_millis(1));
     }
-    assert_eq!(got.as_deref(), Some(&payload[..]));
+    assert_eq!(
+        got.as_deref(),
+        Some(&payload[..]),
+        "server {:?} client {:?} stats {:?} {:?}",
+        server.counters(),
+        client.counters(),
+        server.port().stats(),
+        client.port().stats()
+    );
     let _ = std::fs::remove_file(&socket);
 }
 

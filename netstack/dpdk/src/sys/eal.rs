@@ -100,8 +100,7 @@ impl Eal {
         let argv = config.argv();
         let mut c_args = Vec::with_capacity(argv.len() + 1);
         for arg in &argv {
-            let c = CString::new(arg.as_str())
-                .map_err(|_| Error::NulInArgument { arg: arg.clone() })?;
+            let c = CString::new(arg.as_str()).map_err(|_| Error::NulInArgument { arg: arg.clone() })?;
             c_args.push(c.into_raw());
         }
         c_args.push(std::ptr::null_mut());
@@ -124,7 +123,10 @@ impl Eal {
             if errno == libc::EALREADY {
                 return Err(Error::AlreadyInitialized);
             }
-            return Err(Error::EalInit { args: argv, errno: Errno(errno) });
+            return Err(Error::EalInit {
+                args: argv,
+                errno: Errno(errno),
+            });
         }
         Ok(Eal { _private: () })
     }
@@ -163,7 +165,10 @@ impl Eal {
     /// Hot-plugs a virtual device after initialisation (`rte_dev_probe`), e.g.
     /// `net_tap1,iface=jr1`, and returns its port.
     pub fn probe_vdev(&self, devargs: &str) -> Result<PortId, Error> {
-        let fail = |errno| Error::Probe { devargs: devargs.to_owned(), errno: Errno(errno) };
+        let fail = |errno| Error::Probe {
+            devargs: devargs.to_owned(),
+            errno: Errno(errno),
+        };
         let c = CString::new(devargs).map_err(|_| fail(libc::EINVAL))?;
         // SAFETY: the EAL is up; c is a valid C string for the call, which
         // copies what it keeps.

@@ -56,9 +56,16 @@ impl Port {
     /// says, receiving into `pool`, and starts it.
     pub fn start(_eal: &Eal, id: PortId, pool: Mempool, config: &PortConfig) -> Result<Port, Error> {
         let id = id.0;
-        let err = |op: &'static str, ret: i32| Error::Port { port: id, op, errno: Errno(ret.abs()) };
+        let err = |op: &'static str, ret: i32| Error::Port {
+            port: id,
+            op,
+            errno: Errno(ret.abs()),
+        };
         if config.burst == 0 || config.burst > MAX_BURST {
-            return Err(Error::Config { port: id, why: "burst must be 1..=MAX_BURST" });
+            return Err(Error::Config {
+                port: id,
+                why: "burst must be 1..=MAX_BURST",
+            });
         }
 
         let mut owner = dpdk_sys::rte_eth_dev_owner::default();
@@ -78,8 +85,16 @@ impl Port {
         }
 
         // From here on, Drop closes the port (and with it the ownership).
-        let mut port =
-            Port { id, name: port_name(id), pool, burst: config.burst, mtu: 0, rx_offloads: 0, tx_offloads: 0, started: false };
+        let mut port = Port {
+            id,
+            name: port_name(id),
+            pool,
+            burst: config.burst,
+            mtu: 0,
+            rx_offloads: 0,
+            tx_offloads: 0,
+            started: false,
+        };
 
         let mut info = dpdk_sys::rte_eth_dev_info::default();
         // SAFETY: the port id is valid (we own it); info is a valid out-pointer.
@@ -186,9 +201,18 @@ impl Port {
         // SAFETY: valid port id; link is a valid out-pointer.
         let ret = unsafe { dpdk_sys::jr_link_get_nowait(self.id, &mut link) };
         if ret != 0 {
-            return Err(Error::Port { port: self.id, op: "rte_eth_link_get_nowait", errno: Errno(ret.abs()) });
+            return Err(Error::Port {
+                port: self.id,
+                op: "rte_eth_link_get_nowait",
+                errno: Errno(ret.abs()),
+            });
         }
-        Ok(Link { up: link.up != 0, speed_mbps: link.speed_mbps, full_duplex: link.full_duplex != 0, autoneg: link.autoneg != 0 })
+        Ok(Link {
+            up: link.up != 0,
+            speed_mbps: link.speed_mbps,
+            full_duplex: link.full_duplex != 0,
+            autoneg: link.autoneg != 0,
+        })
     }
 
     /// The device's counters.
@@ -197,7 +221,11 @@ impl Port {
         // SAFETY: valid port id; s is a valid out-pointer.
         let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) };
         if ret != 0 {
-            return Err(Error::Port { port: self.id, op: "rte_eth_stats_get", errno: Errno(ret.abs()) });
+            return Err(Error::Port {
+                port: self.id,
+                op: "rte_eth_stats_get",
+                errno: Errno(ret.abs()),
+            });
         }
         Ok(PortStats {
             rx_packets: s.ipackets,
@@ -216,7 +244,11 @@ impl Port {
         // SAFETY: valid port id.
         let ret = unsafe { dpdk_sys::rte_eth_stats_reset(self.id) };
         if ret != 0 {
-            return Err(Error::Port { port: self.id, op: "rte_eth_stats_reset", errno: Errno(ret.abs()) });
+            return Err(Error::Port {
+                port: self.id,
+                op: "rte_eth_stats_reset",
+                errno: Errno(ret.abs()),
+            });
         }
         Ok(())
     }
@@ -241,7 +273,11 @@ impl Port {
 
     /// Receives up to `max` (at most [`MAX_BURST`]) frames.
     pub fn rx_burst(&mut self, max: usize) -> RxBurst {
-        let mut burst = RxBurst { pkts: [std::ptr::null_mut(); MAX_BURST], len: 0, next: 0 };
+        let mut burst = RxBurst {
+            pkts: [std::ptr::null_mut(); MAX_BURST],
+            len: 0,
+            next: 0,
+        };
         let n = max.min(MAX_BURST) as u16;
         // SAFETY: the port is started with queue 0 set up, and &mut self
         // makes this the only user of the queue; pkts has room for n

@@ -81,9 +81,7 @@ impl Mbuf {
     pub fn data_mut(&mut self) -> &mut [u8] {
         let len = self.len();
         // SAFETY: as in data(); &mut self makes the borrow exclusive.
-        unsafe {
-            std::slice::from_raw_parts_mut(dpdk_sys::jr_pktmbuf_mtod(self.ptr.as_ptr()), len)
-        }
+        unsafe { std::slice::from_raw_parts_mut(dpdk_sys::jr_pktmbuf_mtod(self.ptr.as_ptr()), len) }
     }
 
     /// Grows the data by `len` bytes at the end and returns them (their

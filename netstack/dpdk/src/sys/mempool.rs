@@ -43,13 +43,7 @@ impl Mempool {
     /// of `cache` and `data_room` bytes of buffer each (headroom included).
     /// `name` must be unique in the process and shorter than DPDK's limit
     /// (25 bytes).
-    pub fn new(
-        _eal: &Eal,
-        name: &str,
-        size: u32,
-        cache: u32,
-        data_room: u16,
-    ) -> Result<Mempool, Error> {
+    pub fn new(_eal: &Eal, name: &str, size: u32, cache: u32, data_room: u16) -> Result<Mempool, Error> {
         let fail = |errno| Error::MempoolCreate {
             name: name.to_owned(),
             size,
@@ -64,18 +58,17 @@ impl Mempool {
         // that DPDK copies; the numeric arguments are checked by DPDK, which
         // returns NULL and sets rte_errno on failure.
         let ptr = unsafe {
-            dpdk_sys::rte_pktmbuf_pool_create(
-                c_name.as_ptr(),
-                size,
-                cache,
-                0,
-                data_room,
-                dpdk_sys::SOCKET_ID_ANY,
-            )
+            dpdk_sys::rte_pktmbuf_pool_create(c_name.as_ptr(), size, cache, 0, data_room, dpdk_sys::SOCKET_ID_ANY)
         };
         let ptr = NonNull::new(ptr).ok_or_else(|| fail(rte_errno()))?;
         tracing::debug!(name, size, cache, data_room, "mempool created");
-        Ok(Mempool { inner: Arc::new(Pool { ptr, name: name.to_owned(), data_room }) })
+        Ok(Mempool {
+            inner: Arc::new(Pool {
+                ptr,
+                name: name.to_owned(),
+                data_room,
+            }),
+        })
     }
 
     /// Takes one mbuf out of the pool, empty (no data, headroom reserved).

@@ -25,7 +25,12 @@ pub fn eal() -> Eal {
     static EAL: OnceLock<Eal> = OnceLock::new();
     *EAL.get_or_init(|| {
         let prefix = format!("jrdpdk-test-{}", std::process::id());
-        Eal::init(&EalConfig::no_huge(&prefix, 256)).expect("EAL init")
+        let mut config = EalConfig::no_huge(&prefix, 256);
+        // Extra EAL arguments for debugging, e.g. `--log-level=pmd.net.*:debug`.
+        if let Ok(extra) = std::env::var("JOYRIDE_EAL_ARGS") {
+            config.args.extend(extra.split_whitespace().map(str::to_owned));
+        }
+        Eal::init(&config).expect("EAL init")
     })
 }
 
@@ -38,8 +43,15 @@ pub fn unique(prefix: &str) -> String {
 
 /// Runs a command, panicking with its output if it fails.
 pub fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -70,13 +82,34 @@ impl Veth {
     /// Creates the namespace and the pair, both ends up.
     pub fn new() -> Veth {
         let base = unique("jd");
-        let veth = Veth { ns: format!("{base}ns"), host_if: format!("{base}h"), ns_if: format!("{base}n") };
+        let veth = Veth {
+            ns: format!("{base}ns"),
+            host_if: format!("{base}h"),
+            ns_if: format!("{base}n"),
+        };
         run(&["ip", "netns", "add", &veth.ns]);
         run(&[
-            "ip", "link", "add", &veth.host_if, "address", &mac_str(HOST_MAC), "type", "veth", "peer", "name",
-            &veth.ns_if, "address", &mac_str(KERNEL_MAC), "netns", &veth.ns,
+            "ip",
+            "link",
+            "add",
+            &veth.host_if,
+            "address",
+            &mac_str(HOST_MAC),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &veth.ns_if,
+            "address",
+            &mac_str(KERNEL_MAC),
+            "netns",
+            &veth.ns,
         ]);
-        run(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.disable_ipv6=1", veth.host_if)]);
+        run(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{}.disable_ipv6=1", veth.host_if),
+        ]);
         run(&["ip", "link", "set", &veth.host_if, "up"]);
         veth.ns_run(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.disable_ipv6=1", veth.ns_if)]);
         veth.ns_run(&["ip", "addr", "add", &format!("{KERNEL_IP}/24"), "dev", &veth.ns_if]);
@@ -102,7 +135,15 @@ impl Veth {
     /// `dpdk_mac` answers for [`DPDK_IP`] in the kernel's neighbour table.
     pub fn add_neighbor(&self, dpdk_mac: [u8; 6]) {
         self.ns_run(&[
-            "ip", "neigh", "replace", &DPDK_IP.to_string(), "lladdr", &mac_str(dpdk_mac), "dev", &self.ns_if, "nud",
+            "ip",
+            "neigh",
+            "replace",
+            &DPDK_IP.to_string(),
+            "lladdr",
+            &mac_str(dpdk_mac),
+            "dev",
+            &self.ns_if,
+            "nud",
             "permanent",
         ]);
     }
@@ -126,7 +167,11 @@ impl Drop for Veth {
 pub fn checksum(initial: u32, data: &[u8]) -> u16 {
     let mut sum = initial;
     for chunk in data.chunks(2) {
-        let word = if chunk.len() == 2 { u16::from_be_bytes([chunk[0], chunk[1]]) } else { u16::from(chunk[0]) << 8 };
+        let word = if chunk.len() == 2 {
+            u16::from_be_bytes([chunk[0], chunk[1]])
+        } else {
+            u16::from(chunk[0]) << 8
+        };
         sum += u32::from(word);
     }
     while sum > 0xffff {
