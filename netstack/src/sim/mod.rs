@@ -1,1 +1,29 @@
-//! Simulation.
+//! Deterministic simulation: shells that run the core without hardware, a
+//! real clock or real randomness.
+//!
+//! - [`MemoryNic`]: an in-memory [`Nic`](crate::nic::Nic), usable alone in
+//!   unit tests (inject frames, take transmitted ones).
+//! - [`SimNetwork`]: nodes ([`SimNode`]) with `MemoryNic`s joined by links
+//!   that lose, delay, duplicate, reorder, corrupt and rate-limit frames,
+//!   with partitions that heal; a virtual clock; every random choice from a
+//!   seeded [`SimRng`], so any run replays exactly from its seed (the idea of
+//!   netstack3's `FakeNetwork` and smoltcp's `netsim`).
+//! - [`ScriptedNode`]: a node that sends frames at set times and records
+//!   what it receives, for driving a stack under test with raw frames.
+//!
+//! Not for: production I/O (see the DPDK shell), or protocol logic — the
+//! simulator does not depend on `wire` or `iface`; a node is anything that
+//! implements [`SimNode`].
+
+mod memory_nic;
+mod network;
+mod nodes;
+mod rng;
+
+pub use memory_nic::{MemoryNic, MemoryNicStats};
+pub use network::{
+    fnv1a, LinkConfig, LinkId, LinkKind, LinkStats, NodeId, SimDrop, SimNetwork, SimNode, StepLimit, TraceEvent,
+    TraceKind,
+};
+pub use nodes::ScriptedNode;
+pub use rng::SimRng;
