@@ -200,6 +200,43 @@ pub struct TraceEvent {
     pub kind: TraceKind,
 }
 
+impl core::fmt::Display for TraceEvent {
+    /// One line, e.g. `0.001010s link0 n0->n1 60B delivered`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.link {
+            Some(l) => write!(f, "{} link{} ", self.at, l.0)?,
+            None => write!(f, "{} nolink ", self.at)?,
+        }
+        write!(
+            f,
+            "n{}->n{} {}B {:016x} ",
+            self.from.0, self.to.0, self.len, self.digest
+        )?;
+        match self.kind {
+            TraceKind::Scheduled {
+                arrive_at,
+                duplicate,
+                corrupted,
+                reordered,
+            } => {
+                write!(f, "scheduled for {arrive_at}")?;
+                for (flag, name) in [
+                    (duplicate, "duplicate"),
+                    (corrupted, "corrupted"),
+                    (reordered, "reordered"),
+                ] {
+                    if flag {
+                        write!(f, " {name}")?;
+                    }
+                }
+                Ok(())
+            }
+            TraceKind::Delivered => f.write_str("delivered"),
+            TraceKind::Dropped(why) => write!(f, "dropped ({why:?})"),
+        }
+    }
+}
+
 /// The simulation ran `max_steps` steps without going idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepLimit {
@@ -549,21 +586,25 @@ impl<N: SimNode> SimNetwork<N> {
     }
 
     /// Steps through every event due at or before `deadline`, then moves the
-    /// clock to `deadline`. Returns the number of steps.
-    pub fn run_until(&mut self, deadline: Instant) -> u64 {
+    /// clock to `deadline`. Returns the number of steps; fails after the step
+    /// limit (a node that keeps asking for a poll at the same time).
+    pub fn run_until(&mut self, deadline: Instant) -> Result<u64, StepLimit> {
         let mut steps = 0;
         while self.next_event().is_some_and(|t| t <= deadline) {
             self.step();
             steps += 1;
+            if steps >= self.max_steps {
+                return Err(StepLimit { steps });
+            }
         }
         if deadline > self.now() {
             self.clock.set(deadline);
         }
-        steps
+        Ok(steps)
     }
 
     /// [`SimNetwork::run_until`] `now + d`.
-    pub fn run_for(&mut self, d: Duration) -> u64 {
+    pub fn run_for(&mut self, d: Duration) -> Result<u64, StepLimit> {
         let deadline = self.now().saturating_add(d);
         self.run_until(deadline)
     }
@@ -845,6 +886,7 @@ mod tests {
             .any(|e| matches!(e.kind, TraceKind::Scheduled { reordered: true, .. })));
         assert_eq!(t1, t2);
         assert_eq!(r1, r2);
+        assert!(t1.iter().any(|e| e.to_string().ends_with("delivered")));
         let (t3, _) = run(8);
         assert_ne!(t1, t3, "another seed, another run");
     }
@@ -1076,10 +1118,10 @@ mod tests {
         net.run_until_idle().unwrap();
         // Inject a frame into b as if it came from a: b echoes it back to a.
         net.nic_mut(b).inject(frame(B, A, 42, 60));
-        assert_eq!(net.run_until(Instant::from_millis(2)), 1);
+        assert_eq!(net.run_until(Instant::from_millis(2)), Ok(1));
         assert_eq!(net.now(), Instant::from_millis(2));
         assert_eq!(net.next_event(), Some(Instant::from_millis(3)));
-        net.run_for(Duration::from_millis(5));
+        net.run_for(Duration::from_millis(5)).unwrap();
         assert_eq!(net.now(), Instant::from_millis(7));
         assert_eq!(net.link_stats(l).delivered, 1);
         assert_eq!(net.nic(a).stats().rx_frames, 1, "a took the echo");
@@ -1088,6 +1130,7 @@ mod tests {
         net.add_node(Busy, MemoryNic::new(A));
         net.set_max_steps(1000);
         assert_eq!(net.run_until_idle(), Err(StepLimit { steps: 1000 }));
+        assert_eq!(net.run_until(Instant::from_secs(1)), Err(StepLimit { steps: 1000 }));
     }
 
     #[test]
