@@ -321,6 +321,12 @@ impl Notification {
             .map_err(|e| NotifyError::io("SECCOMP_IOCTL_NOTIF_SEND", e))
     }
 
+    /// Forgets a call the kernel no longer has (its id is no longer valid:
+    /// the thread died or its wait was interrupted). Nothing is sent.
+    pub fn abandon(mut self) {
+        self.answered = true;
+    }
+
     /// Lets the kernel run the call as if it had not been trapped.
     ///
     /// Only for decisions that did not depend on target memory: the target

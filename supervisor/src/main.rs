@@ -1,1 +1,32 @@
-fn main() {}
+//! `joyride`: run unmodified programs on Joyride, or trace their network calls.
+#![deny(unsafe_code)]
+
+mod cli;
+mod engine;
+mod kernel;
+mod record;
+mod sys;
+mod trace;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JOYRIDE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let code = match cli.command {
+        cli::Command::Trace(args) => trace::run(args),
+    };
+    match code {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("joyride: {e:#}");
+            std::process::exit(125);
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The supervisor's event loop for `joyride trace`.
+//!
+//! One thread, one epoll set: the seccomp listener, the child's pidfd and the
+//! sockets of parked calls. Nothing here blocks except `epoll_wait`, so a call
+//! waiting for a connection never delays another call. Parked calls whose
+//! thread vanished are found by a sweep of `ID_VALID` and forgotten, so a
+//! target killed mid-call leaves no fd or state behind.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use joyride_notify::{Child, Listener, NotifyError};
+use rustix::event::epoll;
+
+use crate::kernel::{self, Ctx, Interest, Parked, Progress};
+use crate::record::Sink;
+
+const LISTENER: u64 = 0;
+const CHILD: u64 = 1;
+/// How often parked calls are checked for vanished threads.
+const SWEEP: Duration = Duration::from_millis(200);
+/// Delay before retrying a call that has no readiness to wait for.
+const RETRY: Duration = Duration::from_millis(10);
+
+/// Counters the engine keeps, for tests and `--stats`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Notifications received.
+    pub trapped: u64,
+    /// Calls parked at least once.
+    pub parked: u64,
+    /// Calls whose thread vanished before the answer.
+    pub vanished: u64,
+}
+
+/// The event loop.
+pub struct Engine {
+    listener: Listener,
+    epoll: OwnedFd,
+    ctx: Ctx,
+    parked: HashMap<u64, Box<Parked>>,
+    next_token: u64,
+    sink: Sink,
+    child: Option<Child>,
+    exit_code: Option<i32>,
+    listener_closed: bool,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl Engine {
+    /// An engine serving `listener` for the tree rooted at `child`.
+    pub fn new(listener: Listener, child: Child, sink: Sink) -> anyhow::Result<Engine> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(
+            &epoll,
+            &listener,
+            epoll::EventData::new_u64(LISTENER),
+            epoll::EventFlags::IN,
+        )?;
+        epoll::add(
+            &epoll,
+            &child.pidfd,
+            epoll::EventData::new_u64(CHILD),
+            epoll::EventFlags::IN,
+        )?;
+        Ok(Engine {
+            listener,
+            epoll,
+            ctx: Ctx::new()?,
+            parked: HashMap::new(),
+            next_token: 2,
+            sink,
+            child: Some(child),
+            exit_code: None,
+            listener_closed: false,
+            stats: Stats::default(),
+        })
+    }
+
+    /// Serves calls until the child has exited and no process uses the filter
+    /// any more; returns the child's exit code (128 + signal if killed).
+    pub fn run(mut self) -> anyhow::Result<(i32, Stats)> {
+        let mut events = epoll::EventVec::with_capacity(64);
+        let mut last_sweep = Instant::now();
+        while !(self.listener_closed && self.exit_code.is_some()) {
+            let timeout = self.timeout();
+            match epoll::wait(&self.epoll, &mut events, timeout) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let ready: Vec<(u64, epoll::EventFlags)> = events.iter().map(|e| (e.data.u64(), e.flags)).collect();
+            for (token, flags) in ready {
+                match token {
+                    LISTENER => self.on_listener(flags),
+                    CHILD => self.on_child(),
+                    t => self.on_parked(t),
+                }
+            }
+            let now = Instant::now();
+            if now.duration_since(last_sweep) >= SWEEP || self.has_due(now) {
+                self.sweep(now);
+                last_sweep = now;
+            }
+        }
+        // Nothing can be pending once no process uses the filter.
+        for (_, p) in self.parked.drain() {
+            p.notif.abandon();
+        }
+        self.sink.flush();
+        Ok((self.exit_code.unwrap_or(0), self.stats))
+    }
+
+    fn timeout(&self) -> i32 {
+        if self.parked.is_empty() {
+            return if self.listener_closed { 100 } else { -1 };
+        }
+        let now = Instant::now();
+        let mut t = SWEEP;
+        for p in self.parked.values() {
+            if p.interest == Interest::Retry {
+                t = t.min(RETRY);
+            }
+            if let Some(d) = p.deadline {
+                t = t.min(d.saturating_duration_since(now));
+            }
+        }
+        t.as_millis().max(1) as i32
+    }
+
+    fn has_due(&self, now: Instant) -> bool {
+        self.parked
+            .values()
+            .any(|p| p.interest == Interest::Retry || p.deadline.is_some_and(|d| d <= now))
+    }
+
+    fn on_listener(&mut self, flags: epoll::EventFlags) {
+        if flags.contains(epoll::EventFlags::IN) {
+            match self.listener.recv() {
+                Ok(notif) => {
+                    self.stats.trapped += 1;
+                    let progress = if notif.is_native() {
+                        kernel::start_native(&mut self.ctx, notif)
+                    } else {
+                        match kernel::refuse_foreign(notif) {
+                            Some(r) => Progress::Done(Box::new(r)),
+                            None => Progress::Vanished,
+                        }
+                    };
+                    self.settle(progress);
+                }
+                Err(NotifyError::Closed) => self.close_listener(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "receiving a notification failed");
+                }
+            }
+        } else if flags.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR) {
+            self.close_listener();
+        }
+    }
+
+    fn close_listener(&mut self) {
+        if !self.listener_closed {
+            let _ = epoll::delete(&self.epoll, &self.listener);
+            self.listener_closed = true;
+        }
+    }
+
+    fn on_child(&mut self) {
+        let Some(child) = &self.child else { return };
+        let status = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(child.pidfd.as_fd()),
+            rustix::process::WaitidOptions::EXITED | rustix::process::WaitidOptions::NOHANG,
+        );
+        if let Ok(Some(st)) = status {
+            let code = if let Some(sig) = st.terminating_signal() {
+                128 + sig
+            } else {
+                st.exit_status().unwrap_or(0)
+            };
+            self.exit_code = Some(code as i32);
+            let _ = epoll::delete(&self.epoll, &child.pidfd);
+            self.child = None;
+        }
+    }
+
+    fn on_parked(&mut self, token: u64) {
+        let Some(p) = self.parked.remove(&token) else { return };
+        let _ = epoll::delete(&self.epoll, &p.sock);
+        let Parked {
+            notif,
+            sock,
+            op,
+            started,
+            ..
+        } = *p;
+        let progress = kernel::resume_op(&mut self.ctx, notif, sock, op, started);
+        self.settle(progress);
+    }
+
+    fn settle(&mut self, progress: Progress) {
+        match progress {
+            Progress::Done(r) => self.sink.emit(&r),
+            Progress::Vanished => self.stats.vanished += 1,
+            Progress::Parked(p) => self.park(p),
+        }
+    }
+
+    fn park(&mut self, p: Box<Parked>) {
+        self.stats.parked += 1;
+        let token = self.next_token;
+        self.next_token += 1;
+        let flags = match p.interest {
+            Interest::Read => Some(epoll::EventFlags::IN | epoll::EventFlags::RDHUP),
+            Interest::Write => Some(epoll::EventFlags::OUT),
+            Interest::Retry => None,
+        };
+        if let Some(flags) = flags {
+            let flags = flags | epoll::EventFlags::ONESHOT;
+            if let Err(e) = epoll::add(&self.epoll, &p.sock, epoll::EventData::new_u64(token), flags) {
+                tracing::warn!(error = %e, "cannot wait for a socket; retrying on a timer");
+            }
+        }
+        self.parked.insert(token, p);
+    }
+
+    /// Forgets parked calls whose thread vanished, retries timer-driven ones,
+    /// and times out those past `SO_RCVTIMEO`/`SO_SNDTIMEO`.
+    fn sweep(&mut self, now: Instant) {
+        self.ctx.stash.expire(now);
+        let tokens: Vec<u64> = self.parked.keys().copied().collect();
+        for token in tokens {
+            let p = &self.parked[&token];
+            let gone = !p.notif.is_valid();
+            let due = p.deadline.is_some_and(|d| d <= now);
+            let retry = p.interest == Interest::Retry;
+            if !(gone || due || retry) {
+                continue;
+            }
+            let p = self.parked.remove(&token).expect("token listed above");
+            let _ = epoll::delete(&self.epoll, &p.sock);
+            if gone {
+                self.stats.vanished += 1;
+                p.notif.abandon();
+            } else if due {
+                let progress = kernel::timed_out(*p);
+                self.settle(progress);
+            } else {
+                let Parked {
+                    notif,
+                    sock,
+                    op,
+                    started,
+                    ..
+                } = *p;
+                let progress = kernel::resume_op(&mut self.ctx, notif, sock, op, started);
+                self.settle(progress);
+            }
+        }
+    }
+}

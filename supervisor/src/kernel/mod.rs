@@ -1,0 +1,229 @@
+//! Serving a trapped call on the kernel's own stack.
+//!
+//! The supervisor never lets a trapped call continue after reading its
+//! arguments (the target could change them in between). It reads every
+//! argument once, duplicates the target's socket (`pidfd_getfd`), performs the
+//! call itself on the duplicate with its own copy, writes the results back,
+//! and answers. `socket` and `socketpair` are performed in the target's network
+//! namespace, relative `AF_UNIX` paths against the target's working directory.
+//!
+//! A call that would block on a blocking socket is tried without blocking and
+//! then parked until its fd is ready (see [`crate::engine`]); the target
+//! thread sleeps in the kernel meanwhile. What a call consumed on behalf of a
+//! thread that vanished before the answer (an accepted connection, received
+//! bytes) is kept in a [`Stash`] and handed to the next call on that socket.
+
+mod ops;
+mod stash;
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use joyride_notify::{MemError, Notification, Syscall};
+
+pub use ops::{resume_op, start, timed_out, Op};
+pub use stash::Stash;
+
+use crate::record::Record;
+
+/// What a parked call waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// The socket becomes readable (data, a connection, EOF, an error).
+    Read,
+    /// The socket becomes writable (buffer space, a finished connect).
+    Write,
+    /// Nothing the kernel reports: try again after a short delay.
+    Retry,
+}
+
+/// A call waiting for its socket.
+pub struct Parked {
+    /// The trapped call.
+    pub notif: Notification,
+    /// The supervisor's duplicate of the target's socket.
+    pub sock: OwnedFd,
+    /// The call's state.
+    pub op: Op,
+    /// What it waits for.
+    pub interest: Interest,
+    /// When the trap happened.
+    pub started: Instant,
+    /// `SO_RCVTIMEO`/`SO_SNDTIMEO` expiry.
+    pub deadline: Option<Instant>,
+}
+
+/// The result of starting or resuming a call.
+pub enum Progress {
+    /// Answered (or the target vanished); the record to print.
+    Done(Box<Record>),
+    /// Waiting; register the fd and come back.
+    Parked(Box<Parked>),
+    /// The target vanished before the answer; nothing to print.
+    Vanished,
+}
+
+/// State shared by all calls: namespaces and the stash.
+pub struct Ctx {
+    own_netns: OwnedFd,
+    own_netns_ino: u64,
+    own_cwd: OwnedFd,
+    /// Results kept for vanished callers.
+    pub stash: Stash,
+}
+
+impl Ctx {
+    /// Captures the supervisor's own network namespace and working directory,
+    /// and gives the calling thread its own fs context so that changing its
+    /// working directory for a target's relative `AF_UNIX` path does not move
+    /// other threads.
+    pub fn new() -> io::Result<Ctx> {
+        rustix::thread::unshare(rustix::thread::UnshareFlags::FS)?;
+        let own_netns = std::fs::File::open("/proc/thread-self/ns/net")?;
+        let own_netns_ino = rustix::fs::fstat(&own_netns)?.st_ino;
+        let own_cwd = rustix::fs::open(
+            ".",
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        Ok(Ctx {
+            own_netns: own_netns.into(),
+            own_netns_ino,
+            own_cwd,
+            stash: Stash::default(),
+        })
+    }
+
+    /// Runs `f` in the network namespace of the calling thread of `notif`.
+    fn in_target_netns<T>(&self, notif: &Notification, f: impl FnOnce() -> io::Result<T>) -> Result<T, i32> {
+        let ns = std::fs::File::open(format!("/proc/{}/ns/net", notif.pid)).map_err(|_| libc::ESRCH)?;
+        if !notif.is_valid() {
+            return Err(libc::ESRCH);
+        }
+        let ino = rustix::fs::fstat(&ns).map_err(|e| e.raw_os_error())?.st_ino;
+        if ino == self.own_netns_ino {
+            return f().map_err(errno_of);
+        }
+        use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+        move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network)).map_err(|e| {
+            tracing::warn!(pid = notif.pid, error = %e, "cannot enter the target's network namespace");
+            e.raw_os_error()
+        })?;
+        let out = f();
+        if let Err(e) = move_into_link_name_space(self.own_netns.as_fd(), Some(LinkNameSpaceType::Network)) {
+            // Staying in the target's namespace would serve every later call
+            // from the wrong network: stop rather than do that.
+            tracing::error!(error = %e, "cannot return to the supervisor's network namespace");
+            std::process::abort();
+        }
+        out.map_err(errno_of)
+    }
+
+    /// Runs `f` with the working directory of the calling thread of `notif`
+    /// (for relative `AF_UNIX` paths).
+    fn in_target_cwd<T>(&self, notif: &Notification, f: impl FnOnce() -> io::Result<T>) -> Result<T, i32> {
+        use rustix::fs::{Mode, OFlags};
+        let cwd = rustix::fs::open(
+            format!("/proc/{}/cwd", notif.pid).as_str(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|_| libc::ESRCH)?;
+        if !notif.is_valid() {
+            return Err(libc::ESRCH);
+        }
+        rustix::process::fchdir(&cwd).map_err(|e| e.raw_os_error())?;
+        let out = f();
+        if let Err(e) = rustix::process::fchdir(&self.own_cwd) {
+            tracing::error!(error = %e, "cannot return to the supervisor's working directory");
+            std::process::abort();
+        }
+        out.map_err(errno_of)
+    }
+}
+
+/// The errno of an I/O error (EIO if it carries none).
+pub fn errno_of(e: io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Maps a memory error to what the target sees.
+fn mem(e: MemError) -> i32 {
+    e.errno()
+}
+
+/// The calling thread's pidfd and a duplicate of its socket `fd`.
+fn target_socket(notif: &Notification, fd: i32) -> Result<(OwnedFd, OwnedFd), i32> {
+    let pidfd = notif.pidfd().map_err(mem)?;
+    let sock = notif.dup_fd(pidfd.as_fd(), fd)?;
+    Ok((pidfd, sock))
+}
+
+/// `SO_RCVTIMEO`/`SO_SNDTIMEO` of a socket as a deadline from `now`.
+fn timeout_deadline(sock: BorrowedFd<'_>, send: bool, now: Instant) -> Option<Instant> {
+    let name = if send { libc::SO_SNDTIMEO } else { libc::SO_RCVTIMEO };
+    let mut tv = [0u8; 16];
+    crate::sys::getsockopt(sock, libc::SOL_SOCKET, name, &mut tv).ok()?;
+    let secs = i64::from_ne_bytes(tv[0..8].try_into().ok()?);
+    let usecs = i64::from_ne_bytes(tv[8..16].try_into().ok()?);
+    if secs <= 0 && usecs <= 0 {
+        return None;
+    }
+    Some(now + Duration::from_secs(secs.max(0) as u64) + Duration::from_micros(usecs.max(0) as u64))
+}
+
+/// Whether a call on `sock` with `MSG_*` `flags` may block.
+fn may_block(sock: BorrowedFd<'_>, flags: u32) -> bool {
+    flags & libc::MSG_DONTWAIT as u32 == 0 && !crate::sys::is_nonblocking(sock).unwrap_or(true)
+}
+
+/// Describes a call the supervisor refuses outright (other ABIs).
+pub fn refuse_foreign(notif: Notification) -> Option<Record> {
+    let started = Instant::now();
+    let (pid, nr, arch, args) = (notif.pid, notif.nr, notif.arch, notif.args);
+    let (call, shown) = foreign_name(arch, nr, &args);
+    let answered = notif.answer_errno(libc::ENOSYS);
+    if answered.is_err() {
+        return None;
+    }
+    let mut r = Record::new(pid, call, shown, Err(libc::ENOSYS), started.elapsed());
+    r.note = Some(match arch {
+        joyride_notify::AUDIT_ARCH_I386 => "i386 network calls are refused".into(),
+        _ => "x32 network calls are refused".into(),
+    });
+    Some(r)
+}
+
+fn foreign_name(arch: u32, nr: i32, args: &[u64; 6]) -> (String, Vec<String>) {
+    use libseccomp::{ScmpArch, ScmpSyscall};
+    let scmp_arch = if arch == joyride_notify::AUDIT_ARCH_I386 {
+        ScmpArch::X86
+    } else {
+        ScmpArch::X32
+    };
+    let name = ScmpSyscall::from(nr)
+        .get_name_by_arch(scmp_arch)
+        .unwrap_or_else(|_| format!("syscall_{nr:#x}"));
+    let shown = if name == "socketcall" {
+        vec![
+            joyride_notify::syscall::socketcall_name(args[0] as u32).to_owned(),
+            format!("{:#x}", args[1] as u32),
+        ]
+    } else {
+        args.iter().take(3).map(|a| format!("{:#x}", *a as u32)).collect()
+    };
+    (name, shown)
+}
+
+/// Decodes and starts a native call.
+pub fn start_native(ctx: &mut Ctx, notif: Notification) -> Progress {
+    let Some(call) = joyride_notify::NetCall::from_nr(notif.nr as i64) else {
+        // Not one of ours (the filter only traps network calls): let the
+        // kernel refuse it the way it would.
+        let _ = notif.answer_errno(libc::ENOSYS);
+        return Progress::Vanished;
+    };
+    let sc = Syscall::from_raw(call, &notif.args);
+    start(ctx, notif, sc)
+}
