@@ -182,6 +182,11 @@ fn af_packet_sends_to_the_kernel() {
     assert!(caps.mtu >= 1500, "{caps:?}");
     check_kernel_receives(&mut nic, &veth, KERNEL_IP, KERNEL_MAC, Csum::Full);
     assert!(veth.ns_stat("rx_packets") >= 5);
+    // af_packet has no checksum offload: asking for it is counted (the frame
+    // still goes out, with the checksums the stack left).
+    assert!(!caps.checksum.ipv4_tx && !caps.checksum.l4_tx, "{caps:?}");
+    send_udp(&mut nic, KERNEL_MAC, (KERNEL_IP, 7777), b"x", Csum::Offload);
+    assert_eq!(nic.counters().tx_offload_unsupported, 2);
 }
 
 #[test]

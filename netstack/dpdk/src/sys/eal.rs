@@ -194,3 +194,34 @@ impl Eal {
         (id != u32::MAX).then_some(id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EalConfig;
+
+    #[test]
+    fn argv_is_program_then_plugins_then_args() {
+        let mut config = EalConfig::new(["--no-pci"]).vdev("net_tap0,iface=jr0");
+        config.plugins = vec!["/lib/a.so".to_owned()];
+        assert_eq!(
+            config.argv(),
+            ["joyride", "-d", "/lib/a.so", "--no-pci", "--vdev", "net_tap0,iface=jr0"]
+        );
+    }
+
+    #[test]
+    fn plugins_default_to_the_pmds_found_at_build_time() {
+        let config = EalConfig::new(Vec::<String>::new());
+        assert_eq!(config.plugins.len(), dpdk_sys::PMDS.len());
+        assert!(dpdk_sys::PMDS.iter().any(|(name, _)| *name == "net_af_packet"));
+    }
+
+    #[test]
+    fn no_huge_does_not_ask_for_in_memory() {
+        // The EAL refuses `--in-memory` together with `--no-huge`.
+        let argv = EalConfig::no_huge("p", 64).argv();
+        assert!(argv.iter().any(|a| a == "--no-huge"));
+        assert!(!argv.iter().any(|a| a == "--in-memory"));
+        assert!(argv.windows(2).any(|w| w == ["--file-prefix", "p"]));
+    }
+}
