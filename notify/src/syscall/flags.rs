@@ -54,9 +54,10 @@ fn bits(value: u64, names: &[(u64, &str)], zero: &str) -> String {
     out
 }
 
+// strace's order.
 const SOCK_FLAGS: [(u64, &str); 2] = [
-    (libc::SOCK_NONBLOCK as u64, "SOCK_NONBLOCK"),
     (libc::SOCK_CLOEXEC as u64, "SOCK_CLOEXEC"),
+    (libc::SOCK_NONBLOCK as u64, "SOCK_NONBLOCK"),
 ];
 
 /// `socket`'s type argument: `SOCK_STREAM|SOCK_CLOEXEC`.
@@ -191,7 +192,7 @@ mod tests {
         assert_eq!(sock_type(libc::SOCK_STREAM), "SOCK_STREAM");
         assert_eq!(
             sock_type(libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK),
-            "SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC"
+            "SOCK_DGRAM|SOCK_CLOEXEC|SOCK_NONBLOCK"
         );
         assert_eq!(accept_flags(0), "0");
         assert_eq!(accept_flags(libc::SOCK_CLOEXEC), "SOCK_CLOEXEC");
