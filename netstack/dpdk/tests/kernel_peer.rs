@@ -231,6 +231,78 @@ fn tap_offloads_checksums_the_kernel_verifies() {
     // Checksums left to the device: the kernel drops the datagram unless
     // the PMD filled both correctly.
     check_kernel_receives(&mut nic, &veth, tap_ip, tap_mac, Csum::Offload);
+
+    // The other way: the kernel sends to us, the PMD verifies checksums.
+    assert!(caps.ipv4_rx && caps.l4_rx, "net_tap verifies checksums: {caps:?}");
+    let our_ip = Ipv4Addr::new(10, 99, 1, 1);
+    veth.ns_run(&[
+        "ip",
+        "neigh",
+        "replace",
+        &our_ip.to_string(),
+        "lladdr",
+        &common::mac_str(nic.mac()),
+        "dev",
+        &tap,
+        "nud",
+        "permanent",
+    ]);
+    let child = veth
+        .ns_command(&[
+            "python3",
+            "-c",
+            SEND_PY,
+            &our_ip.to_string(),
+            &our_ip.to_string(),
+            "6666",
+        ])
+        .spawn()
+        .expect("python3");
+    let _reaper = Reaper(child);
+    let mut meta = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while meta.is_none() && Instant::now() < deadline {
+        nic.receive(32, |frame, m| {
+            if udp_payload(frame, 6666) == Some(&b"kernel says hi"[..]) {
+                meta = Some(m);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let meta = meta.expect("no datagram from the kernel over the TAP");
+    assert!(meta.ipv4_csum_good && meta.l4_csum_good, "{meta:?}");
+}
+
+#[test]
+fn mbuf_grows_shrinks_and_returns_to_its_pool() {
+    let eal = eal();
+    let pool = pool(&eal);
+    let before = pool.in_use();
+    let mut m = pool.alloc().expect("mbuf");
+    assert_eq!(pool.in_use(), before + 1);
+    assert!(m.is_empty());
+    let headroom = m.headroom();
+    assert_eq!(m.append(100).expect("room").len(), 100);
+    m.data_mut().iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+    assert!(m.trim(10));
+    assert_eq!(m.len(), 90);
+    m.prepend(14).expect("headroom").fill(0xee);
+    assert_eq!(m.headroom(), headroom - 14);
+    assert_eq!(
+        &m.data()[..15],
+        &[0xee; 14].iter().copied().chain([0]).collect::<Vec<_>>()[..]
+    );
+    assert!(m.adj(14));
+    assert_eq!(m.data()[89], 89);
+    assert!(!m.trim(1000), "cannot trim more than it holds");
+    assert!(
+        m.append(usize::from(pool.data_room())).is_none(),
+        "cannot grow past the buffer"
+    );
+    assert_eq!(m.len(), 90);
+    assert_eq!((m.pkt_len(), m.segments()), (90, 1));
+    drop(m);
+    assert_eq!(pool.in_use(), before);
 }
 
 #[test]
