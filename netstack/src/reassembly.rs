@@ -620,6 +620,58 @@ mod tests {
     }
 
     #[test]
+    fn random_fragmentations_reassemble_exactly() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for round in 0..300u16 {
+            let mut r = Reassembler::new(if round % 2 == 0 {
+                ReassemblyConfig::ipv4()
+            } else {
+                ReassemblyConfig::ipv6()
+            });
+            let len = 1 + rnd(20_000) as usize;
+            let p: Vec<u8> = (0..len).map(|_| rnd(256) as u8).collect();
+            // Cut at random multiples of 8.
+            let mut cuts = vec![0];
+            while *cuts.last().unwrap() < len {
+                let step = 8 * (1 + rnd(400) as usize);
+                cuts.push((cuts.last().unwrap() + step).min(len));
+            }
+            if cuts.len() - 1 > 64 || cuts.len() == 2 {
+                // Over the fragment limit, or a single (atomic) fragment.
+                continue;
+            }
+            let mut frags: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+            // Some exact duplicates, then shuffle.
+            for i in 0..frags.len() {
+                if rnd(5) == 0 {
+                    frags.push(frags[i]);
+                }
+            }
+            for i in (1..frags.len()).rev() {
+                frags.swap(i, rnd(i as u64 + 1) as usize);
+            }
+            let mut done = None;
+            for (a, b) in frags {
+                match r.push(t(0), key(2, round), a, b < len, &p[a..b]) {
+                    Ok(Some(d)) => {
+                        assert!(done.is_none(), "completed twice");
+                        done = Some(d);
+                    }
+                    Ok(None) => {}
+                    Err(e) => panic!("round {round}: {e:?}"),
+                }
+            }
+            assert_eq!(done.as_deref(), Some(&p[..]), "round {round}");
+        }
+    }
+
+    #[test]
     fn interleaved_datagrams_stay_apart() {
         let mut r = Reassembler::new(ReassemblyConfig::ipv4());
         let a = data(1600);

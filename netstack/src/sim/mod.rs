@@ -22,8 +22,8 @@ mod rng;
 
 pub use memory_nic::{MemoryNic, MemoryNicStats};
 pub use network::{
-    fnv1a, LinkConfig, LinkId, LinkKind, LinkStats, NodeId, SimDrop, SimNetwork, SimNode, StepLimit, TraceEvent,
-    TraceKind,
+    fnv1a, BurstLoss, LinkConfig, LinkId, LinkKind, LinkStats, NodeId, SimDrop, SimNetwork, SimNode, StepLimit,
+    TraceEvent, TraceKind,
 };
 pub use nodes::ScriptedNode;
 pub use rng::SimRng;

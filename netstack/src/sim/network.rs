@@ -96,6 +96,19 @@ pub struct LinkConfig {
     /// Largest frame carried (Ethernet header included); larger ones are
     /// dropped. `None`: no limit.
     pub max_frame: Option<usize>,
+    /// Bursts of loss on top of `loss`: a Gilbert channel per direction.
+    pub burst_loss: Option<BurstLoss>,
+}
+
+/// A two-state (Gilbert) loss channel: in the bad state every frame is lost.
+/// Bursts last `1 / leave` frames on average and start with probability
+/// `enter` per frame; the long-run loss rate is `enter / (enter + leave)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BurstLoss {
+    /// Probability, per frame, of going from good to bad.
+    pub enter: f64,
+    /// Probability, per frame, of going from bad to good.
+    pub leave: f64,
 }
 
 impl Default for LinkConfig {
@@ -112,6 +125,7 @@ impl Default for LinkConfig {
             rate_bps: None,
             queue_limit: 1000,
             max_frame: None,
+            burst_loss: None,
         }
     }
 }
@@ -260,6 +274,8 @@ struct Link {
     stats: LinkStats,
     /// Per port: departure times of frames still being serialised.
     queues: Vec<(NodeId, Instant, VecDeque<Instant>)>,
+    /// Directions (from, to) whose burst-loss channel is in the bad state.
+    bursting: BTreeSet<(NodeId, NodeId)>,
 }
 
 #[derive(Debug)]
@@ -453,6 +469,7 @@ impl<N: SimNode> SimNetwork<N> {
             rng: SimRng::derive(self.seed, 1 + id.0 as u64),
             stats: LinkStats::default(),
             queues: Vec::new(),
+            bursting: BTreeSet::new(),
         });
         id
     }
@@ -710,13 +727,24 @@ impl<N: SimNode> SimNetwork<N> {
             // stream does not depend on the configuration.
             let lost = link.rng.chance(cfg.loss);
             let dup = link.rng.chance(cfg.duplicate);
+            let flip = link.rng.next_f64();
+            let mut burst_lost = false;
+            if let Some(b) = cfg.burst_loss {
+                let bad = link.bursting.contains(&(from, to));
+                if bad && flip < b.leave {
+                    link.bursting.remove(&(from, to));
+                } else if !bad && flip < b.enter {
+                    link.bursting.insert((from, to));
+                }
+                burst_lost = link.bursting.contains(&(from, to));
+            }
             if self.partitions.iter().any(|p| p.cuts(from, to, now)) {
                 link.stats.partitioned += 1;
                 e.kind = TraceKind::Dropped(SimDrop::Partition);
                 events.push(e);
                 continue;
             }
-            if lost {
+            if lost || burst_lost {
                 link.stats.lost += 1;
                 e.kind = TraceKind::Dropped(SimDrop::Loss);
                 events.push(e);
@@ -843,6 +871,10 @@ mod tests {
             rate_bps: Some(100_000_000),
             queue_limit: 50,
             max_frame: Some(1514),
+            burst_loss: Some(BurstLoss {
+                enter: 0.001,
+                leave: 0.5,
+            }),
         }
     }
 
@@ -907,6 +939,29 @@ mod tests {
         // Survivors arrive in order.
         let seqs = received_seqs(&net, 1);
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn burst_loss_comes_in_runs() {
+        let cfg = LinkConfig {
+            burst_loss: Some(BurstLoss {
+                enter: 0.01,
+                leave: 0.2,
+            }),
+            ..LinkConfig::default()
+        };
+        let (mut net, l) = pair(14, cfg, 20_000, Duration::from_micros(20), 60);
+        net.run_until_idle().unwrap();
+        let seqs = received_seqs(&net, 1);
+        let lost = 20_000 - seqs.len();
+        // Long-run rate enter / (enter + leave) = 4.8 %.
+        assert!((600..=1400).contains(&lost), "{lost}");
+        assert_eq!(net.link_stats(l).lost as usize, lost);
+        // Gaps between survivors are runs of losses: about 1 / leave = 5
+        // long, where independent loss would give about 1.
+        let gaps: Vec<u32> = seqs.windows(2).map(|w| w[1] - w[0] - 1).filter(|&g| g > 0).collect();
+        let mean = gaps.iter().sum::<u32>() as f64 / gaps.len() as f64;
+        assert!((3.5..=6.5).contains(&mean), "mean burst {mean}");
     }
 
     #[test]
