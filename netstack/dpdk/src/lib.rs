@@ -20,6 +20,24 @@
 //! # Ok::<(), joyride_dpdk::Error>(())
 //! ```
 //!
+//! Ports can also be named at init (`EalConfig::vdev`, then
+//! [`Eal::port_by_name`]) or hot-plugged later ([`Eal::probe_vdev`]); any PMD
+//! works: `net_af_packet`, `net_af_xdp`, `net_tap`, `net_memif`, PCI NICs.
+//!
+//! Things to know:
+//!
+//! - The EAL initialises once per process; a second [`Eal::init`] returns
+//!   [`Error::AlreadyInitialized`]. Tests share one EAL per test binary.
+//! - Without hugepages use [`EalConfig::no_huge`]: `--no-huge` with
+//!   `--no-shconf` and a per-process `--file-prefix` (this EAL refuses
+//!   `--in-memory` with `--no-huge`), and one lcore that floats over all
+//!   CPUs, since the EAL pins the thread that calls `rte_eal_init` to its
+//!   main lcore's CPUs.
+//! - Size pools for the PMD: `net_af_xdp` puts 2048 mbufs in its fill queue
+//!   at set-up, so give it at least 4095 (the tests use 8191).
+//! - Poll-mode drivers are loaded with `-d` from the paths `dpdk-sys` found
+//!   at build time; see `dpdk_sys`'s crate docs for why.
+//!
 //! All `unsafe` code lives in the `sys` module; everything else is safe code
 //! over the types it exports.
 //!
