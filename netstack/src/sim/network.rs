@@ -1188,6 +1188,124 @@ mod tests {
         assert_eq!(net.run_until(Instant::from_secs(1)), Err(StepLimit { steps: 1000 }));
     }
 
+    /// Stop-and-wait over a bad link: a node with a retransmission timer.
+    /// Frame: dst, src, kind (0 data, 1 ack), seq (4), fnv1a of the rest (8),
+    /// payload.
+    struct StopAndWait {
+        me: [u8; 6],
+        peer: [u8; 6],
+        /// Messages to send (sender) or received (receiver).
+        messages: Vec<Vec<u8>>,
+        next: u32,
+        resend_at: Option<Instant>,
+        retransmissions: u32,
+    }
+
+    impl StopAndWait {
+        fn new(me: [u8; 6], peer: [u8; 6], messages: Vec<Vec<u8>>) -> Self {
+            StopAndWait {
+                me,
+                peer,
+                messages,
+                next: 0,
+                resend_at: None,
+                retransmissions: 0,
+            }
+        }
+
+        fn emit(&self, nic: &mut MemoryNic, kind: u8, seq: u32, payload: &[u8]) {
+            let mut body = vec![kind];
+            body.extend_from_slice(&seq.to_be_bytes());
+            body.extend_from_slice(payload);
+            let mut f = self.peer.to_vec();
+            f.extend_from_slice(&self.me);
+            f.extend_from_slice(&fnv1a(&body).to_be_bytes());
+            f.extend_from_slice(&body);
+            let _ = nic.transmit(f.len(), |b| {
+                b.copy_from_slice(&f);
+                crate::nic::TxMeta::default()
+            });
+        }
+    }
+
+    impl SimNode for StopAndWait {
+        fn poll(&mut self, now: Instant, nic: &mut MemoryNic) {
+            let mut frames = Vec::new();
+            nic.receive(usize::MAX, |f, _| frames.push(f.to_vec()));
+            let sender = self.resend_at.is_some() || (self.next as usize) < self.messages.len();
+            for f in frames {
+                if f.len() < 25
+                    || f[..6] != self.me
+                    || u64::from_be_bytes(f[12..20].try_into().unwrap()) != fnv1a(&f[20..])
+                {
+                    continue; // Not for us, or corrupted.
+                }
+                let (kind, seq) = (f[20], u32::from_be_bytes(f[21..25].try_into().unwrap()));
+                match kind {
+                    0 => {
+                        if seq == self.next {
+                            self.messages.push(f[25..].to_vec());
+                            self.next += 1;
+                        }
+                        if seq < self.next {
+                            self.emit(nic, 1, seq, &[]);
+                        }
+                    }
+                    _ if sender && seq == self.next => {
+                        self.next += 1;
+                        self.resend_at = None;
+                    }
+                    _ => {}
+                }
+            }
+            let due = self.resend_at.is_some_and(|t| t <= now);
+            if (self.resend_at.is_none() && (self.next as usize) < self.messages.len() && sender) || due {
+                if due {
+                    self.retransmissions += 1;
+                }
+                let m = self.messages[self.next as usize].clone();
+                self.emit(nic, 0, self.next, &m);
+                self.resend_at = Some(now + Duration::from_millis(5));
+            }
+            nic.flush();
+        }
+
+        fn next_wakeup(&self) -> Option<Instant> {
+            self.resend_at
+        }
+    }
+
+    #[test]
+    fn reliable_transfer_over_a_bad_link_replays() {
+        let run = |seed| {
+            let messages: Vec<Vec<u8>> = (0..300u32).map(|i| frame(A, B, i, 40 + (i as usize % 900))).collect();
+            let mut net = SimNetwork::new(seed);
+            let cfg = LinkConfig {
+                loss: 0.1,
+                duplicate: 0.1,
+                reorder: 0.1,
+                corrupt: 0.1,
+                ..lossy()
+            };
+            let a = net.add_node(StopAndWait::new(A, B, messages.clone()), MemoryNic::new(A));
+            let b = net.add_node(StopAndWait::new(B, A, Vec::new()), MemoryNic::new(B));
+            let l = net.connect(a, b, cfg);
+            net.enable_trace();
+            net.run_until_idle().unwrap();
+            assert_eq!(net.node(b).messages, messages, "every message once, in order, intact");
+            assert!(net.node(a).retransmissions > 30);
+            let s = *net.link_stats(l);
+            assert!(
+                s.lost > 0 && s.duplicated > 0 && s.corrupted > 0 && s.reordered > 0,
+                "{s:?}"
+            );
+            (net.now(), net.node(a).retransmissions, net.trace().to_vec())
+        };
+        let first = run(99);
+        assert_eq!(first, run(99));
+        assert_ne!(first.2, run(100).2);
+    }
+
     #[test]
     fn unattached_sender_is_counted() {
         let mut net = SimNetwork::new(13);

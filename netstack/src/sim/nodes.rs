@@ -1,4 +1,6 @@
 //! Simple nodes for driving tests with raw frames.
+//!
+//! Not for: modelling hosts; a stack under test is its own [`SimNode`].
 
 use std::collections::VecDeque;
 

@@ -4,6 +4,9 @@
 //! the run's seed, one independent stream per consumer (each link, each
 //! node), so a run replays exactly from its seed and one link's traffic does
 //! not shift another link's choices.
+//!
+//! Not for: anything needing unpredictability (ISNs, SYN cookies and port
+//! choices in production take a cryptographically seeded RNG from the shell).
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
