@@ -1,1 +1,821 @@
-//! The interface.
+//! The interface: the stack's core for one Ethernet device.
+//!
+//! [`Interface::poll`] receives a burst of frames from a [`Nic`], parses and
+//! demultiplexes them (ARP, IPv4, IPv6 with extension headers and
+//! reassembly, ICMPv4/v6 echo and errors, NDP, UDP), runs the neighbor and
+//! reassembly timers, sends what UDP sockets queued (fragmenting when the
+//! path MTU demands it), and transmits the burst. Programs' sockets are
+//! served through the UDP methods (`udp_*`); what changed for them is
+//! reported as [`SocketEvent`]s drained with [`Interface::drain_events`].
+//!
+//! Like the rest of the core it does no I/O of its own and reads no clock:
+//! time comes in as `now`, frames through the [`Nic`], randomness from the
+//! seed in [`Config`]. Malformed input is counted in [`Counters`] and
+//! dropped; nothing a peer sends can make it panic.
+//!
+//! Not for: TCP (a later issue plugs it in where `Counters::tcp_unhandled`
+//! is counted today), routing between interfaces, DHCP or SLAAC.
+
+mod egress;
+mod ingress;
+pub mod route;
+pub mod udp;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::neighbor::{NeighborCache, NeighborConfig};
+use crate::nic::{Nic, TxMeta};
+use crate::reassembly::{Ipv4FragKey, Ipv6FragKey, Reassembler, ReassemblyConfig};
+use crate::time::Instant;
+use crate::wire::ipv6::addr as v6addr;
+use crate::wire::EthernetAddress;
+
+pub use route::{Ipv4Cidr, Ipv4Route, Ipv4Routes, Ipv6Cidr};
+pub use udp::{Datagram, Family, RecvMeta, UdpConfig};
+
+use udp::{canonical, TxDatagram, UdpTable};
+
+/// How the interface is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our Ethernet address.
+    pub mac: EthernetAddress,
+    /// IPv4 address and prefix (the prefix is the connected subnet).
+    pub ipv4: Option<Ipv4Cidr>,
+    /// IPv4 default gateway.
+    pub ipv4_gateway: Option<Ipv4Addr>,
+    /// IPv6 addresses besides the link-local one, which is always derived
+    /// from `mac` (modified EUI-64) and added.
+    pub ipv6: Vec<Ipv6Cidr>,
+    /// IPv6 default router.
+    pub ipv6_gateway: Option<Ipv6Addr>,
+    /// Largest IP packet to send (the smaller of this and the device's MTU
+    /// is used).
+    pub mtu: usize,
+    /// TTL / hop limit of packets we originate.
+    pub hop_limit: u8,
+    /// Seed for everything random (ephemeral ports, IP identifications).
+    pub seed: u64,
+    /// UDP socket limits.
+    pub udp: UdpConfig,
+    /// ICMP errors we may send per second (token bucket refill rate).
+    pub icmp_error_rate: u32,
+    /// ICMP errors we may send in a burst.
+    pub icmp_error_burst: u32,
+    /// Neighbor cache tunables (ARP and NDP).
+    pub neighbor: NeighborConfig,
+    /// IPv4 reassembly limits.
+    pub reassembly_v4: ReassemblyConfig,
+    /// IPv6 reassembly limits.
+    pub reassembly_v6: ReassemblyConfig,
+    /// Frames held for the device when it is busy; beyond, frames are dropped.
+    pub tx_queue_frames: usize,
+    /// Destinations whose path MTU is remembered.
+    pub pmtu_entries: usize,
+    /// How long a learned path MTU is remembered (Linux `mtu_expires`, 600 s).
+    pub pmtu_timeout: core::time::Duration,
+}
+
+impl Config {
+    /// Defaults for an interface with Ethernet address `mac` and no IP
+    /// address yet.
+    pub fn new(mac: EthernetAddress) -> Self {
+        Config {
+            mac,
+            ipv4: None,
+            ipv4_gateway: None,
+            ipv6: Vec::new(),
+            ipv6_gateway: None,
+            mtu: 1500,
+            hop_limit: 64,
+            seed: 0x6a6f_7972_6964_6521,
+            udp: UdpConfig::default(),
+            icmp_error_rate: 1000,
+            icmp_error_burst: 50,
+            neighbor: NeighborConfig::default(),
+            reassembly_v4: ReassemblyConfig::ipv4(),
+            reassembly_v6: ReassemblyConfig::ipv6(),
+            tx_queue_frames: 4096,
+            pmtu_entries: 1024,
+            pmtu_timeout: core::time::Duration::from_secs(600),
+        }
+    }
+}
+
+/// Names one socket. Handles of closed sockets stay invalid even when the
+/// slot is reused (a generation number tells them apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketHandle {
+    index: u32,
+    gen: u32,
+}
+
+/// Why a socket call failed. Each has the errno Linux would return, which
+/// the supervisor maps in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketError {
+    /// No such socket (`EBADF`).
+    BadHandle,
+    /// Address already in use (`EADDRINUSE`).
+    AddrInUse,
+    /// Not one of our addresses (`EADDRNOTAVAIL`).
+    AddrNotAvailable,
+    /// Address of the wrong family (`EAFNOSUPPORT`).
+    AddressFamily,
+    /// Invalid in this state, e.g. bound twice (`EINVAL`).
+    InvalidState,
+    /// Invalid argument, e.g. port 0 as destination (`EINVAL`).
+    InvalidArgument,
+    /// No destination and not connected (`EDESTADDRREQ`).
+    DestinationRequired,
+    /// Nothing to receive, or the send queue is full (`EAGAIN`).
+    WouldBlock,
+    /// Datagram too long (`EMSGSIZE`).
+    MessageTooLong,
+    /// No route to the network (`ENETUNREACH`).
+    NetworkUnreachable,
+    /// The host did not answer or is unreachable (`EHOSTUNREACH`).
+    HostUnreachable,
+    /// The peer's port is closed (`ECONNREFUSED`).
+    ConnectionRefused,
+    /// The peer does not speak the protocol (`ENOPROTOOPT`).
+    ProtocolUnavailable,
+}
+
+/// Which ICMP error arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IcmpErrorKind {
+    /// Network unreachable.
+    NetUnreachable,
+    /// Host or address unreachable (also: our own neighbor resolution failed).
+    HostUnreachable,
+    /// Protocol unreachable.
+    ProtocolUnreachable,
+    /// Port unreachable.
+    PortUnreachable,
+    /// Fragmentation needed / packet too big; the path MTU it reported.
+    PacketTooBig(u32),
+    /// Time (hop limit or reassembly) exceeded.
+    TimeExceeded,
+    /// Communication administratively prohibited, or another code.
+    Other {
+        /// ICMP type.
+        msg_type: u8,
+        /// ICMP code.
+        code: u8,
+    },
+}
+
+impl IcmpErrorKind {
+    /// The error a connected socket reports for it (Linux
+    /// `icmp_err_convert` / `icmpv6_err_convert`); `None` for path MTU news,
+    /// which only updates the path MTU.
+    pub fn socket_error(&self) -> Option<SocketError> {
+        match self {
+            IcmpErrorKind::NetUnreachable => Some(SocketError::NetworkUnreachable),
+            IcmpErrorKind::HostUnreachable | IcmpErrorKind::TimeExceeded => Some(SocketError::HostUnreachable),
+            IcmpErrorKind::ProtocolUnreachable => Some(SocketError::ProtocolUnavailable),
+            IcmpErrorKind::PortUnreachable => Some(SocketError::ConnectionRefused),
+            IcmpErrorKind::PacketTooBig(_) => None,
+            IcmpErrorKind::Other { .. } => Some(SocketError::HostUnreachable),
+        }
+    }
+}
+
+/// An ICMP error about a datagram a socket sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpError {
+    /// What went wrong.
+    pub kind: IcmpErrorKind,
+    /// Who reported it (ourselves for failed neighbor resolution).
+    pub reporter: IpAddr,
+    /// Where the offending datagram was going.
+    pub dst: SocketAddr,
+}
+
+/// What changed for a socket since the last drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketEvent {
+    /// The socket.
+    pub handle: SocketHandle,
+    /// Datagrams arrived.
+    pub readable: bool,
+    /// The send queue has room again after a send would have blocked.
+    pub writable: bool,
+    /// An error is pending (`SO_ERROR`) or queued (`IP_RECVERR`).
+    pub error: bool,
+}
+
+const EV_READABLE: u8 = 1;
+const EV_WRITABLE: u8 = 2;
+const EV_ERROR: u8 = 4;
+
+/// Counters for everything received, sent and dropped; every drop has one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames handed to the device.
+    pub tx_frames: u64,
+    /// Dropped: frame shorter than an Ethernet header.
+    pub drop_eth_truncated: u64,
+    /// Dropped: frame addressed to another station.
+    pub drop_eth_not_for_us: u64,
+    /// Dropped: EtherType we do not handle (VLAN tags included).
+    pub drop_eth_unknown_type: u64,
+    /// Dropped: ARP packet truncated or not Ethernet/IPv4.
+    pub drop_arp_malformed: u64,
+    /// Dropped: ARP not about our address.
+    pub drop_arp_not_for_us: u64,
+    /// ARP requests answered.
+    pub arp_replies_sent: u64,
+    /// Dropped: IPv4 header truncated, IHL < 5, lengths inconsistent, bad version.
+    pub drop_ipv4_malformed: u64,
+    /// Dropped: IPv4 header checksum.
+    pub drop_ipv4_checksum: u64,
+    /// Dropped: IPv4 packet for another host.
+    pub drop_ipv4_not_for_us: u64,
+    /// Dropped: IPv4 source address multicast, broadcast or ours.
+    pub drop_ipv4_bad_src: u64,
+    /// Dropped: IPv4 fragment refused by reassembly.
+    pub drop_ipv4_fragment: u64,
+    /// IPv4 datagrams reassembled.
+    pub ipv4_reassembled: u64,
+    /// Dropped: IPv6 header or extension header truncated or malformed.
+    pub drop_ipv6_malformed: u64,
+    /// Dropped: IPv6 packet for another host.
+    pub drop_ipv6_not_for_us: u64,
+    /// Dropped: IPv6 source multicast.
+    pub drop_ipv6_bad_src: u64,
+    /// Dropped: IPv6 option or routing header says discard.
+    pub drop_ipv6_ext_discard: u64,
+    /// Dropped: IPv6 fragment refused by reassembly.
+    pub drop_ipv6_fragment: u64,
+    /// IPv6 datagrams reassembled.
+    pub ipv6_reassembled: u64,
+    /// Dropped: ICMP truncated or malformed.
+    pub drop_icmp_malformed: u64,
+    /// Dropped: ICMP checksum.
+    pub drop_icmp_checksum: u64,
+    /// Dropped: ICMP type we do not handle.
+    pub drop_icmp_unsupported: u64,
+    /// Echo requests answered.
+    pub icmp_echo_replies_sent: u64,
+    /// ICMP errors sent.
+    pub icmp_errors_sent: u64,
+    /// ICMP errors not sent because of the rate limit.
+    pub icmp_errors_rate_limited: u64,
+    /// ICMP errors received and delivered to a socket.
+    pub icmp_errors_delivered: u64,
+    /// Dropped: ICMP error about nothing we have a socket for.
+    pub drop_icmp_error_no_socket: u64,
+    /// Dropped: NDP message failing validation (hop limit, target, options).
+    pub drop_ndp_invalid: u64,
+    /// Neighbor solicitations answered.
+    pub ndp_adverts_sent: u64,
+    /// Dropped: UDP truncated or length field wrong, or port 0.
+    pub drop_udp_malformed: u64,
+    /// Dropped: UDP checksum.
+    pub drop_udp_checksum: u64,
+    /// Dropped: no socket on the port.
+    pub drop_udp_no_socket: u64,
+    /// Dropped: the socket's receive queue was full.
+    pub drop_udp_queue_full: u64,
+    /// UDP datagrams delivered to sockets.
+    pub udp_rx_datagrams: u64,
+    /// UDP datagrams sent.
+    pub udp_tx_datagrams: u64,
+    /// TCP segments seen (no TCP yet).
+    pub tcp_unhandled: u64,
+    /// Dropped: other IP protocols.
+    pub drop_unknown_protocol: u64,
+    /// Dropped on output: no route.
+    pub drop_tx_no_route: u64,
+    /// Dropped on output: neighbor queue full or resolution failed.
+    pub drop_tx_neighbor: u64,
+    /// Dropped on output: device queue and our queue were full.
+    pub drop_tx_queue_full: u64,
+    /// Dropped on output: too big and DF set.
+    pub drop_tx_too_big: u64,
+}
+
+/// A frame waiting for the device: Ethernet header and IP packet.
+#[derive(Debug)]
+pub(crate) struct OutFrame {
+    data: Vec<u8>,
+    meta: TxMeta,
+}
+
+/// SplitMix64: small, seeded, good enough for ports and identifications.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// Token bucket for the ICMP errors we send.
+#[derive(Debug, Clone)]
+struct RateLimiter {
+    /// Millionths of a token.
+    micro_tokens: u64,
+    last: Instant,
+    rate: u64,
+    burst: u64,
+}
+
+impl RateLimiter {
+    fn new(rate: u32, burst: u32) -> Self {
+        RateLimiter {
+            micro_tokens: burst as u64 * 1_000_000,
+            last: Instant::ZERO,
+            rate: rate as u64,
+            burst: burst as u64,
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        let dt = now
+            .saturating_duration_since(self.last)
+            .as_nanos()
+            .min(u64::MAX as u128) as u64;
+        self.last = self.last.max(now);
+        let add = (dt / 1000).saturating_mul(self.rate);
+        self.micro_tokens = self.micro_tokens.saturating_add(add).min(self.burst * 1_000_000);
+        if self.micro_tokens >= 1_000_000 {
+            self.micro_tokens -= 1_000_000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The stack core for one Ethernet device; see the module docs.
+#[derive(Debug)]
+pub struct Interface {
+    config: Config,
+    link_local: Ipv6Addr,
+    routes: Ipv4Routes,
+    mtu: usize,
+    caps_checksum: crate::nic::ChecksumCaps,
+    arp: NeighborCache<Ipv4Addr, EthernetAddress, OutFrame>,
+    ndp: NeighborCache<Ipv6Addr, EthernetAddress, OutFrame>,
+    reasm_v4: Reassembler<Ipv4FragKey>,
+    reasm_v6: Reassembler<Ipv6FragKey>,
+    udp: UdpTable,
+    /// Sockets with datagrams queued to send, in order.
+    tx_pending: VecDeque<u32>,
+    events: VecDeque<SocketHandle>,
+    outbox: VecDeque<OutFrame>,
+    pool: Vec<Vec<u8>>,
+    pmtu: HashMap<IpAddr, (usize, Instant)>,
+    rng: Rng,
+    ipv4_ident: u16,
+    ipv6_ident: u32,
+    icmp_limit: RateLimiter,
+    counters: Counters,
+    scratch: Vec<u32>,
+}
+
+impl Interface {
+    /// An interface with `config`. The connected IPv4 subnet and the default
+    /// gateway become routes.
+    pub fn new(config: Config) -> Self {
+        let mut routes = Ipv4Routes::new();
+        if let Some(c) = config.ipv4 {
+            routes.add(Ipv4Route { dst: c, via: None });
+        }
+        if let Some(gw) = config.ipv4_gateway {
+            routes.add(Ipv4Route {
+                dst: Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
+                via: Some(gw),
+            });
+        }
+        let mut rng = Rng(config.seed);
+        let ipv4_ident = rng.next_u64() as u16;
+        let ipv6_ident = rng.next_u64() as u32;
+        Interface {
+            link_local: v6addr::link_local_from_mac(config.mac),
+            routes,
+            mtu: config.mtu,
+            caps_checksum: Default::default(),
+            arp: NeighborCache::new(config.neighbor),
+            ndp: NeighborCache::new(config.neighbor),
+            reasm_v4: Reassembler::new(config.reassembly_v4),
+            reasm_v6: Reassembler::new(config.reassembly_v6),
+            udp: UdpTable::new(config.udp.clone()),
+            tx_pending: VecDeque::new(),
+            events: VecDeque::new(),
+            outbox: VecDeque::new(),
+            pool: Vec::new(),
+            pmtu: HashMap::new(),
+            rng,
+            ipv4_ident,
+            ipv6_ident,
+            icmp_limit: RateLimiter::new(config.icmp_error_rate, config.icmp_error_burst),
+            counters: Counters::default(),
+            scratch: Vec::new(),
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The IPv4 routing table (connected subnet and default gateway are in
+    /// it from the start).
+    pub fn routes_mut(&mut self) -> &mut Ipv4Routes {
+        &mut self.routes
+    }
+
+    /// Our link-local IPv6 address.
+    pub fn ipv6_link_local(&self) -> Ipv6Addr {
+        self.link_local
+    }
+
+    /// The ARP cache (for diagnostics and static entries).
+    pub fn arp_cache(&mut self) -> &mut NeighborCache<Ipv4Addr, EthernetAddress, impl Sized> {
+        &mut self.arp
+    }
+
+    /// The NDP neighbor cache (for diagnostics and static entries).
+    pub fn ndp_cache(&mut self) -> &mut NeighborCache<Ipv6Addr, EthernetAddress, impl Sized> {
+        &mut self.ndp
+    }
+
+    /// IPv4 reassembly statistics.
+    pub fn reassembly_v4_stats(&self) -> &crate::reassembly::ReassemblyStats {
+        self.reasm_v4.stats()
+    }
+
+    /// IPv6 reassembly statistics.
+    pub fn reassembly_v6_stats(&self) -> &crate::reassembly::ReassemblyStats {
+        self.reasm_v6.stats()
+    }
+
+    /// Whether `a` is one of our IPv4 addresses.
+    pub fn has_ipv4(&self, a: Ipv4Addr) -> bool {
+        self.config.ipv4.is_some_and(|c| c.addr == a)
+    }
+
+    /// Whether `a` is one of our IPv6 unicast addresses.
+    pub fn has_ipv6(&self, a: Ipv6Addr) -> bool {
+        a == self.link_local || self.config.ipv6.iter().any(|c| c.addr == a)
+    }
+
+    fn has_ip(&self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(a) => self.has_ipv4(a),
+            IpAddr::V6(a) => self.has_ipv6(a),
+        }
+    }
+
+    /// The path MTU towards `dst`: what an ICMP "fragmentation needed" or
+    /// "packet too big" taught us, or the link MTU.
+    pub fn path_mtu(&self, now: Instant, dst: IpAddr) -> usize {
+        match self.pmtu.get(&canonical_ip(dst)) {
+            Some(&(m, exp)) if exp > now => m.min(self.mtu),
+            _ => self.mtu,
+        }
+    }
+
+    /// One turn of the loop: receive up to one burst from `nic` and process
+    /// it, run timers due at `now`, send what sockets queued, transmit.
+    /// Returns the number of frames received.
+    pub fn poll<N: Nic>(&mut self, now: Instant, nic: &mut N) -> usize {
+        let caps = nic.capabilities();
+        self.mtu = self.config.mtu.min(caps.mtu);
+        self.caps_checksum = caps.checksum;
+        let max = caps.max_burst.max(1);
+        let n = nic.receive(max, |frame, meta| self.process_frame(now, frame, meta));
+        self.counters.rx_frames += n as u64;
+        self.run_timers(now);
+        self.send_queued(now);
+        // Resolution requests for what was just sent.
+        self.drain_neighbor_events(now);
+        self.flush_outbox(nic);
+        n
+    }
+
+    /// When [`Interface::poll`] should run again even if no frame arrives:
+    /// `Some(t)` at or after `t`, `None` only on new frames or socket calls.
+    pub fn poll_at(&self) -> Option<Instant> {
+        if !self.outbox.is_empty() || !self.tx_pending.is_empty() {
+            return Some(Instant::ZERO);
+        }
+        [
+            self.arp.poll_at(),
+            self.ndp.poll_at(),
+            self.reasm_v4.poll_at(),
+            self.reasm_v6.poll_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        self.reasm_v4.poll(now);
+        self.reasm_v6.poll(now);
+        // Reassembly timeouts: RFC 792/4443 allow a Time Exceeded; we only
+        // count them (the reassembler keeps the statistics).
+        while self.reasm_v4.pop_expired().is_some() {}
+        while self.reasm_v6.pop_expired().is_some() {}
+        self.drain_neighbor_events(now);
+        if self.pmtu.len() > self.config.pmtu_entries / 2 {
+            self.pmtu.retain(|_, (_, exp)| *exp > now);
+        }
+    }
+
+    /// Drains what changed for sockets since the last call: one event per
+    /// socket, with every reason that applies.
+    pub fn drain_events(&mut self) -> impl Iterator<Item = SocketEvent> + '_ {
+        let udp = &mut self.udp;
+        self.events.drain(..).filter_map(move |h| {
+            let s = udp.get_mut(h).ok()?;
+            let ev = core::mem::take(&mut s.events);
+            if ev == 0 {
+                return None;
+            }
+            Some(SocketEvent {
+                handle: h,
+                readable: ev & EV_READABLE != 0,
+                writable: ev & EV_WRITABLE != 0,
+                error: ev & EV_ERROR != 0,
+            })
+        })
+    }
+
+    fn notify(&mut self, index: u32, ev: u8) {
+        let h = self.udp.handle_of(index);
+        if let Some(s) = self.udp.by_index_mut(index) {
+            if s.events == 0 {
+                self.events.push_back(h);
+            }
+            s.events |= ev;
+        }
+    }
+
+    // ---------------------------------------------------------------------
+    // UDP sockets.
+
+    /// Opens a UDP socket of `family` (`socket(AF_INET[6], SOCK_DGRAM, 0)`).
+    pub fn udp_open(&mut self, family: Family) -> SocketHandle {
+        self.udp.open(family)
+    }
+
+    /// Closes a socket; what it had queued is discarded.
+    pub fn udp_close(&mut self, h: SocketHandle) -> Result<(), SocketError> {
+        self.udp.close(h)
+    }
+
+    /// Sets `SO_REUSEADDR` (before bind).
+    pub fn udp_set_reuse_addr(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
+        self.udp.get_mut(h)?.reuse_addr = on;
+        Ok(())
+    }
+
+    /// Sets `SO_REUSEPORT` (before bind).
+    pub fn udp_set_reuse_port(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
+        self.udp.get_mut(h)?.reuse_port = on;
+        Ok(())
+    }
+
+    /// Sets `IP_RECVERR`: ICMP errors are queued for
+    /// [`Interface::udp_recv_error`] even on unconnected sockets.
+    pub fn udp_set_recv_err(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
+        let s = self.udp.get_mut(h)?;
+        s.recv_err = on;
+        if !on {
+            s.errqueue.clear();
+        }
+        Ok(())
+    }
+
+    /// Sets `IPV6_V6ONLY` (IPv6 sockets, before bind).
+    pub fn udp_set_v6only(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
+        let s = self.udp.get_mut(h)?;
+        match s.family {
+            Family::V6 { .. } if s.local.is_none() => {
+                s.family = Family::V6 { v6only: on };
+                Ok(())
+            }
+            Family::V6 { .. } => Err(SocketError::InvalidState),
+            Family::V4 => Err(SocketError::InvalidArgument),
+        }
+    }
+
+    /// Binds to `addr` (`bind`). Port 0 picks a free ephemeral port. The
+    /// address must be ours or unspecified. Returns the bound address as the
+    /// socket's family shows it.
+    pub fn udp_bind(&mut self, h: SocketHandle, addr: SocketAddr) -> Result<SocketAddr, SocketError> {
+        let a = canonical(addr);
+        let s = self.udp.get(h)?;
+        if matches!((s.family, addr), (Family::V4, SocketAddr::V6(_))) {
+            return Err(SocketError::AddressFamily);
+        }
+        if matches!((s.family, a), (Family::V6 { v6only: true }, SocketAddr::V4(_))) {
+            return Err(SocketError::AddressFamily);
+        }
+        if !a.ip().is_unspecified() && !self.has_ip(a.ip()) {
+            return Err(SocketError::AddrNotAvailable);
+        }
+        let start = self.rng.next_u64() as u16;
+        let bound = self.udp.bind(h, a, start)?;
+        Ok(self.udp.get(h)?.present(bound))
+    }
+
+    fn autobind(&mut self, h: SocketHandle) -> Result<(), SocketError> {
+        let s = self.udp.get(h)?;
+        if s.local.is_none() {
+            let any = match s.family {
+                Family::V4 => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+                Family::V6 { .. } => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+            };
+            let start = self.rng.next_u64() as u16;
+            self.udp.bind(h, any, start)?;
+        }
+        Ok(())
+    }
+
+    /// Connects to `remote` (`connect`): binds an ephemeral port if needed,
+    /// picks the source address, and from then on receives only from
+    /// `remote`.
+    pub fn udp_connect(&mut self, h: SocketHandle, remote: SocketAddr) -> Result<(), SocketError> {
+        let r = canonical(remote);
+        if r.port() == 0 {
+            return Err(SocketError::InvalidArgument);
+        }
+        if !self.udp.get(h)?.can_reach(&r) {
+            return Err(SocketError::AddressFamily);
+        }
+        let src = self.source_for(r.ip()).ok_or(SocketError::NetworkUnreachable)?;
+        self.autobind(h)?;
+        self.udp.connect(h, src, r)
+    }
+
+    /// Dissolves the association (`connect` with `AF_UNSPEC`).
+    pub fn udp_disconnect(&mut self, h: SocketHandle) -> Result<(), SocketError> {
+        self.udp.disconnect(h)
+    }
+
+    /// The bound address (`getsockname`), as the socket's family shows it.
+    pub fn udp_local_addr(&self, h: SocketHandle) -> Result<Option<SocketAddr>, SocketError> {
+        let s = self.udp.get(h)?;
+        Ok(s.local.map(|a| s.present(a)))
+    }
+
+    /// The connected address (`getpeername`).
+    pub fn udp_peer_addr(&self, h: SocketHandle) -> Result<Option<SocketAddr>, SocketError> {
+        let s = self.udp.get(h)?;
+        Ok(s.remote.map(|a| s.present(a)))
+    }
+
+    /// Queues `data` for `to` (or the connected peer when `to` is `None`).
+    /// It leaves on the next [`Interface::poll`]. A pending error
+    /// (`SO_ERROR`) is returned once, as Linux does.
+    pub fn udp_send_to(&mut self, h: SocketHandle, data: &[u8], to: Option<SocketAddr>) -> Result<usize, SocketError> {
+        if let Some(e) = self.udp.get_mut(h)?.error.take() {
+            return Err(e);
+        }
+        let s = self.udp.get(h)?;
+        let dst = match (to, s.remote) {
+            (Some(a), _) => canonical(a),
+            (None, Some(r)) => r,
+            (None, None) => return Err(SocketError::DestinationRequired),
+        };
+        if !s.can_reach(&dst) {
+            return Err(SocketError::AddressFamily);
+        }
+        if dst.port() == 0 {
+            return Err(SocketError::InvalidArgument);
+        }
+        let max = match dst {
+            SocketAddr::V4(_) => 65535 - 20 - 8,
+            SocketAddr::V6(_) => 65535 - 8,
+        };
+        if data.len() > max {
+            return Err(SocketError::MessageTooLong);
+        }
+        if self.source_for(dst.ip()).is_none() {
+            self.counters.drop_tx_no_route += 1;
+            return Err(SocketError::NetworkUnreachable);
+        }
+        let cfg = &self.udp.config;
+        let (max_bytes, max_dgrams) = (cfg.tx_queue_bytes, cfg.tx_queue_datagrams);
+        self.autobind(h)?;
+        let s = self.udp.get_mut(h)?;
+        if s.tx.len() >= max_dgrams || (s.tx_bytes + data.len() > max_bytes && !s.tx.is_empty()) {
+            s.tx_blocked = true;
+            return Err(SocketError::WouldBlock);
+        }
+        s.tx_bytes += data.len();
+        s.tx.push_back(TxDatagram {
+            dst,
+            data: data.to_vec(),
+        });
+        if !s.tx_listed {
+            s.tx_listed = true;
+            self.tx_pending.push_back(h.index);
+        }
+        Ok(data.len())
+    }
+
+    /// Takes the next datagram into `buf` (`recvfrom`): truncated to `buf`
+    /// as Linux does, the rest discarded.
+    pub fn udp_recv_from(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<RecvMeta, SocketError> {
+        let d = self.udp_recv(h)?;
+        let n = d.data.len().min(buf.len());
+        buf[..n].copy_from_slice(&d.data[..n]);
+        let s = self.udp.get(h)?;
+        Ok(RecvMeta {
+            len: n,
+            datagram_len: d.data.len(),
+            from: s.present(d.from),
+            to: d.to,
+        })
+    }
+
+    /// Takes the next datagram whole, without copying. The sender is
+    /// canonical (IPv4 unmapped); [`Interface::udp_recv_from`] maps it.
+    pub fn udp_recv(&mut self, h: SocketHandle) -> Result<Datagram, SocketError> {
+        let s = self.udp.get_mut(h)?;
+        match s.rx.pop_front() {
+            Some(d) => {
+                s.rx_bytes -= d.data.len();
+                Ok(d)
+            }
+            None => Err(s.error.take().unwrap_or(SocketError::WouldBlock)),
+        }
+    }
+
+    /// Bytes of the next datagram, if any (`FIONREAD`).
+    pub fn udp_peek_len(&self, h: SocketHandle) -> Result<Option<usize>, SocketError> {
+        Ok(self.udp.get(h)?.rx.front().map(|d| d.data.len()))
+    }
+
+    /// Takes the pending error (`getsockopt(SO_ERROR)`).
+    pub fn udp_take_error(&mut self, h: SocketHandle) -> Result<Option<SocketError>, SocketError> {
+        Ok(self.udp.get_mut(h)?.error.take())
+    }
+
+    /// Takes the next queued ICMP error (`recvmsg(MSG_ERRQUEUE)` with
+    /// `IP_RECVERR`).
+    pub fn udp_recv_error(&mut self, h: SocketHandle) -> Result<Option<IcmpError>, SocketError> {
+        Ok(self.udp.get_mut(h)?.errqueue.pop_front())
+    }
+
+    // ---------------------------------------------------------------------
+    // Buffers.
+
+    fn take_buf(&mut self, len: usize) -> Vec<u8> {
+        let mut v = self.pool.pop().unwrap_or_default();
+        v.clear();
+        v.resize(len, 0);
+        v
+    }
+
+    fn recycle(&mut self, v: Vec<u8>) {
+        if self.pool.len() < 256 {
+            self.pool.push(v);
+        }
+    }
+
+    fn flush_outbox<N: Nic>(&mut self, nic: &mut N) {
+        while let Some(f) = self.outbox.pop_front() {
+            let meta = f.meta;
+            let r = nic.transmit(f.data.len(), |buf| {
+                buf.copy_from_slice(&f.data);
+                meta
+            });
+            if r.is_err() {
+                // Device full: keep it for the next poll.
+                self.outbox.push_front(f);
+                break;
+            }
+            self.counters.tx_frames += 1;
+            self.recycle(f.data);
+        }
+        nic.flush();
+    }
+}
+
+use udp::canonical_ip;

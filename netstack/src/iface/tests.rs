@@ -1,0 +1,1191 @@
+//! Interface tests over an in-memory device: frames in, frames out, and what
+//! a program would see on its sockets.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use super::*;
+use crate::nic::{Capabilities, ChecksumCaps, RxMeta, TxFull};
+use crate::time::Instant;
+use crate::wire::checksum::{ChecksumMode, PseudoHeader};
+use crate::wire::ndp::{NaFlags, NdpRepr};
+use crate::wire::*;
+
+/// A device whose wire is two queues.
+#[derive(Debug)]
+pub(crate) struct TestNic {
+    pub rx: VecDeque<Vec<u8>>,
+    pub tx: Vec<(Vec<u8>, TxMeta)>,
+    pub caps: Capabilities,
+    pub tx_limit: usize,
+}
+
+impl TestNic {
+    pub fn new() -> Self {
+        TestNic {
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+            caps: Capabilities {
+                mtu: 1500,
+                max_burst: 32,
+                checksum: ChecksumCaps::default(),
+            },
+            tx_limit: usize::MAX,
+        }
+    }
+
+    fn take(&mut self) -> Vec<Vec<u8>> {
+        self.tx.drain(..).map(|(f, _)| f).collect()
+    }
+}
+
+impl Nic for TestNic {
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        US_MAC.0
+    }
+
+    fn receive<F: FnMut(&[u8], RxMeta)>(&mut self, max: usize, mut f: F) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some(frame) = self.rx.pop_front() else { break };
+            f(&frame, RxMeta::default());
+            n += 1;
+        }
+        n
+    }
+
+    fn transmit<F: FnOnce(&mut [u8]) -> TxMeta>(&mut self, len: usize, f: F) -> core::result::Result<(), TxFull> {
+        if self.tx.len() >= self.tx_limit {
+            return Err(TxFull);
+        }
+        let mut b = vec![0u8; len];
+        let m = f(&mut b);
+        self.tx.push((b, m));
+        Ok(())
+    }
+
+    fn flush(&mut self) {}
+}
+
+const US_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+const US4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const PEER4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+fn us6() -> Ipv6Addr {
+    "2001:db8::1".parse().unwrap()
+}
+fn peer6() -> Ipv6Addr {
+    "2001:db8::2".parse().unwrap()
+}
+
+fn config(mac: EthernetAddress, v4: Ipv4Addr, v6: Ipv6Addr) -> Config {
+    let mut c = Config::new(mac);
+    c.ipv4 = Some(Ipv4Cidr::new(v4, 24));
+    c.ipv4_gateway = Some(Ipv4Addr::new(10, 0, 0, 254));
+    c.ipv6 = vec![Ipv6Cidr::new(v6, 64)];
+    c
+}
+
+fn iface() -> Interface {
+    Interface::new(config(US_MAC, US4, us6()))
+}
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn eth(dst: EthernetAddress, src: EthernetAddress, ty: EtherType, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + payload.len()];
+    EthernetRepr {
+        src_addr: src,
+        dst_addr: dst,
+        ethertype: ty,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    f[14..].copy_from_slice(payload);
+    f
+}
+
+fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
+    let r = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: proto,
+        payload_len: payload.len(),
+        hop_limit: 64,
+    };
+    let mut b = vec![0u8; 20 + payload.len()];
+    r.emit(&mut Ipv4Packet::new_unchecked(&mut b[..]), ChecksumMode::Compute);
+    b[20..].copy_from_slice(payload);
+    b
+}
+
+fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, hop: u8, payload: &[u8]) -> Vec<u8> {
+    let r = Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: nh,
+        payload_len: payload.len(),
+        hop_limit: hop,
+    };
+    let mut b = vec![0u8; 40 + payload.len()];
+    r.emit(&mut Ipv6Packet::new_unchecked(&mut b[..]));
+    b[40..].copy_from_slice(payload);
+    b
+}
+
+fn udp(src: SocketAddr, dst: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let ph = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => PseudoHeader::V4(s, d),
+        (IpAddr::V6(s), IpAddr::V6(d)) => PseudoHeader::V6(s, d),
+        _ => unreachable!(),
+    };
+    let r = UdpRepr {
+        src_port: src.port(),
+        dst_port: core::num::NonZeroU16::new(dst.port()).unwrap(),
+    };
+    let mut b = vec![0u8; r.buffer_len(data.len())];
+    r.emit(
+        &mut UdpPacket::new_unchecked(&mut b[..]),
+        &ph,
+        data,
+        ChecksumMode::Compute,
+    );
+    b
+}
+
+/// A UDP datagram from the peer, in a frame.
+fn udp_frame(src: SocketAddr, dst: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let u = udp(src, dst, data);
+    match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth(US_MAC, PEER_MAC, EtherType::Ipv4, &ipv4(s, d, 17, &u)),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth(US_MAC, PEER_MAC, EtherType::Ipv6, &ipv6(s, d, 17, 64, &u)),
+        _ => unreachable!(),
+    }
+}
+
+fn arp_frame(op: ArpOperation, sha: EthernetAddress, spa: Ipv4Addr, tha: EthernetAddress, tpa: Ipv4Addr) -> Vec<u8> {
+    let r = ArpRepr {
+        operation: op,
+        source_hardware_addr: sha,
+        source_protocol_addr: spa,
+        target_hardware_addr: tha,
+        target_protocol_addr: tpa,
+    };
+    let mut b = vec![0u8; r.buffer_len()];
+    r.emit(&mut ArpPacket::new_unchecked(&mut b[..]));
+    let dst = if op == ArpOperation::Request {
+        EthernetAddress::BROADCAST
+    } else {
+        tha
+    };
+    eth(dst, sha, EtherType::Arp, &b)
+}
+
+/// Receives `frames` and returns what the interface sent.
+fn run(i: &mut Interface, nic: &mut TestNic, now: Instant, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    nic.rx.extend(frames);
+    while !nic.rx.is_empty() {
+        i.poll(now, nic);
+    }
+    i.poll(now, nic);
+    nic.take()
+}
+
+/// Teaches the interface the peer's addresses so sends go out at once.
+fn learn_peer(i: &mut Interface) {
+    i.arp_cache().insert_static(Instant::ZERO, PEER4, PEER_MAC);
+    i.ndp_cache().insert_static(Instant::ZERO, peer6(), PEER_MAC);
+}
+
+struct Parsed {
+    eth: EthernetRepr,
+    ip_src: IpAddr,
+    ip_dst: IpAddr,
+    proto: u8,
+    hop_limit: u8,
+    payload: Vec<u8>,
+}
+
+/// Parses an unfragmented IP frame we sent, checking every checksum.
+fn parse(f: &[u8]) -> Parsed {
+    let e = EthernetFrame::new_checked(f).unwrap();
+    let er = EthernetRepr::parse(&e).unwrap();
+    match er.ethertype {
+        EtherType::Ipv4 => {
+            let p = Ipv4Packet::new_checked(e.payload()).unwrap();
+            let r = Ipv4Repr::parse(&p, ChecksumMode::Compute).unwrap();
+            Parsed {
+                eth: er,
+                ip_src: r.src_addr.into(),
+                ip_dst: r.dst_addr.into(),
+                proto: r.protocol,
+                hop_limit: r.hop_limit,
+                payload: p.payload().to_vec(),
+            }
+        }
+        EtherType::Ipv6 => {
+            let p = Ipv6Packet::new_checked(e.payload()).unwrap();
+            let r = Ipv6Repr::parse(&p).unwrap();
+            Parsed {
+                eth: er,
+                ip_src: r.src_addr.into(),
+                ip_dst: r.dst_addr.into(),
+                proto: r.next_header,
+                hop_limit: r.hop_limit,
+                payload: p.payload().to_vec(),
+            }
+        }
+        t => panic!("not IP: {t:?}"),
+    }
+}
+
+fn sa(ip: impl Into<IpAddr>, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.into(), port)
+}
+
+// ---------------------------------------------------------------------------
+// ARP, ICMP, NDP.
+
+#[test]
+fn answers_arp_requests_for_our_address_only() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let req = arp_frame(ArpOperation::Request, PEER_MAC, PEER4, EthernetAddress([0; 6]), US4);
+    let out = run(&mut i, &mut nic, t(0), vec![req]);
+    assert_eq!(out.len(), 1);
+    let e = EthernetFrame::new_checked(&out[0][..]).unwrap();
+    assert_eq!(
+        (e.dst_addr(), e.src_addr(), e.ethertype()),
+        (PEER_MAC, US_MAC, EtherType::Arp)
+    );
+    let r = ArpRepr::parse(&ArpPacket::new_checked(e.payload()).unwrap()).unwrap();
+    assert_eq!(
+        r,
+        ArpRepr {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: US_MAC,
+            source_protocol_addr: US4,
+            target_hardware_addr: PEER_MAC,
+            target_protocol_addr: PEER4,
+        }
+    );
+    // The requester was learned: a datagram to it leaves without a request.
+    let s = i.udp_open(Family::V4);
+    i.udp_send_to(s, b"x", Some(sa(PEER4, 9))).unwrap();
+    let out = run(&mut i, &mut nic, t(1), vec![]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(parse(&out[0]).eth.dst_addr, PEER_MAC);
+
+    let other = arp_frame(
+        ArpOperation::Request,
+        PEER_MAC,
+        PEER4,
+        EthernetAddress([0; 6]),
+        Ipv4Addr::new(10, 0, 0, 3),
+    );
+    assert!(run(&mut i, &mut nic, t(2), vec![other]).is_empty());
+    assert_eq!(i.counters().drop_arp_not_for_us, 1);
+    assert_eq!(i.counters().arp_replies_sent, 1);
+}
+
+#[test]
+fn resolves_with_arp_then_sends() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let s = i.udp_open(Family::V4);
+    i.udp_send_to(s, b"hello", Some(sa(PEER4, 7))).unwrap();
+    let out = run(&mut i, &mut nic, t(0), vec![]);
+    assert_eq!(out.len(), 1, "an ARP request, the datagram waits");
+    let e = EthernetFrame::new_checked(&out[0][..]).unwrap();
+    assert_eq!(
+        (e.dst_addr(), e.ethertype()),
+        (EthernetAddress::BROADCAST, EtherType::Arp)
+    );
+    let r = ArpRepr::parse(&ArpPacket::new_checked(e.payload()).unwrap()).unwrap();
+    assert_eq!(
+        (r.operation, r.target_protocol_addr, r.source_protocol_addr),
+        (ArpOperation::Request, PEER4, US4)
+    );
+    let reply = arp_frame(ArpOperation::Reply, PEER_MAC, PEER4, US_MAC, US4);
+    let out = run(&mut i, &mut nic, t(5), vec![reply]);
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    assert_eq!((p.eth.dst_addr, p.ip_dst, p.proto), (PEER_MAC, IpAddr::V4(PEER4), 17));
+    assert_eq!(&p.payload[8..], b"hello");
+}
+
+#[test]
+fn replies_to_icmpv4_echo() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let req = Icmpv4Repr::EchoRequest {
+        ident: 7,
+        seq_no: 3,
+        data: b"ping data",
+    };
+    let mut b = vec![0u8; req.buffer_len()];
+    req.emit(&mut Icmpv4Packet::new_unchecked(&mut b[..]));
+    let f = eth(US_MAC, PEER_MAC, EtherType::Ipv4, &ipv4(PEER4, US4, 1, &b));
+    let out = run(&mut i, &mut nic, t(0), vec![f]);
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    assert_eq!((p.ip_src, p.ip_dst, p.proto), (IpAddr::V4(US4), IpAddr::V4(PEER4), 1));
+    let r = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&p.payload[..]).unwrap()).unwrap();
+    assert_eq!(
+        r,
+        Icmpv4Repr::EchoReply {
+            ident: 7,
+            seq_no: 3,
+            data: b"ping data"
+        }
+    );
+    assert_eq!(i.counters().icmp_echo_replies_sent, 1);
+}
+
+#[test]
+fn replies_to_icmpv6_echo_and_answers_neighbor_solicitation() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    // NS from the peer for our global address, to its solicited-node group.
+    let sn = crate::wire::ipv6::addr::solicited_node(&us6());
+    let ns = Icmpv6Repr::Ndp(NdpRepr::NeighborSolicit {
+        target_addr: us6(),
+        lladdr: Some(PEER_MAC),
+    });
+    let mut b = vec![0u8; ns.buffer_len()];
+    ns.emit(&peer6(), &sn, &mut Icmpv6Packet::new_unchecked(&mut b[..]));
+    let f = eth(
+        EthernetAddress::from_ipv6_multicast(&sn),
+        PEER_MAC,
+        EtherType::Ipv6,
+        &ipv6(peer6(), sn, 58, 255, &b),
+    );
+    let out = run(&mut i, &mut nic, t(0), vec![f.clone()]);
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    assert_eq!(
+        (p.eth.dst_addr, p.ip_src, p.ip_dst, p.hop_limit),
+        (PEER_MAC, IpAddr::V6(us6()), IpAddr::V6(peer6()), 255)
+    );
+    let r = Icmpv6Repr::parse(&us6(), &peer6(), &Icmpv6Packet::new_checked(&p.payload[..]).unwrap()).unwrap();
+    assert_eq!(
+        r,
+        Icmpv6Repr::Ndp(NdpRepr::NeighborAdvert {
+            flags: NaFlags {
+                router: false,
+                solicited: true,
+                override_: true
+            },
+            target_addr: us6(),
+            lladdr: Some(US_MAC),
+        })
+    );
+    // Hop limit other than 255: invalid, ignored.
+    let bad = eth(
+        EthernetAddress::from_ipv6_multicast(&sn),
+        PEER_MAC,
+        EtherType::Ipv6,
+        &ipv6(peer6(), sn, 58, 64, &b),
+    );
+    assert!(run(&mut i, &mut nic, t(1), vec![bad]).is_empty());
+    assert_eq!(i.counters().drop_ndp_invalid, 1);
+
+    // Echo: the peer is known now (STALE), the reply goes straight out.
+    let req = Icmpv6Repr::EchoRequest {
+        ident: 1,
+        seq_no: 2,
+        data: b"v6 ping",
+    };
+    let mut b = vec![0u8; req.buffer_len()];
+    req.emit(&peer6(), &us6(), &mut Icmpv6Packet::new_unchecked(&mut b[..]));
+    let f = eth(US_MAC, PEER_MAC, EtherType::Ipv6, &ipv6(peer6(), us6(), 58, 64, &b));
+    let out = run(&mut i, &mut nic, t(2), vec![f]);
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    let r = Icmpv6Repr::parse(&us6(), &peer6(), &Icmpv6Packet::new_checked(&p.payload[..]).unwrap()).unwrap();
+    assert_eq!(
+        r,
+        Icmpv6Repr::EchoReply {
+            ident: 1,
+            seq_no: 2,
+            data: b"v6 ping"
+        }
+    );
+}
+
+#[test]
+fn link_local_address_is_derived_from_mac() {
+    let i = iface();
+    assert_eq!(i.ipv6_link_local(), "fe80::ff:fe00:1".parse::<Ipv6Addr>().unwrap());
+    assert!(i.has_ipv6(i.ipv6_link_local()));
+}
+
+#[test]
+fn port_unreachable_is_rate_limited() {
+    let mut c = config(US_MAC, US4, us6());
+    c.icmp_error_burst = 3;
+    c.icmp_error_rate = 1;
+    let mut i = Interface::new(c);
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let frames: Vec<_> = (0..10)
+        .map(|k| udp_frame(sa(PEER4, 1000 + k), sa(US4, 9999), b"knock"))
+        .collect();
+    let out = run(&mut i, &mut nic, t(0), frames);
+    assert_eq!(out.len(), 3);
+    let p = parse(&out[0]);
+    let r = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&p.payload[..]).unwrap()).unwrap();
+    let Icmpv4Repr::DstUnreachable { code, data, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(code, icmpv4::unreachable::PORT);
+    // The quote starts with the offending IP header.
+    let q = Ipv4Packet::new_unchecked(data);
+    assert_eq!((q.src_addr(), q.dst_addr(), q.protocol()), (PEER4, US4, 17));
+    assert_eq!(i.counters().icmp_errors_rate_limited, 7);
+    assert_eq!(i.counters().drop_udp_no_socket, 10);
+    // A second later one token has come back.
+    let out = run(
+        &mut i,
+        &mut nic,
+        t(1000),
+        vec![udp_frame(sa(PEER4, 1), sa(US4, 9999), b"x")],
+    );
+    assert_eq!(out.len(), 1);
+    // Never about broadcasts.
+    let bc = udp_frame(sa(PEER4, 1), sa(Ipv4Addr::new(10, 0, 0, 255), 9999), b"x");
+    assert!(run(&mut i, &mut nic, t(5000), vec![bc]).is_empty());
+}
+
+#[test]
+fn ipv6_port_unreachable() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let out = run(
+        &mut i,
+        &mut nic,
+        t(0),
+        vec![udp_frame(sa(peer6(), 5), sa(us6(), 6), b"x")],
+    );
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    let r = Icmpv6Repr::parse(&us6(), &peer6(), &Icmpv6Packet::new_checked(&p.payload[..]).unwrap()).unwrap();
+    assert!(matches!(r, Icmpv6Repr::DstUnreachable { code: 4, .. }), "{r:?}");
+}
+
+// ---------------------------------------------------------------------------
+// UDP sockets.
+
+#[test]
+fn udp_receive_and_reply() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let s = i.udp_open(Family::V4);
+    assert_eq!(i.udp_bind(s, sa(US4, 5000)).unwrap(), sa(US4, 5000));
+    run(
+        &mut i,
+        &mut nic,
+        t(0),
+        vec![udp_frame(sa(PEER4, 4000), sa(US4, 5000), b"question")],
+    );
+    let ev: Vec<_> = i.drain_events().collect();
+    assert_eq!(
+        ev,
+        vec![SocketEvent {
+            handle: s,
+            readable: true,
+            writable: false,
+            error: false
+        }]
+    );
+    let mut buf = [0u8; 64];
+    let m = i.udp_recv_from(s, &mut buf).unwrap();
+    assert_eq!(
+        (&buf[..m.len], m.from, m.to),
+        (&b"question"[..], sa(PEER4, 4000), IpAddr::V4(US4))
+    );
+    assert_eq!(i.udp_recv_from(s, &mut buf).unwrap_err(), SocketError::WouldBlock);
+    i.udp_send_to(s, b"answer", Some(m.from)).unwrap();
+    let out = run(&mut i, &mut nic, t(1), vec![]);
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    let u = UdpPacket::new_checked(&p.payload[..]).unwrap();
+    let ph = PseudoHeader::V4(US4, PEER4);
+    UdpRepr::parse(&u, &ph, ChecksumMode::Compute).unwrap();
+    assert_eq!((u.src_port(), u.dst_port(), u.payload()), (5000, 4000, &b"answer"[..]));
+    assert_eq!(i.counters().udp_tx_datagrams, 1);
+}
+
+#[test]
+fn udp_truncates_like_linux() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let s = i.udp_open(Family::V4);
+    i.udp_bind(s, sa(Ipv4Addr::UNSPECIFIED, 53)).unwrap();
+    run(
+        &mut i,
+        &mut nic,
+        t(0),
+        vec![udp_frame(sa(PEER4, 1), sa(US4, 53), b"0123456789")],
+    );
+    let mut small = [0u8; 4];
+    let m = i.udp_recv_from(s, &mut small).unwrap();
+    assert_eq!((m.len, m.datagram_len, &small[..]), (4, 10, &b"0123"[..]));
+}
+
+#[test]
+fn dual_stack_socket_sees_mapped_ipv4() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let s = i.udp_open(Family::V6 { v6only: false });
+    i.udp_bind(s, sa(Ipv6Addr::UNSPECIFIED, 7000)).unwrap();
+    run(
+        &mut i,
+        &mut nic,
+        t(0),
+        vec![udp_frame(sa(PEER4, 1234), sa(US4, 7000), b"v4")],
+    );
+    run(
+        &mut i,
+        &mut nic,
+        t(0),
+        vec![udp_frame(sa(peer6(), 1234), sa(us6(), 7000), b"v6")],
+    );
+    let mut buf = [0u8; 8];
+    let m = i.udp_recv_from(s, &mut buf).unwrap();
+    assert_eq!(m.from, sa(PEER4.to_ipv6_mapped(), 1234));
+    let m = i.udp_recv_from(s, &mut buf).unwrap();
+    assert_eq!(m.from, sa(peer6(), 1234));
+    // An IPv4 socket on the same port conflicts with the dual-stack one...
+    let v4 = i.udp_open(Family::V4);
+    assert_eq!(
+        i.udp_bind(v4, sa(Ipv4Addr::UNSPECIFIED, 7000)).unwrap_err(),
+        SocketError::AddrInUse
+    );
+    // ...but not with a v6-only one.
+    let v6only = i.udp_open(Family::V6 { v6only: true });
+    i.udp_bind(v6only, sa(Ipv6Addr::UNSPECIFIED, 7001)).unwrap();
+    i.udp_bind(v4, sa(Ipv4Addr::UNSPECIFIED, 7001)).unwrap();
+}
+
+#[test]
+fn bind_conflicts_follow_linux() {
+    let mut i = iface();
+    let a = i.udp_open(Family::V4);
+    let b = i.udp_open(Family::V4);
+    i.udp_bind(a, sa(Ipv4Addr::UNSPECIFIED, 8000)).unwrap();
+    // Wildcard and specific overlap.
+    assert_eq!(i.udp_bind(b, sa(US4, 8000)).unwrap_err(), SocketError::AddrInUse);
+    // Not our address.
+    assert_eq!(
+        i.udp_bind(b, sa(Ipv4Addr::new(10, 9, 9, 9), 8001)).unwrap_err(),
+        SocketError::AddrNotAvailable
+    );
+    // Bound twice.
+    assert_eq!(i.udp_bind(a, sa(US4, 8002)).unwrap_err(), SocketError::InvalidState);
+    // SO_REUSEADDR on one side only: still a conflict; on both: shared.
+    let c = i.udp_open(Family::V4);
+    let d = i.udp_open(Family::V4);
+    i.udp_set_reuse_addr(c, true).unwrap();
+    i.udp_bind(c, sa(Ipv4Addr::UNSPECIFIED, 8100)).unwrap();
+    assert_eq!(
+        i.udp_bind(d, sa(Ipv4Addr::UNSPECIFIED, 8100)).unwrap_err(),
+        SocketError::AddrInUse
+    );
+    i.udp_set_reuse_addr(d, true).unwrap();
+    i.udp_bind(d, sa(Ipv4Addr::UNSPECIFIED, 8100)).unwrap();
+    // SO_REUSEPORT on both.
+    let e = i.udp_open(Family::V4);
+    let f = i.udp_open(Family::V4);
+    i.udp_set_reuse_port(e, true).unwrap();
+    i.udp_set_reuse_port(f, true).unwrap();
+    i.udp_bind(e, sa(US4, 8200)).unwrap();
+    i.udp_bind(f, sa(US4, 8200)).unwrap();
+    // Closing frees the port.
+    i.udp_close(a).unwrap();
+    i.udp_bind(b, sa(US4, 8000)).unwrap();
+    // A closed handle stays dead even when its slot is reused.
+    let g = i.udp_open(Family::V4);
+    assert_ne!(g, a);
+    assert_eq!(i.udp_local_addr(a).unwrap_err(), SocketError::BadHandle);
+    // Wrong family.
+    let h = i.udp_open(Family::V4);
+    assert_eq!(i.udp_bind(h, sa(us6(), 1)).unwrap_err(), SocketError::AddressFamily);
+}
+
+#[test]
+fn reuseport_spreads_flows_and_keeps_each_flow_on_one_socket() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let socks: Vec<_> = (0..4)
+        .map(|_| {
+            let s = i.udp_open(Family::V4);
+            i.udp_set_reuse_port(s, true).unwrap();
+            i.udp_bind(s, sa(Ipv4Addr::UNSPECIFIED, 9000)).unwrap();
+            s
+        })
+        .collect();
+    let frames: Vec<_> = (0..64)
+        .map(|k| udp_frame(sa(PEER4, 2000 + k), sa(US4, 9000), b"x"))
+        .collect();
+    run(&mut i, &mut nic, t(0), frames.clone());
+    let counts: Vec<usize> = socks.iter().map(|&s| i.udp.get(s).unwrap().rx.len()).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 64);
+    assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
+    run(&mut i, &mut nic, t(0), frames);
+    let again: Vec<usize> = socks.iter().map(|&s| i.udp.get(s).unwrap().rx.len()).collect();
+    assert_eq!(again, counts.iter().map(|c| c * 2).collect::<Vec<_>>());
+}
+
+#[test]
+fn ephemeral_ports_are_distinct_and_in_range() {
+    let mut c = config(US_MAC, US4, us6());
+    c.udp.ephemeral_ports = (40000, 40009);
+    let mut i = Interface::new(c);
+    let mut ports = Vec::new();
+    for _ in 0..10 {
+        let s = i.udp_open(Family::V4);
+        let a = i.udp_bind(s, sa(Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        assert!((40000..=40009).contains(&a.port()));
+        ports.push(a.port());
+    }
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 10);
+    let s = i.udp_open(Family::V4);
+    assert_eq!(
+        i.udp_bind(s, sa(Ipv4Addr::UNSPECIFIED, 0)).unwrap_err(),
+        SocketError::AddrInUse
+    );
+    // send_to on an unbound socket binds it implicitly; here nothing is left.
+    assert_eq!(
+        i.udp_send_to(s, b"x", Some(sa(PEER4, 1))).unwrap_err(),
+        SocketError::AddrInUse
+    );
+}
+
+#[test]
+fn connected_socket_filters_and_wins() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let wild = i.udp_open(Family::V4);
+    i.udp_set_reuse_addr(wild, true).unwrap();
+    i.udp_bind(wild, sa(Ipv4Addr::UNSPECIFIED, 6000)).unwrap();
+    let conn = i.udp_open(Family::V4);
+    i.udp_set_reuse_addr(conn, true).unwrap();
+    i.udp_bind(conn, sa(Ipv4Addr::UNSPECIFIED, 6000)).unwrap();
+    i.udp_connect(conn, sa(PEER4, 53)).unwrap();
+    assert_eq!(i.udp_local_addr(conn).unwrap(), Some(sa(US4, 6000)));
+    assert_eq!(i.udp_peer_addr(conn).unwrap(), Some(sa(PEER4, 53)));
+    run(
+        &mut i,
+        &mut nic,
+        t(0),
+        vec![
+            udp_frame(sa(PEER4, 53), sa(US4, 6000), b"for conn"),
+            udp_frame(sa(PEER4, 54), sa(US4, 6000), b"for wild"),
+        ],
+    );
+    assert_eq!(i.udp_recv(conn).unwrap().data, b"for conn");
+    assert_eq!(i.udp_recv(wild).unwrap().data, b"for wild");
+    assert!(i.udp_recv(conn).is_err() && i.udp_recv(wild).is_err());
+    // Without an address a connected socket sends to its peer; an
+    // unconnected one cannot.
+    assert_eq!(
+        i.udp_send_to(wild, b"x", None).unwrap_err(),
+        SocketError::DestinationRequired
+    );
+    learn_peer(&mut i);
+    i.udp_send_to(conn, b"x", None).unwrap();
+    let out = run(&mut i, &mut nic, t(1), vec![]);
+    let p = parse(&out[0]);
+    assert_eq!(p.ip_dst, IpAddr::V4(PEER4));
+}
+
+#[test]
+fn receive_queue_is_bounded() {
+    let mut c = config(US_MAC, US4, us6());
+    c.udp.rx_queue_datagrams = 3;
+    let mut i = Interface::new(c);
+    let mut nic = TestNic::new();
+    let s = i.udp_open(Family::V4);
+    i.udp_bind(s, sa(US4, 1)).unwrap();
+    let frames: Vec<_> = (0..5).map(|_| udp_frame(sa(PEER4, 2), sa(US4, 1), b"x")).collect();
+    run(&mut i, &mut nic, t(0), frames);
+    assert_eq!(i.counters().drop_udp_queue_full, 2);
+    assert_eq!(i.counters().udp_rx_datagrams, 3);
+}
+
+#[test]
+fn send_queue_blocks_then_reports_writable() {
+    let mut c = config(US_MAC, US4, us6());
+    c.udp.tx_queue_datagrams = 2;
+    let mut i = Interface::new(c);
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let s = i.udp_open(Family::V4);
+    i.udp_send_to(s, b"1", Some(sa(PEER4, 1))).unwrap();
+    i.udp_send_to(s, b"2", Some(sa(PEER4, 1))).unwrap();
+    assert_eq!(
+        i.udp_send_to(s, b"3", Some(sa(PEER4, 1))).unwrap_err(),
+        SocketError::WouldBlock
+    );
+    let out = run(&mut i, &mut nic, t(0), vec![]);
+    assert_eq!(out.len(), 2);
+    let ev: Vec<_> = i.drain_events().collect();
+    assert_eq!(
+        ev,
+        vec![SocketEvent {
+            handle: s,
+            readable: false,
+            writable: true,
+            error: false
+        }]
+    );
+}
+
+#[test]
+fn send_errors() {
+    let mut c = config(US_MAC, US4, us6());
+    c.ipv4_gateway = None;
+    let mut i = Interface::new(c);
+    let s = i.udp_open(Family::V4);
+    assert_eq!(
+        i.udp_send_to(s, b"x", Some(sa(Ipv4Addr::new(8, 8, 8, 8), 53)))
+            .unwrap_err(),
+        SocketError::NetworkUnreachable
+    );
+    assert_eq!(
+        i.udp_send_to(s, &vec![0; 65508], Some(sa(PEER4, 53))).unwrap_err(),
+        SocketError::MessageTooLong
+    );
+    assert_eq!(
+        i.udp_send_to(s, b"x", Some(sa(PEER4, 0))).unwrap_err(),
+        SocketError::InvalidArgument
+    );
+    assert_eq!(
+        i.udp_send_to(s, b"x", Some(sa(peer6(), 1))).unwrap_err(),
+        SocketError::AddressFamily
+    );
+}
+
+// ---------------------------------------------------------------------------
+// ICMP errors to sockets, path MTU.
+
+fn icmpv4_error(repr: Icmpv4Repr<'_>) -> Vec<u8> {
+    let mut b = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut b[..]));
+    eth(US_MAC, PEER_MAC, EtherType::Ipv4, &ipv4(PEER4, US4, 1, &b))
+}
+
+#[test]
+fn port_unreachable_reaches_connected_socket() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let s = i.udp_open(Family::V4);
+    i.udp_connect(s, sa(PEER4, 53)).unwrap();
+    i.udp_set_recv_err(s, true).unwrap();
+    i.udp_send_to(s, b"query", None).unwrap();
+    let out = run(&mut i, &mut nic, t(0), vec![]);
+    let sent = &out[0][14..];
+    let err = icmpv4_error(Icmpv4Repr::DstUnreachable {
+        code: 3,
+        next_hop_mtu: 0,
+        data: &sent[..28],
+    });
+    run(&mut i, &mut nic, t(1), vec![err]);
+    let ev: Vec<_> = i.drain_events().collect();
+    assert_eq!(
+        ev,
+        vec![SocketEvent {
+            handle: s,
+            readable: false,
+            writable: false,
+            error: true
+        }]
+    );
+    let q = i.udp_recv_error(s).unwrap().unwrap();
+    assert_eq!(
+        (q.kind, q.reporter, q.dst),
+        (IcmpErrorKind::PortUnreachable, IpAddr::V4(PEER4), sa(PEER4, 53))
+    );
+    // Like Linux: the next call returns ECONNREFUSED once.
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        i.udp_recv_from(s, &mut buf).unwrap_err(),
+        SocketError::ConnectionRefused
+    );
+    assert_eq!(i.udp_recv_from(s, &mut buf).unwrap_err(), SocketError::WouldBlock);
+    // An error about a port nobody uses is counted and dropped.
+    let mut other = sent[..28].to_vec();
+    other[20] ^= 0xff;
+    run(
+        &mut i,
+        &mut nic,
+        t(2),
+        vec![icmpv4_error(Icmpv4Repr::DstUnreachable {
+            code: 3,
+            next_hop_mtu: 0,
+            data: &other,
+        })],
+    );
+    assert_eq!(i.counters().drop_icmp_error_no_socket, 1);
+}
+
+#[test]
+fn frag_needed_lowers_path_mtu_and_later_datagrams_fragment() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let s = i.udp_open(Family::V4);
+    i.udp_connect(s, sa(PEER4, 9)).unwrap();
+    i.udp_send_to(s, &[7u8; 1400], None).unwrap();
+    let out = run(&mut i, &mut nic, t(0), vec![]);
+    assert_eq!(out.len(), 1);
+    assert!(Ipv4Packet::new_checked(&out[0][14..]).unwrap().dont_frag());
+    let err = icmpv4_error(Icmpv4Repr::DstUnreachable {
+        code: 4,
+        next_hop_mtu: 1000,
+        data: &out[0][14..14 + 28],
+    });
+    run(&mut i, &mut nic, t(1), vec![err]);
+    assert_eq!(i.path_mtu(t(1), IpAddr::V4(PEER4)), 1000);
+    assert_eq!(i.udp_take_error(s).unwrap(), None, "path MTU news is not an error");
+    i.udp_send_to(s, &[7u8; 1400], None).unwrap();
+    let out = run(&mut i, &mut nic, t(2), vec![]);
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|f| f.len() - 14 <= 1000));
+    // Ten minutes later the path MTU is forgotten.
+    assert_eq!(i.path_mtu(t(601_000), IpAddr::V4(PEER4)), 1500);
+}
+
+#[test]
+fn failed_resolution_reports_host_unreachable() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let s = i.udp_open(Family::V4);
+    i.udp_connect(s, sa(PEER4, 9)).unwrap();
+    i.udp_send_to(s, b"anyone?", None).unwrap();
+    let mut requests = 0;
+    for ms in (0..5000).step_by(100) {
+        requests += run(&mut i, &mut nic, t(ms), vec![]).len();
+    }
+    assert_eq!(requests, 3, "three ARP requests");
+    assert_eq!(i.udp_take_error(s).unwrap(), Some(SocketError::HostUnreachable));
+    assert_eq!(i.counters().drop_tx_neighbor, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Fragmentation and reassembly, end to end between two interfaces.
+
+fn pair() -> (Interface, TestNic, Interface, TestNic) {
+    let a = Interface::new(config(US_MAC, US4, us6()));
+    let b = Interface::new(config(PEER_MAC, PEER4, peer6()));
+    (a, TestNic::new(), b, TestNic::new())
+}
+
+/// Runs both ends, moving frames across, until nothing moves.
+fn settle(a: &mut Interface, na: &mut TestNic, b: &mut Interface, nb: &mut TestNic, now: Instant) {
+    for _ in 0..20 {
+        a.poll(now, na);
+        b.poll(now, nb);
+        let ab: Vec<_> = na.take();
+        let ba: Vec<_> = nb.take();
+        if ab.is_empty() && ba.is_empty() {
+            return;
+        }
+        nb.rx.extend(ab);
+        na.rx.extend(ba);
+    }
+    panic!("did not settle");
+}
+
+#[test]
+fn large_datagrams_fragment_and_reassemble_v4_and_v6() {
+    let (mut a, mut na, mut b, mut nb) = pair();
+    let rx4 = b.udp_open(Family::V4);
+    b.udp_bind(rx4, sa(PEER4, 4444)).unwrap();
+    let rx6 = b.udp_open(Family::V6 { v6only: true });
+    b.udp_bind(rx6, sa(peer6(), 6666)).unwrap();
+    let tx = a.udp_open(Family::V6 { v6only: false });
+    let big: Vec<u8> = (0..20_000u32).map(|k| (k * 7) as u8).collect();
+    a.udp_send_to(tx, &big, Some(sa(PEER4.to_ipv6_mapped(), 4444))).unwrap();
+    a.udp_send_to(tx, &big, Some(sa(peer6(), 6666))).unwrap();
+    settle(&mut a, &mut na, &mut b, &mut nb, t(0));
+    let d = b.udp_recv(rx4).unwrap();
+    assert_eq!(d.data, big);
+    assert_eq!(d.from.ip(), IpAddr::V4(US4));
+    let d = b.udp_recv(rx6).unwrap();
+    assert_eq!(d.data, big);
+    assert_eq!(b.counters().ipv4_reassembled, 1);
+    assert_eq!(b.counters().ipv6_reassembled, 1);
+    // A 20000-byte ping both ways: reassembled, answered, fragmented.
+    let req = Icmpv4Repr::EchoRequest {
+        ident: 1,
+        seq_no: 1,
+        data: &big,
+    };
+    let mut m = vec![0u8; req.buffer_len()];
+    req.emit(&mut Icmpv4Packet::new_unchecked(&mut m[..]));
+    a.output_ip(
+        t(1),
+        super::egress::IpOut {
+            src: IpAddr::V4(US4),
+            dst: IpAddr::V4(PEER4),
+            proto: 1,
+            l4_len: m.len(),
+            dont_frag: false,
+            hop_limit: 64,
+            link: None,
+        },
+        |buf, _| buf.copy_from_slice(&m),
+    )
+    .unwrap();
+    settle(&mut a, &mut na, &mut b, &mut nb, t(1));
+    assert_eq!(b.counters().icmp_echo_replies_sent, 1);
+    assert_eq!(a.counters().ipv4_reassembled, 1);
+}
+
+fn v4_fragment(ident: u16, offset: u16, more: bool, data: &[u8]) -> Vec<u8> {
+    let mut ip = ipv4(PEER4, US4, 17, data);
+    let mut p = Ipv4Packet::new_unchecked(&mut ip[..]);
+    p.set_ident(ident);
+    p.set_frag(false, more, offset);
+    p.fill_checksum(ChecksumMode::Compute);
+    eth(US_MAC, PEER_MAC, EtherType::Ipv4, &ip)
+}
+
+#[test]
+fn overlapping_fragments_are_dropped() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let s = i.udp_open(Family::V4);
+    i.udp_bind(s, sa(US4, 77)).unwrap();
+    let whole = udp(sa(PEER4, 1), sa(US4, 77), &[0x55; 40]);
+    let frames = vec![
+        v4_fragment(9, 0, true, &whole[..24]),
+        // Overlaps bytes 16..24 with different content.
+        v4_fragment(9, 16, true, &[0xaa; 16]),
+        v4_fragment(9, 24, false, &whole[24..]),
+    ];
+    run(&mut i, &mut nic, t(0), frames);
+    assert!(i.udp_recv(s).is_err());
+    assert!(i.counters().drop_ipv4_fragment >= 1);
+    assert_eq!(i.reassembly_v4_stats().overlap, 1);
+}
+
+#[test]
+fn fragments_beyond_64k_are_dropped() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    // Offset 65528 plus 16 bytes ends past 65535.
+    let frames = vec![v4_fragment(3, 65528, false, &[0; 16])];
+    run(&mut i, &mut nic, t(0), frames);
+    assert_eq!(i.counters().drop_ipv4_fragment, 1);
+    assert_eq!(i.reassembly_v4_stats().too_long, 1);
+    // IPv6 likewise.
+    let mut fh = [0u8; 8];
+    Ipv6FragmentHeader {
+        next_header: 17,
+        offset: 65528,
+        more_frags: false,
+        ident: 1,
+    }
+    .emit(&mut fh);
+    let mut payload = fh.to_vec();
+    payload.extend_from_slice(&[0; 16]);
+    let f = eth(
+        US_MAC,
+        PEER_MAC,
+        EtherType::Ipv6,
+        &ipv6(peer6(), us6(), 44, 64, &payload),
+    );
+    run(&mut i, &mut nic, t(0), vec![f]);
+    assert_eq!(i.counters().drop_ipv6_fragment, 1);
+}
+
+#[test]
+fn ipv6_extension_headers_are_walked() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let s = i.udp_open(Family::V6 { v6only: true });
+    i.udp_bind(s, sa(us6(), 500)).unwrap();
+    let u = udp(sa(peer6(), 1), sa(us6(), 500), b"through options");
+    // Hop-by-hop (PadN) -> destination options (PadN) -> UDP.
+    let mut p = vec![60, 0, 1, 4, 0, 0, 0, 0, 17, 0, 1, 4, 0, 0, 0, 0];
+    p.extend_from_slice(&u);
+    let f = eth(US_MAC, PEER_MAC, EtherType::Ipv6, &ipv6(peer6(), us6(), 0, 64, &p));
+    run(&mut i, &mut nic, t(0), vec![f]);
+    assert_eq!(i.udp_recv(s).unwrap().data, b"through options");
+    // Atomic fragment: processed at once.
+    let mut p = vec![17, 0, 0, 0, 0, 0, 0, 9];
+    p.extend_from_slice(&u);
+    let f = eth(US_MAC, PEER_MAC, EtherType::Ipv6, &ipv6(peer6(), us6(), 44, 64, &p));
+    run(&mut i, &mut nic, t(0), vec![f]);
+    assert_eq!(i.udp_recv(s).unwrap().data, b"through options");
+    // Length that would wrap: dropped and counted.
+    let mut p = vec![17, 255, 1, 4, 0, 0, 0, 0];
+    p.extend_from_slice(&u);
+    let f = eth(US_MAC, PEER_MAC, EtherType::Ipv6, &ipv6(peer6(), us6(), 60, 64, &p));
+    run(&mut i, &mut nic, t(0), vec![f]);
+    assert_eq!(i.counters().drop_ipv6_malformed, 1);
+    // Unknown option whose type says discard.
+    let mut p = vec![17, 0, 0x81, 4, 0, 0, 0, 0];
+    p.extend_from_slice(&u);
+    let f = eth(US_MAC, PEER_MAC, EtherType::Ipv6, &ipv6(peer6(), us6(), 60, 64, &p));
+    run(&mut i, &mut nic, t(0), vec![f]);
+    assert_eq!(i.counters().drop_ipv6_ext_discard, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Malformed input and offloads.
+
+#[test]
+fn malformed_frames_are_counted_not_fatal() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let good = udp_frame(sa(PEER4, 1), sa(US4, 2), b"x");
+    let mut ihl4 = good.clone();
+    ihl4[14] = 0x44;
+    let mut bad_csum = good.clone();
+    bad_csum[14 + 10] ^= 1;
+    let mut udp_len = good.clone();
+    udp_len[14 + 20 + 5] = 200;
+    let mut udp_csum = good.clone();
+    udp_csum[14 + 20 + 6] ^= 1;
+    let frames = vec![
+        vec![1, 2, 3],
+        ihl4,
+        bad_csum,
+        udp_len,
+        udp_csum,
+        good[..30].to_vec(),
+        eth(US_MAC, PEER_MAC, EtherType::Unknown(0x8100), &[0; 40]),
+        eth(PEER_MAC, PEER_MAC, EtherType::Ipv4, &[0; 40]),
+        eth(US_MAC, PEER_MAC, EtherType::Arp, &[0; 7]),
+        eth(US_MAC, PEER_MAC, EtherType::Ipv6, &[0x60; 20]),
+    ];
+    assert!(run(&mut i, &mut nic, t(0), frames).is_empty());
+    let c = i.counters();
+    assert_eq!(c.rx_frames, 10);
+    assert_eq!(c.drop_eth_truncated, 1);
+    assert_eq!(c.drop_ipv4_malformed, 2);
+    assert_eq!(c.drop_ipv4_checksum, 1);
+    assert_eq!(c.drop_udp_malformed, 1);
+    assert_eq!(c.drop_udp_checksum, 1);
+    assert_eq!(c.drop_eth_unknown_type, 1);
+    assert_eq!(c.drop_eth_not_for_us, 1);
+    assert_eq!(c.drop_arp_malformed, 1);
+    assert_eq!(c.drop_ipv6_malformed, 1);
+}
+
+#[test]
+fn random_frames_never_panic() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let s = i.udp_open(Family::V6 { v6only: false });
+    i.udp_bind(s, sa(Ipv6Addr::UNSPECIFIED, 2)).unwrap();
+    let mut rng = Rng(42);
+    let seeds = [
+        udp_frame(sa(PEER4, 1), sa(US4, 2), b"seed"),
+        udp_frame(sa(peer6(), 1), sa(us6(), 2), b"seed"),
+        arp_frame(ArpOperation::Request, PEER_MAC, PEER4, EthernetAddress([0; 6]), US4),
+        v4_fragment(1, 0, true, &[0; 16]),
+    ];
+    for k in 0..20_000u64 {
+        let mut f = seeds[(k % 4) as usize].clone();
+        let flips = 1 + rng.next_u64() % 4;
+        for _ in 0..flips {
+            let at = (rng.next_u64() % f.len() as u64) as usize;
+            f[at] = rng.next_u64() as u8;
+        }
+        if rng.next_u64().is_multiple_of(8) {
+            f.truncate((rng.next_u64() % f.len() as u64) as usize);
+        }
+        nic.rx.push_back(f);
+        i.poll(t(k), &mut nic);
+        nic.tx.clear();
+        while i.udp_recv(s).is_ok() {}
+    }
+}
+
+#[test]
+fn checksum_offload_is_requested_and_honoured() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    nic.caps.checksum = ChecksumCaps {
+        ipv4_rx: true,
+        ipv4_tx: true,
+        l4_rx: true,
+        l4_tx: true,
+    };
+    learn_peer(&mut i);
+    let s = i.udp_open(Family::V4);
+    i.udp_send_to(s, b"offloaded", Some(sa(PEER4, 53))).unwrap();
+    i.poll(t(0), &mut nic);
+    let (f, meta) = nic.tx.pop().unwrap();
+    assert_eq!(
+        meta,
+        TxMeta {
+            l2_len: 14,
+            l3_len: 20,
+            ipv4_csum: true,
+            l4_csum: Some(crate::nic::L4Proto::Udp)
+        }
+    );
+    let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+    assert_eq!(ip.checksum(), 0);
+    let u = UdpPacket::new_checked(ip.payload()).unwrap();
+    let ph = PseudoHeader::V4(US4, PEER4);
+    assert_eq!(u.checksum(), ph.sum(17, u.len() as usize).fold());
+    // Receive: a frame with a wrong UDP checksum that the device vouched
+    // for is accepted (the device is trusted), one it did not is dropped.
+    let r = i.udp_open(Family::V4);
+    i.udp_bind(r, sa(US4, 3)).unwrap();
+    let mut bad = udp_frame(sa(PEER4, 1), sa(US4, 3), b"x");
+    bad[14 + 20 + 6] ^= 1;
+    i.process_frame(
+        t(1),
+        &bad,
+        RxMeta {
+            ipv4_csum_good: true,
+            l4_csum_good: true,
+        },
+    );
+    assert!(i.udp_recv(r).is_ok());
+    i.process_frame(t(1), &bad, RxMeta::default());
+    assert!(i.udp_recv(r).is_err());
+}
+
+#[test]
+fn device_backpressure_keeps_frames() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    nic.tx_limit = 1;
+    learn_peer(&mut i);
+    let s = i.udp_open(Family::V4);
+    for _ in 0..3 {
+        i.udp_send_to(s, b"x", Some(sa(PEER4, 1))).unwrap();
+    }
+    i.poll(t(0), &mut nic);
+    assert_eq!(nic.tx.len(), 1);
+    assert!(i.poll_at().is_some());
+    nic.tx.clear();
+    i.poll(t(0), &mut nic);
+    nic.tx.clear();
+    i.poll(t(0), &mut nic);
+    assert_eq!(i.counters().tx_frames, 3);
+    assert_eq!(i.counters().udp_tx_datagrams, 3);
+}

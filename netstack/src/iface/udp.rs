@@ -1,0 +1,506 @@
+//! The UDP socket table: bind (with Linux's `SO_REUSEADDR`/`SO_REUSEPORT`
+//! rules and ephemeral ports), connect, bounded queues, and demultiplexing
+//! by hash.
+//!
+//! Demultiplexing never scans the table: connected sockets are found by
+//! their 4-tuple in one map, bound sockets by their port in another; only the
+//! few sockets sharing one port are compared (as in Linux's hash chains),
+//! and the most specific match wins (connected, then bound to the address,
+//! then wildcard).
+//!
+//! Addresses are kept canonical: an IPv4-mapped IPv6 address
+//! (`::ffff:a.b.c.d`) is stored as the IPv4 address, so a dual-stack IPv6
+//! socket and an IPv4 socket compete for the same IPv4 traffic. They are
+//! shown mapped again to IPv6 sockets.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use super::{IcmpError, SocketError, SocketHandle};
+
+/// Address family of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `AF_INET`.
+    V4,
+    /// `AF_INET6`; `v6only` is `IPV6_V6ONLY` (Linux's default: false, so a
+    /// socket bound to `[::]` also receives IPv4).
+    V6 {
+        /// `IPV6_V6ONLY`.
+        v6only: bool,
+    },
+}
+
+/// Limits of UDP sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpConfig {
+    /// Bytes of payload a receive queue holds (`SO_RCVBUF`-like).
+    pub rx_queue_bytes: usize,
+    /// Datagrams a receive queue holds.
+    pub rx_queue_datagrams: usize,
+    /// Bytes of payload a send queue holds before `send_to` would block.
+    pub tx_queue_bytes: usize,
+    /// Datagrams a send queue holds.
+    pub tx_queue_datagrams: usize,
+    /// Ephemeral port range (Linux `ip_local_port_range`: 32768-60999).
+    pub ephemeral_ports: (u16, u16),
+    /// Errors remembered per socket with `IP_RECVERR`.
+    pub error_queue_len: usize,
+}
+
+impl Default for UdpConfig {
+    fn default() -> Self {
+        UdpConfig {
+            rx_queue_bytes: 212_992,
+            rx_queue_datagrams: 1024,
+            tx_queue_bytes: 212_992,
+            tx_queue_datagrams: 1024,
+            ephemeral_ports: (32768, 60999),
+            error_queue_len: 16,
+        }
+    }
+}
+
+/// A received datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// Sender (canonical).
+    pub from: SocketAddr,
+    /// The local address it was sent to (for `IP_PKTINFO`).
+    pub to: IpAddr,
+    /// Payload.
+    pub data: Vec<u8>,
+}
+
+/// What [`super::Interface::udp_recv_from`] returns besides the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvMeta {
+    /// Bytes copied into the buffer.
+    pub len: usize,
+    /// Length of the whole datagram (larger than `len` when truncated, as
+    /// with `MSG_TRUNC`).
+    pub datagram_len: usize,
+    /// Sender, as the socket's family shows it.
+    pub from: SocketAddr,
+    /// The local address it was sent to.
+    pub to: IpAddr,
+}
+
+#[derive(Debug)]
+pub(crate) struct TxDatagram {
+    pub(crate) dst: SocketAddr,
+    pub(crate) data: Vec<u8>,
+}
+
+/// Coverage of a binding in one address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cov<A> {
+    None,
+    All,
+    One(A),
+}
+
+impl<A: PartialEq> Cov<A> {
+    fn overlaps(&self, o: &Cov<A>) -> bool {
+        match (self, o) {
+            (Cov::None, _) | (_, Cov::None) => false,
+            (Cov::All, _) | (_, Cov::All) => true,
+            (Cov::One(a), Cov::One(b)) => a == b,
+        }
+    }
+
+    fn includes(&self, a: &A) -> bool {
+        match self {
+            Cov::None => false,
+            Cov::All => true,
+            Cov::One(x) => x == a,
+        }
+    }
+}
+
+/// `::ffff:a.b.c.d` becomes `a.b.c.d`; everything else is unchanged.
+pub fn canonical_ip(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// [`canonical_ip`] for a socket address.
+pub fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical_ip(a.ip()), a.port())
+}
+
+#[derive(Debug)]
+pub(crate) struct UdpSocket {
+    pub(crate) family: Family,
+    pub(crate) local: Option<SocketAddr>,
+    pub(crate) remote: Option<SocketAddr>,
+    pub(crate) reuse_addr: bool,
+    pub(crate) reuse_port: bool,
+    pub(crate) recv_err: bool,
+    bind_seq: u64,
+    pub(crate) rx: VecDeque<Datagram>,
+    pub(crate) rx_bytes: usize,
+    pub(crate) tx: VecDeque<TxDatagram>,
+    pub(crate) tx_bytes: usize,
+    pub(crate) tx_blocked: bool,
+    pub(crate) tx_listed: bool,
+    pub(crate) error: Option<SocketError>,
+    pub(crate) errqueue: VecDeque<IcmpError>,
+    pub(crate) events: u8,
+}
+
+impl UdpSocket {
+    fn new(family: Family) -> Self {
+        UdpSocket {
+            family,
+            local: None,
+            remote: None,
+            reuse_addr: false,
+            reuse_port: false,
+            recv_err: false,
+            bind_seq: 0,
+            rx: VecDeque::new(),
+            rx_bytes: 0,
+            tx: VecDeque::new(),
+            tx_bytes: 0,
+            tx_blocked: false,
+            tx_listed: false,
+            error: None,
+            errqueue: VecDeque::new(),
+            events: 0,
+        }
+    }
+
+    /// Which IPv4 and IPv6 local addresses a binding to `ip` covers.
+    fn coverage(family: Family, ip: IpAddr) -> (Cov<Ipv4Addr>, Cov<Ipv6Addr>) {
+        match (family, ip) {
+            (Family::V4, IpAddr::V4(a)) if a.is_unspecified() => (Cov::All, Cov::None),
+            (Family::V4, IpAddr::V4(a)) => (Cov::One(a), Cov::None),
+            (Family::V6 { .. }, IpAddr::V4(a)) => (Cov::One(a), Cov::None),
+            (Family::V6 { v6only: false }, IpAddr::V6(a)) if a.is_unspecified() => (Cov::All, Cov::All),
+            (Family::V6 { v6only: true }, IpAddr::V6(a)) if a.is_unspecified() => (Cov::None, Cov::All),
+            (Family::V6 { .. }, IpAddr::V6(a)) => (Cov::None, Cov::One(a)),
+            (Family::V4, IpAddr::V6(_)) => (Cov::None, Cov::None),
+        }
+    }
+
+    fn covers(&self, dst: IpAddr) -> bool {
+        let Some(l) = self.local else { return false };
+        let (c4, c6) = Self::coverage(self.family, l.ip());
+        match dst {
+            IpAddr::V4(a) => c4.includes(&a),
+            IpAddr::V6(a) => c6.includes(&a),
+        }
+    }
+
+    /// An address as this socket shows it to the program.
+    pub(crate) fn present(&self, a: SocketAddr) -> SocketAddr {
+        match (self.family, a) {
+            (Family::V6 { .. }, SocketAddr::V4(v4)) => SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port()),
+            _ => a,
+        }
+    }
+
+    /// Whether the socket's family can talk to `a` (canonical).
+    pub(crate) fn can_reach(&self, a: &SocketAddr) -> bool {
+        match (self.family, a) {
+            (Family::V4, SocketAddr::V4(_)) | (Family::V6 { .. }, SocketAddr::V6(_)) => true,
+            (Family::V6 { v6only }, SocketAddr::V4(_)) => !v6only,
+            (Family::V4, SocketAddr::V6(_)) => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    gen: u32,
+    sock: Option<UdpSocket>,
+}
+
+/// The table of UDP sockets.
+#[derive(Debug)]
+pub(crate) struct UdpTable {
+    pub(crate) config: UdpConfig,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    by_port: HashMap<u16, Vec<u32>>,
+    connected: HashMap<(SocketAddr, SocketAddr), u32>,
+    next_bind_seq: u64,
+}
+
+impl UdpTable {
+    pub(crate) fn new(config: UdpConfig) -> Self {
+        UdpTable {
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_port: HashMap::new(),
+            connected: HashMap::new(),
+            next_bind_seq: 0,
+        }
+    }
+
+    pub(crate) fn open(&mut self, family: Family) -> SocketHandle {
+        let sock = Some(UdpSocket::new(family));
+        match self.free.pop() {
+            Some(i) => {
+                let s = &mut self.slots[i as usize];
+                s.sock = sock;
+                SocketHandle { index: i, gen: s.gen }
+            }
+            None => {
+                self.slots.push(Slot { gen: 0, sock });
+                SocketHandle {
+                    index: (self.slots.len() - 1) as u32,
+                    gen: 0,
+                }
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, h: SocketHandle) -> Result<&UdpSocket, SocketError> {
+        match self.slots.get(h.index as usize) {
+            Some(Slot { gen, sock: Some(s) }) if *gen == h.gen => Ok(s),
+            _ => Err(SocketError::BadHandle),
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, h: SocketHandle) -> Result<&mut UdpSocket, SocketError> {
+        match self.slots.get_mut(h.index as usize) {
+            Some(Slot { gen, sock: Some(s) }) if *gen == h.gen => Ok(s),
+            _ => Err(SocketError::BadHandle),
+        }
+    }
+
+    pub(crate) fn handle_of(&self, index: u32) -> SocketHandle {
+        SocketHandle {
+            index,
+            gen: self.slots[index as usize].gen,
+        }
+    }
+
+    pub(crate) fn by_index_mut(&mut self, index: u32) -> Option<&mut UdpSocket> {
+        self.slots.get_mut(index as usize).and_then(|s| s.sock.as_mut())
+    }
+
+    pub(crate) fn close(&mut self, h: SocketHandle) -> Result<(), SocketError> {
+        let s = self.get(h)?;
+        let (local, remote) = (s.local, s.remote);
+        if let Some(l) = local {
+            self.unhash(h.index, l, remote);
+        }
+        let slot = &mut self.slots[h.index as usize];
+        slot.sock = None;
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free.push(h.index);
+        Ok(())
+    }
+
+    fn unhash(&mut self, index: u32, local: SocketAddr, remote: Option<SocketAddr>) {
+        if let Some(v) = self.by_port.get_mut(&local.port()) {
+            v.retain(|&i| i != index);
+            if v.is_empty() {
+                self.by_port.remove(&local.port());
+            }
+        }
+        if let Some(r) = remote {
+            if self.connected.get(&(local, r)) == Some(&index) {
+                self.connected.remove(&(local, r));
+            }
+        }
+    }
+
+    /// Whether binding `index` to `addr` would conflict (Linux
+    /// `udp_lib_lport_inuse`: overlapping addresses on the same port are
+    /// allowed only if both sockets set `SO_REUSEADDR`, or both set
+    /// `SO_REUSEPORT`).
+    fn conflicts(&self, index: u32, family: Family, addr: SocketAddr, reuse_addr: bool, reuse_port: bool) -> bool {
+        let (a4, a6) = UdpSocket::coverage(family, addr.ip());
+        let Some(others) = self.by_port.get(&addr.port()) else {
+            return false;
+        };
+        others.iter().filter(|&&i| i != index).any(|&i| {
+            let Some(o) = self.slots[i as usize].sock.as_ref() else {
+                return false;
+            };
+            let Some(ol) = o.local else { return false };
+            let (b4, b6) = UdpSocket::coverage(o.family, ol.ip());
+            let overlap = a4.overlaps(&b4) || a6.overlaps(&b6);
+            overlap && !(reuse_addr && o.reuse_addr) && !(reuse_port && o.reuse_port)
+        })
+    }
+
+    /// Binds; `addr` is canonical and already checked to be local or
+    /// unspecified. Port 0 picks an ephemeral port starting at `start`.
+    pub(crate) fn bind(&mut self, h: SocketHandle, addr: SocketAddr, start: u16) -> Result<SocketAddr, SocketError> {
+        let s = self.get(h)?;
+        if s.local.is_some() {
+            return Err(SocketError::InvalidState);
+        }
+        let (family, ra, rp) = (s.family, s.reuse_addr, s.reuse_port);
+        if !s.can_reach(&addr) {
+            return Err(SocketError::AddressFamily);
+        }
+        let addr = if addr.port() == 0 {
+            let (lo, hi) = self.config.ephemeral_ports;
+            let (lo, hi) = (lo.min(hi), hi.max(lo));
+            let n = (hi - lo) as u32 + 1;
+            let first = (start as u32) % n;
+            let mut found = None;
+            for k in 0..n {
+                let port = lo + ((first + k) % n) as u16;
+                let cand = SocketAddr::new(addr.ip(), port);
+                // Ephemeral ports are never shared (Linux does not hand out a
+                // port in use even with SO_REUSEADDR).
+                if !self.by_port.contains_key(&port) && !self.conflicts(h.index, family, cand, ra, rp) {
+                    found = Some(cand);
+                    break;
+                }
+            }
+            found.ok_or(SocketError::AddrInUse)?
+        } else {
+            if self.conflicts(h.index, family, addr, ra, rp) {
+                return Err(SocketError::AddrInUse);
+            }
+            addr
+        };
+        self.next_bind_seq += 1;
+        let seq = self.next_bind_seq;
+        let s = self.get_mut(h)?;
+        s.local = Some(addr);
+        s.bind_seq = seq;
+        self.by_port.entry(addr.port()).or_default().push(h.index);
+        Ok(addr)
+    }
+
+    /// Sets the remote address (and, if the socket was bound to a wildcard,
+    /// the local address it will use), rehashing as Linux does.
+    pub(crate) fn connect(&mut self, h: SocketHandle, local_ip: IpAddr, remote: SocketAddr) -> Result<(), SocketError> {
+        let s = self.get(h)?;
+        let Some(local) = s.local else {
+            return Err(SocketError::InvalidState);
+        };
+        let old_remote = s.remote;
+        self.unhash(h.index, local, old_remote);
+        let new_local = if local.ip().is_unspecified() {
+            SocketAddr::new(local_ip, local.port())
+        } else {
+            local
+        };
+        let s = self.get_mut(h)?;
+        s.local = Some(new_local);
+        s.remote = Some(remote);
+        s.error = None;
+        self.by_port.entry(new_local.port()).or_default().push(h.index);
+        self.connected.insert((new_local, remote), h.index);
+        Ok(())
+    }
+
+    /// Dissolves the association (`connect` with `AF_UNSPEC`).
+    pub(crate) fn disconnect(&mut self, h: SocketHandle) -> Result<(), SocketError> {
+        let s = self.get(h)?;
+        if let (Some(l), Some(r)) = (s.local, s.remote) {
+            if self.connected.get(&(l, r)) == Some(&h.index) {
+                self.connected.remove(&(l, r));
+            }
+        }
+        self.get_mut(h)?.remote = None;
+        Ok(())
+    }
+
+    /// The socket a unicast datagram from `src` to `dst` goes to, if any.
+    pub(crate) fn lookup(&self, src: SocketAddr, dst: SocketAddr) -> Option<u32> {
+        if let Some(&i) = self.connected.get(&(dst, src)) {
+            return Some(i);
+        }
+        let cands = self.by_port.get(&dst.port())?;
+        let mut best: Option<(u32, u32, u64)> = None; // (score, index, bind_seq)
+        let mut reuseport_group = 0u32;
+        for &i in cands {
+            let Some(s) = self.slots[i as usize].sock.as_ref() else {
+                continue;
+            };
+            if !s.covers(dst.ip()) {
+                continue;
+            }
+            if let Some(r) = s.remote {
+                if r != src {
+                    continue;
+                }
+            }
+            let specific = !s.local.is_some_and(|l| l.ip().is_unspecified());
+            let family_match = matches!(
+                (s.family, dst),
+                (Family::V4, SocketAddr::V4(_)) | (Family::V6 { .. }, SocketAddr::V6(_))
+            );
+            let score = 4 * s.remote.is_some() as u32 + 2 * specific as u32 + family_match as u32;
+            match best {
+                Some((bs, _, _)) if bs > score => {}
+                Some((bs, bi, bseq)) if bs == score => {
+                    let b = self.slots[bi as usize].sock.as_ref();
+                    if s.reuse_port && b.is_some_and(|b| b.reuse_port) {
+                        // SO_REUSEPORT: spread flows by a hash of the 4-tuple.
+                        reuseport_group += 1;
+                        if flow_hash(src, dst, reuseport_group) {
+                            best = Some((score, i, s.bind_seq));
+                        }
+                    } else if s.bind_seq > bseq {
+                        // SO_REUSEADDR: the most recently bound socket wins.
+                        best = Some((score, i, s.bind_seq));
+                    }
+                }
+                _ => {
+                    reuseport_group = 1;
+                    best = Some((score, i, s.bind_seq));
+                }
+            }
+        }
+        best.map(|(_, i, _)| i)
+    }
+
+    /// Every socket a broadcast or multicast datagram to `dst` goes to.
+    pub(crate) fn lookup_all(&self, src: SocketAddr, dst: SocketAddr, out: &mut Vec<u32>) {
+        out.clear();
+        let Some(cands) = self.by_port.get(&dst.port()) else {
+            return;
+        };
+        for &i in cands {
+            let Some(s) = self.slots[i as usize].sock.as_ref() else {
+                continue;
+            };
+            let Some(l) = s.local else { continue };
+            let addr_ok = l.ip().is_unspecified() || l.ip() == dst.ip();
+            let fam_ok = s.can_reach(&dst);
+            if addr_ok && fam_ok && s.remote.is_none_or(|r| r == src) {
+                out.push(i);
+            }
+        }
+    }
+}
+
+/// Reservoir choice among equally good `SO_REUSEPORT` sockets: the `n`-th
+/// candidate replaces the current choice with probability 1/n, decided by a
+/// hash of the flow so one flow always lands on the same socket.
+fn flow_hash(src: SocketAddr, dst: SocketAddr, n: u32) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |b: &[u8]| {
+        for &x in b {
+            h ^= x as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for a in [src, dst] {
+        match a.ip() {
+            IpAddr::V4(v) => mix(&v.octets()),
+            IpAddr::V6(v) => mix(&v.octets()),
+        }
+        mix(&a.port().to_be_bytes());
+    }
+    mix(&n.to_be_bytes());
+    h.is_multiple_of(n as u64)
+}
