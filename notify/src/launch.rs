@@ -50,6 +50,14 @@ pub enum LaunchError {
         /// The name given.
         program: String,
     },
+    /// The program named by a path cannot be executed.
+    #[error("cannot execute {program}: {source}")]
+    NotExecutable {
+        /// The path given.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// An argument contains a NUL byte.
     #[error("argument {0:?} contains a NUL byte")]
     Nul(OsString),
@@ -107,6 +115,12 @@ pub fn spawn(argv: &[OsString], filter: &Filter) -> Result<(Child, Listener, Loa
     let path = resolve_program(first).ok_or_else(|| LaunchError::NotFound {
         program: first.to_string_lossy().into_owned(),
     })?;
+    if let Err(source) = std::fs::metadata(&path) {
+        return Err(LaunchError::NotExecutable {
+            program: path.display().to_string(),
+            source,
+        });
+    }
     // Everything the child needs is allocated before fork.
     let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| LaunchError::Nul(path.clone().into()))?;
     let cargs: Vec<CString> = argv

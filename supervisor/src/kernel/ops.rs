@@ -84,7 +84,9 @@ struct InMsg {
     /// Where to write the source address and its length, if wanted.
     name_ptr: u64,
     name_len_ptr: u64,
-    user_namelen: u32,
+    /// The address buffer's size; `None` for recvfrom, whose `*addrlen` the
+    /// kernel reads only once it has a datagram.
+    user_namelen: Option<u32>,
     /// `struct msghdr` location, for recvmsg/recvmmsg.
     hdr_ptr: Option<u64>,
     raw: RawMsgHdr,
@@ -92,6 +94,8 @@ struct InMsg {
 
 /// What was received into one message.
 struct GotMsg {
+    /// The address buffer size the caller gave.
+    user_namelen: u32,
     n: usize,
     data: Vec<u8>,
     name: (Vec<u8>, u32),
@@ -847,7 +851,7 @@ fn prepare_recv(notif: &Notification, sc: Syscall) -> Prep<RecvOp> {
             cap: (total as usize).min(DATA_MAX),
             name_ptr: h.name,
             name_len_ptr: hdr_ptr + RawMsgHdr::NAMELEN_OFFSET,
-            user_namelen: h.namelen,
+            user_namelen: Some(h.namelen),
             hdr_ptr: Some(hdr_ptr),
             raw: h,
         })
@@ -862,13 +866,6 @@ fn prepare_recv(notif: &Notification, sc: Syscall) -> Prep<RecvOp> {
                 ptr(c.addrlen),
             ];
             let go = || -> Result<(RecvOp, OwnedFd), i32> {
-                let mut user_namelen = 0;
-                if c.addr != 0 {
-                    user_namelen = notif.read_u32(c.addrlen).map_err(mem)?;
-                    if (user_namelen as i32) < 0 {
-                        return Err(libc::EINVAL);
-                    }
-                }
                 if c.len > isize::MAX as u64 {
                     return Err(libc::EINVAL);
                 }
@@ -881,7 +878,7 @@ fn prepare_recv(notif: &Notification, sc: Syscall) -> Prep<RecvOp> {
                     cap: (c.len as usize).min(DATA_MAX),
                     name_ptr: c.addr,
                     name_len_ptr: c.addrlen,
-                    user_namelen,
+                    user_namelen: None,
                     hdr_ptr: None,
                     raw: RawMsgHdr::default(),
                 };
@@ -978,7 +975,7 @@ impl RecvOp {
             }
             MsgHdr {
                 name: g.and_then(|g| SockAddr::parse(&g.name.0)).filter(|_| m.name_ptr != 0),
-                namelen: g.map(|g| g.name.1).unwrap_or(m.user_namelen),
+                namelen: g.map(|g| g.name.1).or(m.user_namelen).unwrap_or(0),
                 iov,
                 iovlen: m.raw.iovlen,
                 controllen: g.map(|g| g.control.len() as u64).unwrap_or(m.raw.controllen),
@@ -1001,7 +998,7 @@ impl RecvOp {
                     }
                     (_, Some(g)) => {
                         a.push(show_addr(&g.name.0));
-                        a.push(format!("[{} => {}]", m.user_namelen, g.name.1));
+                        a.push(format!("[{} => {}]", g.user_namelen, g.name.1));
                     }
                     (p, None) => {
                         a.push(ptr(p));
@@ -1293,7 +1290,19 @@ fn deliver(
         off += take;
     }
     if m.name_ptr != 0 {
-        let n = (m.user_namelen as usize).min(g.name.0.len());
+        let user_len = match m.user_namelen {
+            Some(l) => l,
+            None => notif.read_u32(m.name_len_ptr)?,
+        };
+        if (user_len as i32) < 0 {
+            // move_addr_to_user's EINVAL.
+            return Err(joyride_notify::MemError::TooLong {
+                len: user_len as u64,
+                max: 0,
+            });
+        }
+        g.user_namelen = user_len;
+        let n = (user_len as usize).min(g.name.0.len());
         notif.write_bytes(m.name_ptr, &g.name.0[..n])?;
         notif.write_bytes(m.name_len_ptr, &g.name.1.to_ne_bytes())?;
     } else if m.hdr_ptr.is_some() {
@@ -1356,6 +1365,7 @@ fn resume_recv(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, mut op: RecvOp
                     fl |= libc::MSG_TRUNC;
                 }
                 Ok(GotMsg {
+                    user_namelen: 0,
                     n: if op.flags & libc::MSG_TRUNC as u32 != 0 {
                         n
                     } else {
@@ -1377,6 +1387,7 @@ fn resume_recv(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, mut op: RecvOp
                     .map(|r| {
                         buf.truncate(r.n.min(want));
                         GotMsg {
+                            user_namelen: 0,
                             n: r.n,
                             data: buf,
                             name: (r.name, r.namelen),
@@ -1396,6 +1407,7 @@ fn resume_recv(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, mut op: RecvOp
                 }
                 let data = std::mem::take(&mut op.accumulated);
                 op.got.push(GotMsg {
+                    user_namelen: 0,
                     n: data.len(),
                     data,
                     ..g
@@ -1419,6 +1431,7 @@ fn resume_recv(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, mut op: RecvOp
         // MSG_WAITALL cut short by an error: return what arrived.
         let data = std::mem::take(&mut op.accumulated);
         op.got.push(GotMsg {
+            user_namelen: 0,
             n: data.len(),
             data,
             name: (Vec::new(), 0),

@@ -1,0 +1,428 @@
+//! `joyride trace` against real programs and kernel peers in network
+//! namespaces the tests create.
+
+use std::process::{Command, Stdio};
+
+use joyride_tests::{build_c, build_go, dump, find, joyride, read_trace, text, Bg, Net, TempDir};
+
+const HELLO: &str = "hello from the kernel peer\n";
+
+/// A TCP echo server: python3 -c ECHO_SERVER IP PORT.
+const ECHO_SERVER: &str = "import socket,sys,threading
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind((sys.argv[1],int(sys.argv[2]))); s.listen(64)
+def echo(c):
+    with c:
+        while (d:=c.recv(65536)): c.sendall(d)
+while True: threading.Thread(target=echo,args=(s.accept()[0],),daemon=True).start()";
+
+/// A Python HTTP server in the server namespace serving `hello.txt`.
+fn http_server(net: &Net, dir: &TempDir, port: u16) -> Bg {
+    let root = dir.path("www");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello.txt"), HELLO).unwrap();
+    let mut cmd = net.server("python3");
+    cmd.args([
+        "-m",
+        "http.server",
+        &port.to_string(),
+        "--bind",
+        &net.server_ip,
+        "--directory",
+    ])
+    .arg(&root)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let bg = Bg::spawn(cmd);
+    net.wait_tcp(port);
+    bg
+}
+
+#[test]
+fn curl_dynamic() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = http_server(&net, &dir, 8080);
+    let trace = dir.path("trace.json");
+    let url = format!("http://{}:8080/hello.txt", net.server_ip);
+    let out = net.traced(&trace).args(["curl", "-sS", &url]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "curl failed under joyride trace: {stderr}");
+    assert_eq!(stdout, HELLO);
+    let t = read_trace(&trace);
+    let sock = find(&t, "socket", "AF_INET");
+    assert!(sock.ret >= 0, "{}", dump(&t));
+    let conn = find(&t, "connect", &format!("inet_addr(\"{}\")", net.server_ip));
+    assert!(
+        conn.ret == 0 || conn.errno.as_deref() == Some("EINPROGRESS"),
+        "{}",
+        dump(&t)
+    );
+    assert_eq!(conn.json["addr"]["port"], 8080);
+    let sent = find(&t, "sendto", "GET /hello.txt");
+    assert!(sent.ret > 0);
+    let received: i64 = t
+        .iter()
+        .filter(|c| c.call == "recvfrom" && c.ret > 0)
+        .map(|c| c.ret)
+        .sum();
+    assert!(received as usize > HELLO.len(), "{}", dump(&t));
+}
+
+#[test]
+fn exit_status_is_the_programs() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let trace = dir.path("trace.json");
+    let out = net.traced(&trace).args(["sh", "-c", "exit 7"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    let out = net.traced(&trace).args(["sh", "-c", "kill -TERM $$"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM));
+    let out = Command::new(joyride())
+        .args(["trace", "--", "/nonexistent/program"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .1
+            .contains("cannot execute /nonexistent/program: No such file or directory"),
+        "{:?}",
+        text(&out).1
+    );
+    let out = Command::new(joyride())
+        .args(["trace", "--", "no-such-program-jr"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&out).1.contains("no-such-program-jr: command not found"),
+        "{:?}",
+        text(&out).1
+    );
+}
+
+#[test]
+fn target_in_another_network_namespace() {
+    // The supervisor stays in the host namespace; the program moves itself
+    // into the client namespace after the filter is in place. Sockets must be
+    // created where the program lives, or the server is unreachable.
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = http_server(&net, &dir, 8081);
+    let trace = dir.path("trace.json");
+    let url = format!("http://{}:8081/hello.txt", net.server_ip);
+    let out = Command::new(joyride())
+        .args(["trace", "--json", "-o"])
+        .arg(&trace)
+        .args([
+            "--",
+            "ip",
+            "netns",
+            "exec",
+            &net.client_ns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, HELLO);
+    let t = read_trace(&trace);
+    find(&t, "connect", &net.server_ip);
+}
+
+#[test]
+fn busybox_static_wget_and_nc() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = http_server(&net, &dir, 8082);
+    let trace = dir.path("wget.json");
+    let url = format!("http://{}:8082/hello.txt", net.server_ip);
+    let out = net
+        .traced(&trace)
+        .args(["busybox", "wget", "-q", "-O", "-", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(text(&out).0, HELLO);
+    let t = read_trace(&trace);
+    assert_eq!(find(&t, "connect", &net.server_ip).ret, 0, "{}", dump(&t));
+
+    // nc as a client: bytes reach a kernel nc server.
+    let got = dir.path("got.txt");
+    let mut srv = net.server("sh");
+    srv.args(["-c", &format!("busybox nc -l -p 9001 > {}", got.display())]);
+    let srv = Bg::spawn(srv);
+    net.wait_tcp(9001);
+    let trace = dir.path("nc.json");
+    let mut client = net.traced(&trace);
+    client.args([
+        "sh",
+        "-c",
+        &format!("printf 'ping over nc\\n' | busybox nc {} 9001", net.server_ip),
+    ]);
+    let out = client.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    drop(srv);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "ping over nc\n");
+    let t = read_trace(&trace);
+    assert_eq!(find(&t, "connect", "9001").ret, 0, "{}", dump(&t));
+
+    // nc as a server under the trace: accept is served for it.
+    let trace = dir.path("ncl.json");
+    let mut server = net.traced(&trace);
+    server
+        .args(["busybox", "nc", "-l", "-p", "9002"])
+        .stdout(Stdio::piped());
+    let server = server.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &net.client_ns, "ss", "-Htln"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&o.stdout).contains(":9002 ") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "traced nc -l never listened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let send = net
+        .server("sh")
+        .args([
+            "-c",
+            &format!("printf 'to the traced server\\n' | busybox nc {} 9002", net.client_ip),
+        ])
+        .output()
+        .unwrap();
+    assert!(send.status.success());
+    let out = server.wait_with_output().unwrap();
+    assert_eq!(text(&out).0, "to the traced server\n");
+    let t = read_trace(&trace);
+    let acc = t
+        .iter()
+        .find(|c| c.call.starts_with("accept"))
+        .unwrap_or_else(|| panic!("{}", dump(&t)));
+    assert!(acc.ret >= 0, "{}", dump(&t));
+}
+
+#[test]
+fn go_static_http_client_under_preemption() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = http_server(&net, &dir, 8083);
+    let bin = build_go(&dir, "httpget.go");
+    let trace = dir.path("trace.json");
+    let url = format!("http://{}:8083/hello.txt", net.server_ip);
+    let out = net.traced(&trace).arg(&bin).args([&url, "20", HELLO]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), "ok 20");
+    let t = read_trace(&trace);
+    let connects = t
+        .iter()
+        .filter(|c| c.call == "connect" && c.args.iter().any(|a| a.contains(&net.server_ip)))
+        .count();
+    assert!(connects >= 1, "{}", dump(&t));
+    // Go's threads all show up: more than one pid made calls.
+    assert!(t.iter().any(|c| c.call == "socket"));
+}
+
+#[test]
+fn raw_syscall_instructions() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = http_server(&net, &dir, 8084);
+    let bin = build_c(&dir, "rawsys.c", &["-static"]);
+    let trace = dir.path("trace.json");
+    let out = net
+        .traced(&trace)
+        .arg(&bin)
+        .args([&net.server_ip, "8084"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.ends_with(HELLO), "{stdout}");
+    let t = read_trace(&trace);
+    let calls: Vec<&str> = t.iter().map(|c| c.call.as_str()).collect();
+    assert_eq!(&calls[..3], ["socket", "connect", "sendto"], "{}", dump(&t));
+    assert!(calls[3..].iter().all(|c| *c == "recvfrom"));
+    assert_eq!(t.last().unwrap().ret, 0, "the last recvfrom sees EOF");
+}
+
+#[test]
+fn i386_int80_and_socketcall_are_refused_and_shown() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let bin = build_c(&dir, "sock32.c", &["-m32", "-static"]);
+    // Without Joyride the kernel serves them: the program really makes sockets.
+    let plain = Command::new(&bin).output().unwrap();
+    let plain = text(&plain).0;
+    assert!(plain.starts_with("socketcall=3 socket=4"), "{plain}");
+    let trace = dir.path("trace.json");
+    let out = net.traced(&trace).arg(&bin).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(text(&out).0.trim(), "socketcall=-38 socket=-38 getpid_ok=1");
+    let t = read_trace(&trace);
+    let sc = find(&t, "socketcall", "SYS_SOCKET");
+    assert_eq!(sc.errno.as_deref(), Some("ENOSYS"));
+    assert!(sc.json["note"].as_str().unwrap().contains("i386"));
+    let direct = t
+        .iter()
+        .find(|c| c.call == "socket")
+        .unwrap_or_else(|| panic!("{}", dump(&t)));
+    assert_eq!(direct.errno.as_deref(), Some("ENOSYS"));
+}
+
+#[test]
+fn io_uring_is_refused() {
+    let dir = TempDir::new();
+    let out = Command::new(joyride())
+        .args(["trace", "-o"])
+        .arg(dir.path("t"))
+        .args(["--", "python3", "-c"])
+        .arg("import ctypes,os; l=ctypes.CDLL(None,use_errno=True); p=ctypes.create_string_buffer(120); r=l.syscall(425,8,p); print(r, ctypes.get_errno())")
+        .output()
+        .unwrap();
+    assert_eq!(text(&out).0.trim(), format!("-1 {}", libc::ENOSYS));
+}
+
+#[test]
+fn bad_arguments_get_the_kernels_errors() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let bin = build_c(&dir, "badargs.c", &[]);
+    let mut srv = net.server("python3");
+    srv.args(["-c", ECHO_SERVER, &net.server_ip, "9010"]);
+    let _srv = Bg::spawn(srv);
+    net.wait_tcp(9010);
+    let plain = net
+        .client(bin.to_str().unwrap())
+        .args([&net.server_ip, "9010"])
+        .output()
+        .unwrap();
+    let trace = dir.path("trace.json");
+    let traced = net
+        .traced(&trace)
+        .arg(&bin)
+        .args([&net.server_ip, "9010"])
+        .output()
+        .unwrap();
+    let (plain, traced) = (text(&plain).0, text(&traced).0);
+    assert_eq!(traced, plain, "errors under joyride differ from the kernel's");
+    for expect in [
+        "connect_bad_addr EFAULT",
+        "connect_huge_len EINVAL",
+        "setsockopt_unknown ENOPROTOOPT",
+        "getsockopt_bad_len EFAULT",
+        "sendto_bad_buf EFAULT",
+        "sendmsg_too_many_iov EMSGSIZE",
+        "sendmsg_bad_msghdr EFAULT",
+        "connect_not_socket ENOTSOCK",
+        "listen_bad_fd EBADF",
+        "accept4_bad_flags EINVAL",
+        "connect_ok OK",
+    ] {
+        assert!(traced.lines().any(|l| l == expect), "missing `{expect}` in:\n{traced}");
+    }
+    // Every case shows up in the trace.
+    let t = read_trace(&trace);
+    assert!(
+        t.iter().filter(|c| c.errno.as_deref() == Some("EFAULT")).count() >= 5,
+        "{}",
+        dump(&t)
+    );
+}
+
+#[test]
+fn killed_mid_call_leaks_nothing_over_10000_calls() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let bin = build_c(&dir, "churn.c", &[]);
+    let trace = dir.path("trace.json");
+    let out = net
+        .traced(&trace)
+        .arg(&bin)
+        .args([&net.server_ip, "9"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let field = |name: &str| -> i64 {
+        stdout
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+    };
+    assert!(field("calls") >= 10_000);
+    assert_eq!(field("killed"), 20);
+    assert!(field("refused") > 3000, "{stdout}");
+    assert!(field("fds_before") > 0);
+    assert_eq!(
+        field("fds_after"),
+        field("fds_before"),
+        "the supervisor leaked fds: {stdout}"
+    );
+    assert_eq!(field("threads_after"), field("threads_before"), "{stdout}");
+}
+
+#[test]
+fn runs_as_an_ordinary_user() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = http_server(&net, &dir, 8085);
+    let trace = dir.path("trace.txt");
+    // The trace file is created by the unprivileged supervisor.
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let url = format!("http://{}:8085/hello.txt", net.server_ip);
+    let out = net
+        .client("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(joyride())
+        .args(["trace", "-o"])
+        .arg(&trace)
+        .args(["--", "curl", "-sS", &url])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, HELLO);
+    let lines = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.contains("connect(") && l.contains(&net.server_ip)),
+        "{lines}"
+    );
+}
+
+#[test]
+fn expr_selects_calls() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = http_server(&net, &dir, 8086);
+    let trace = dir.path("trace.json");
+    let url = format!("http://{}:8086/hello.txt", net.server_ip);
+    let out = Command::new(joyride())
+        .args(["trace", "--json", "-e", "trace=connect", "-o"])
+        .arg(&trace)
+        .args(["--", "ip", "netns", "exec", &net.client_ns, "curl", "-sS", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let t = read_trace(&trace);
+    assert!(!t.is_empty());
+    assert!(t.iter().all(|c| c.call == "connect"), "{}", dump(&t));
+    let bad = Command::new(joyride())
+        .args(["trace", "-e", "open", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(text(&bad).1.contains("`open` is not a network system call"));
+}
