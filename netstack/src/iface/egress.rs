@@ -141,6 +141,13 @@ impl Interface {
         };
         let v4 = ip.dst.is_ipv4();
         let hl = if v4 { ipv4::HEADER_LEN } else { ipv6::HEADER_LEN };
+        // The largest datagram either version can express (fragment offsets
+        // and the IPv4 total length are 16 bits).
+        let max = if v4 { 65535 - hl } else { 65535 };
+        if ip.l4_len > max {
+            self.counters.drop_tx_too_big += 1;
+            return Err(SocketError::MessageTooLong);
+        }
         let mtu = self.path_mtu(now, ip.dst);
         let caps = self.caps_checksum;
         if hl + ip.l4_len <= mtu {

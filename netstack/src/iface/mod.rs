@@ -490,11 +490,19 @@ impl Interface {
 
     /// The path MTU towards `dst`: what an ICMP "fragmentation needed" or
     /// "packet too big" taught us, or the link MTU.
+    /// Never below the protocol's minimum (68 for IPv4, 1280 for IPv6), even
+    /// on a device that claims a smaller MTU.
     pub fn path_mtu(&self, now: Instant, dst: IpAddr) -> usize {
-        match self.pmtu.get(&canonical_ip(dst)) {
+        let floor = if dst.is_ipv4() {
+            crate::wire::ipv4::MIN_MTU
+        } else {
+            crate::wire::ipv6::MIN_MTU
+        };
+        let m = match self.pmtu.get(&canonical_ip(dst)) {
             Some(&(m, exp)) if exp > now => m.min(self.mtu),
             _ => self.mtu,
-        }
+        };
+        m.max(floor)
     }
 
     /// One turn of the loop: receive up to one burst from `nic` and process
