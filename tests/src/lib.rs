@@ -155,6 +155,12 @@ impl Net {
     }
 }
 
+impl Default for Net {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         // Killing the namespaces' processes is the peers' Drop; deleting the

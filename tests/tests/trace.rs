@@ -426,3 +426,78 @@ fn expr_selects_calls() {
     assert!(!bad.status.success());
     assert!(text(&bad).1.contains("`open` is not a network system call"));
 }
+
+/// `(call, result)` pairs of a trace, with runs of the same data call merged
+/// (how a byte stream splits into reads depends on timing, not on the tracer)
+/// and `EAGAIN` results of those runs dropped.
+fn normalize(calls: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let data = |c: &str| matches!(c, "sendto" | "recvfrom" | "sendmsg" | "recvmsg");
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (call, res) in calls {
+        if data(&call) && res == "EAGAIN" {
+            continue;
+        }
+        if let Some(last) = out.last_mut() {
+            if data(&call) && last.0 == call {
+                if let (Ok(a), Ok(b)) = (last.1.parse::<i64>(), res.parse::<i64>()) {
+                    last.1 = (a + b).to_string();
+                    continue;
+                }
+            }
+        }
+        out.push((call, res));
+    }
+    out
+}
+
+/// Parses `strace -f -o FILE` output into `(call, result)`.
+fn strace_calls(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.contains("+++") && !l.contains("---"))
+        .filter_map(|l| {
+            let l = l.split_once(' ').map(|(_, rest)| rest.trim_start()).unwrap_or(l);
+            let call = l.split('(').next()?.to_owned();
+            let (_, result) = l.rsplit_once(") = ")?;
+            let mut words = result.split_whitespace();
+            let ret = words.next()?;
+            let res = if ret == "-1" {
+                words.next()?.to_owned()
+            } else {
+                ret.to_owned()
+            };
+            Some((call, res))
+        })
+        .collect()
+}
+
+#[test]
+fn agrees_with_strace() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = http_server(&net, &dir, 8087);
+    let url = format!("http://{}:8087/hello.txt", net.server_ip);
+    let runs: [&[&str]; 2] = [&["curl", "-sS", &url], &["busybox", "wget", "-q", "-O", "-", &url]];
+    for argv in runs {
+        let st = dir.path("strace.txt");
+        let out = net
+            .client("strace")
+            .args(["-f", "-e", "trace=%network", "-o"])
+            .arg(&st)
+            .args(argv)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{argv:?} under strace: {}", text(&out).1);
+        let jr = dir.path("joyride.json");
+        let out = net.traced(&jr).args(argv).output().unwrap();
+        assert!(out.status.success(), "{argv:?} under joyride: {}", text(&out).1);
+        assert_eq!(text(&out).0, HELLO);
+        let ours = normalize(
+            read_trace(&jr)
+                .into_iter()
+                .map(|c| (c.call, c.errno.unwrap_or_else(|| c.ret.to_string()))),
+        );
+        let theirs = normalize(strace_calls(&std::fs::read_to_string(&st).unwrap()));
+        assert!(theirs.len() >= 2, "strace saw too little: {theirs:?}");
+        assert_eq!(ours, theirs, "{argv:?}: joyride trace and strace disagree");
+    }
+}

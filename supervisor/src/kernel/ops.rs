@@ -1227,10 +1227,7 @@ fn resume_send(notif: Notification, sock: OwnedFd, mut op: SendOp, started: Inst
         }
     }
     let progress_made = op.done > 0 || op.partial > 0;
-    if err == Some(libc::EAGAIN)
-        && blocking
-        && (op.call == NetCall::Sendmmsg && op.done == 0 || op.call != NetCall::Sendmmsg)
-    {
+    if err == Some(libc::EAGAIN) && blocking && (op.call != NetCall::Sendmmsg || op.done == 0) {
         return park(notif, sock, Op::Send(op), Interest::Write, started, true);
     }
     if op.partial > 0 {

@@ -101,24 +101,9 @@ impl Stash {
         Some(out)
     }
 
-    /// Whether anything waits for socket `id`.
-    pub fn has_received(&self, id: SockId) -> bool {
-        self.received.contains_key(&id)
-    }
-
     /// Drops entries older than [`Self::TTL`].
     pub fn expire(&mut self, now: Instant) {
         self.accepted.retain(|_, e| now.duration_since(e.at) < Self::TTL);
         self.received.retain(|_, e| now.duration_since(e.at) < Self::TTL);
-    }
-
-    /// Number of entries (for leak checks).
-    pub fn len(&self) -> usize {
-        self.accepted.len() + self.received.len()
-    }
-
-    /// Whether the stash is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
