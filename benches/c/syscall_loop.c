@@ -1,7 +1,7 @@
 /*
  * syscall_loop: times a tight loop of one system call, for joyride-bench-trace.
  *
- *   syscall_loop MODE ITERS
+ *   syscall_loop MODE ITERS [allow-filter]
  *
  * MODE is one of
  *   getsockopt  getsockopt(fd, SOL_SOCKET, SO_TYPE) on one TCP socket
@@ -9,16 +9,24 @@
  *   getppid     getppid() (never trapped)
  *   readzero    read(fd, buf, 1) from /dev/zero (never trapped)
  *
+ * With "allow-filter", the program first installs a one-instruction seccomp
+ * filter that allows everything: the floor cost of any seccomp filter (the
+ * kernel's slower syscall entry path), to compare Joyride's filter with.
+ *
  * Runs ITERS/10 warm-up calls, then ITERS timed calls, checks every result,
  * and prints one line: "ns_per_call=<float>". Exit status 0 on success.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +74,21 @@ static void one_call(enum mode m)
 	}
 }
 
+static void install_allow_filter(void)
+{
+	struct sock_filter insns[] = {
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof(insns) / sizeof(insns[0]),
+		.filter = insns,
+	};
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		die("PR_SET_NO_NEW_PRIVS");
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+		die("seccomp(SECCOMP_SET_MODE_FILTER)");
+}
+
 static long long now_ns(void)
 {
 	struct timespec ts;
@@ -76,8 +99,8 @@ static long long now_ns(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: syscall_loop getsockopt|getppid|readzero ITERS\n");
+	if (argc != 3 && !(argc == 4 && strcmp(argv[3], "allow-filter") == 0)) {
+		fprintf(stderr, "usage: syscall_loop getsockopt|getppid|readzero ITERS [allow-filter]\n");
 		return 2;
 	}
 	enum mode m;
@@ -96,6 +119,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "syscall_loop: bad ITERS %s\n", argv[2]);
 		return 2;
 	}
+
+	if (argc == 4)
+		install_allow_filter();
 
 	if (m == GETSOCKOPT) {
 		fd = socket(AF_INET, SOCK_STREAM, 0);

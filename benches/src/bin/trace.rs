@@ -104,6 +104,9 @@ enum Setup {
     },
     /// `strace -f -e trace=%network`.
     Strace,
+    /// Directly, with the helper's own allow-everything seccomp filter (only
+    /// for the `syscall_loop` helper): the floor cost of any filter.
+    AllowFilter,
 }
 
 /// Paths of the tools and helpers.
@@ -120,6 +123,11 @@ impl Tools {
     fn command(&self, setup: Setup, prog: &Path, args: &[&str]) -> Command {
         let mut cmd = match setup {
             Setup::Plain => return with_args(Command::new(prog), args),
+            Setup::AllowFilter => {
+                let mut c = with_args(Command::new(prog), args);
+                c.arg("allow-filter");
+                return c;
+            }
             Setup::Joyride { expr, sync_wake_up } => {
                 let mut c = Command::new(&self.joyride);
                 c.args(["trace", "-o", "/dev/null"]);
@@ -307,6 +315,10 @@ fn ns_per_call(tools: &Tools, setup: Setup, mode: &str, iters: u64) -> anyhow::R
     run_timed(&mut cmd)?.field("ns_per_call")
 }
 
+fn fmt_short(s: &Stats) -> String {
+    format!("{:>7.1}  {:<16}", s.median, format!("({:.1} .. {:.1})", s.min, s.max))
+}
+
 fn fmt_stats(s: &Stats, scale: f64, prec: usize) -> String {
     format!(
         "{:>9.prec$}  ({:.prec$} .. {:.prec$})",
@@ -394,47 +406,58 @@ fn bench_untrapped(tools: &Tools, plan: &Plan) -> anyhow::Result<serde_json::Val
         plan.untrapped_iters
     );
     println!(
-        "   {:<28} {:>9}  {:<18}  {:>9}  {:<18}  {:>7}  {:>8}",
-        "call", "bare ns", "(min .. max)", "joyride", "(min .. max)", "ratio", "delta ns"
+        "   {:<24} {:>7}  {:<16} {:>7}  {:<16} {:>7}  {:<16} {:>7} {:>7}",
+        "call (ns/call)",
+        "bare",
+        "(min .. max)",
+        "any flt",
+        "(min .. max)",
+        "joyride",
+        "(min .. max)",
+        "ratio",
+        "delta"
     );
     let setups = [
         Setup::Plain,
+        Setup::AllowFilter,
         Setup::Joyride {
             expr: None,
             sync_wake_up: true,
         },
     ];
     let mut out = serde_json::Map::new();
-    for (mode, label) in [("getppid", "getppid()"), ("readzero", "read(/dev/zero, 1 byte)")] {
+    for (mode, label) in [("getppid", "getppid()"), ("readzero", "read(/dev/zero, 1 B)")] {
         let samples = alternate(&setups, plan.rounds, |s| {
             ns_per_call(tools, s, mode, plan.untrapped_iters)
         })?;
-        let bare = Stats::of(&samples[0]);
-        let joy = Stats::of(&samples[1]);
+        let st: Vec<Stats> = samples.iter().map(|s| Stats::of(s)).collect();
+        let (bare, any, joy) = (st[0], st[1], st[2]);
         let ratio = joy.median / bare.median;
         let delta = joy.median - bare.median;
-        // Noise level: how far apart the bare runs themselves are.
-        let noise = (bare.max - bare.min) / bare.median;
+        let any_ratio = any.median / bare.median;
         println!(
-            "   {label:<28} {}  {}  {ratio:>6.3}x  {delta:>+8.1}",
-            fmt_stats(&bare, 1.0, 1),
-            fmt_stats(&joy, 1.0, 1)
+            "   {label:<24} {}  {}  {}  {ratio:>6.3}x {delta:>+7.1}",
+            fmt_short(&bare),
+            fmt_short(&any),
+            fmt_short(&joy)
         );
         out.insert(
             mode.to_string(),
             json!({
                 "kernel_ns_per_call": bare.to_json(&samples[0]),
-                "joyride_ns_per_call": joy.to_json(&samples[1]),
+                "allow_filter_ns_per_call": any.to_json(&samples[1]),
+                "joyride_ns_per_call": joy.to_json(&samples[2]),
                 "ratio": ratio,
                 "delta_ns": delta,
-                "bare_spread": noise,
+                "allow_filter_ratio": any_ratio,
             }),
         );
     }
     println!(
-        "   ratio = median under joyride / median bare; 1.00x means the seccomp filter costs nothing \
-         measurable. Compare |ratio - 1| with the spread (min .. max) of the bare runs: that is the \
-         noise. Target: nothing measurable."
+        "   bare: no filter. any flt: the program's own one-instruction allow-all seccomp filter (what \
+         any seccomp filter costs: the kernel's slower syscall entry). joyride: under `joyride trace`. \
+         ratio = joyride median / bare median, delta = their difference in ns; 1.00x is nothing \
+         measurable. The (min .. max) spread of the bare runs is the noise. Target: nothing measurable."
     );
     println!();
     out.insert("iters".into(), json!(plan.untrapped_iters));
