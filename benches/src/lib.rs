@@ -99,6 +99,8 @@ pub struct RunOutput {
     pub wall: Duration,
     /// The program's standard output.
     pub stdout: String,
+    /// The program's standard error.
+    pub stderr: String,
 }
 
 impl RunOutput {
@@ -134,6 +136,7 @@ pub fn run_timed(cmd: &mut Command) -> anyhow::Result<RunOutput> {
     Ok(RunOutput {
         wall,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
 }
 
@@ -255,6 +258,7 @@ mod tests {
         let out = RunOutput {
             wall: Duration::ZERO,
             stdout: "elapsed_ns=123 cycles=5\n".into(),
+            stderr: String::new(),
         };
         assert_eq!(out.field::<u64>("elapsed_ns").unwrap(), 123);
         assert_eq!(out.field::<u64>("cycles").unwrap(), 5);

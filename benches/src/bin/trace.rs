@@ -104,6 +104,9 @@ enum Setup {
     },
     /// `strace -f -e trace=%network`.
     Strace,
+    /// Under the minimal C supervisor `notify_floor` (only for the
+    /// `syscall_loop` helper): the floor of a trapped-call round trip.
+    Floor { epoll: bool, sync_wake_up: bool },
     /// Directly, with the helper's own allow-everything seccomp filter (only
     /// for the `syscall_loop` helper): the floor cost of any filter.
     AllowFilter,
@@ -116,6 +119,7 @@ struct Tools {
     syscall_loop: PathBuf,
     echo_server: PathBuf,
     connect_client: PathBuf,
+    notify_floor: PathBuf,
 }
 
 impl Tools {
@@ -140,6 +144,12 @@ impl Tools {
                 c.arg("--");
                 c
             }
+            Setup::Floor { epoll, sync_wake_up } => {
+                let mut c = Command::new(&self.notify_floor);
+                c.arg(if epoll { "epoll" } else { "block" });
+                c.arg(if sync_wake_up { "sync" } else { "nosync" });
+                c
+            }
             Setup::Strace => {
                 let mut c = Command::new(&self.strace);
                 c.args(["-f", "-e", "trace=%network", "-o", "/dev/null", "--"]);
@@ -159,6 +169,7 @@ fn with_args(mut cmd: Command, args: &[&str]) -> Command {
 const SYSCALL_LOOP_C: &str = include_str!("../../c/syscall_loop.c");
 const ECHO_SERVER_C: &str = include_str!("../../c/echo_server.c");
 const CONNECT_CLIENT_C: &str = include_str!("../../c/connect_client.c");
+const NOTIFY_FLOOR_C: &str = include_str!("../../c/notify_floor.c");
 
 /// Network calls per connect-workload cycle that strace and joyride trace:
 /// socket, connect, sendto (send), recvfrom (recv); close is not a network
@@ -203,6 +214,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         syscall_loop: compile_c(&gcc, tmp.path(), "syscall_loop", SYSCALL_LOOP_C)?,
         echo_server: compile_c(&gcc, tmp.path(), "echo_server", ECHO_SERVER_C)?,
         connect_client: compile_c(&gcc, tmp.path(), "connect_client", CONNECT_CLIENT_C)?,
+        notify_floor: compile_c(&gcc, tmp.path(), "notify_floor", NOTIFY_FLOOR_C)?,
     };
     check_joyride_traps(&tools, tmp.path())?;
 
@@ -332,60 +344,116 @@ fn fmt_stats(s: &Stats, scale: f64, prec: usize) -> String {
 fn bench_round_trip(tools: &Tools, plan: &Plan) -> anyhow::Result<serde_json::Value> {
     println!(
         "1. Trapped-call round trip: getsockopt(fd, SOL_SOCKET, SO_TYPE) x {} in a loop, timed by the \
-         program itself (CLOCK_MONOTONIC), under `joyride trace -e getsockopt -o /dev/null` and bare.",
+         program itself (CLOCK_MONOTONIC), bare, under `joyride trace -e getsockopt -o /dev/null`, and \
+         under a minimal C supervisor (the floor on this machine).",
         plan.trapped_iters
     );
-    let setups = [
-        Setup::Plain,
-        Setup::Joyride {
-            expr: Some("getsockopt"),
-            sync_wake_up: true,
-        },
-        Setup::Joyride {
-            expr: Some("getsockopt"),
-            sync_wake_up: false,
-        },
+    let joyride = |sync_wake_up| Setup::Joyride {
+        expr: Some("getsockopt"),
+        sync_wake_up,
+    };
+    let floor = |epoll, sync_wake_up| Setup::Floor { epoll, sync_wake_up };
+    let rows: [(Setup, &str, &str); 7] = [
+        (Setup::Plain, "kernel", "kernel baseline (no supervisor)"),
+        (
+            joyride(true),
+            "joyride_sync_wake_up",
+            "joyride trace, SYNC_WAKE_UP (default)",
+        ),
+        (
+            joyride(false),
+            "joyride_no_sync_wake_up",
+            "joyride trace --no-sync-wake-up",
+        ),
+        (
+            floor(false, true),
+            "floor_block_sync_wake_up",
+            "floor: blocking RECV, SYNC_WAKE_UP",
+        ),
+        (
+            floor(false, false),
+            "floor_block_no_sync_wake_up",
+            "floor: blocking RECV, no SYNC_WAKE_UP",
+        ),
+        (
+            floor(true, true),
+            "floor_epoll_sync_wake_up",
+            "floor: epoll + RECV, SYNC_WAKE_UP",
+        ),
+        (
+            floor(true, false),
+            "floor_epoll_no_sync_wake_up",
+            "floor: epoll + RECV, no SYNC_WAKE_UP",
+        ),
     ];
+    let setups: Vec<Setup> = rows.iter().map(|r| r.0).collect();
+    let mut floor_sync_unsupported = false;
     let samples = alternate(&setups, plan.rounds, |s| {
-        ns_per_call(tools, s, "getsockopt", plan.trapped_iters)
+        let iters = plan.trapped_iters.to_string();
+        let out = run_timed(&mut tools.command(s, &tools.syscall_loop, &["getsockopt", &iters]))?;
+        if out.stderr.contains("sync=unsupported") {
+            floor_sync_unsupported = true;
+        }
+        out.field("ns_per_call")
     })?;
     let stats: Vec<Stats> = samples.iter().map(|s| Stats::of(s)).collect();
     let base = stats[0].median;
     let target_us = 2.0;
     println!(
-        "   {:<44} {:>9}  {:<18}  {:>12}",
+        "   {:<44} {:>9}  {:<20} {:>14}",
         "setup", "us/call", "(min .. max)", "round trip"
     );
-    let names = [
-        "kernel baseline (no supervisor)",
-        "joyride trace, SYNC_WAKE_UP (default)",
-        "joyride trace --no-sync-wake-up",
-    ];
-    let mut rows = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let rt = (stats[i].median - base) / 1000.0;
-        let rt_col = if i == 0 {
-            "-".to_string()
-        } else {
-            format!("{rt:.2} us {}", verdict(rt <= target_us))
+    let mut rt = Vec::new();
+    let mut json_rows = serde_json::Map::new();
+    for (i, (setup, key, name)) in rows.iter().enumerate() {
+        let r = (stats[i].median - base) / 1000.0;
+        let rt_col = match setup {
+            Setup::Plain => "-".to_string(),
+            Setup::Joyride { .. } => format!("{r:.2} us {}", verdict(r <= target_us)),
+            _ => format!("{r:.2} us     "),
         };
-        println!("   {name:<44} {}  {rt_col:>12}", fmt_stats(&stats[i], 1e-3, 3));
-        rows.push(rt);
+        println!("   {name:<44} {}  {rt_col:>14}", fmt_stats(&stats[i], 1e-3, 3));
+        rt.push(r);
+        let mut row = json!({ "ns_per_call": stats[i].to_json(&samples[i]) });
+        if i > 0 {
+            row["round_trip_us"] = json!(r);
+        }
+        json_rows.insert(key.to_string(), row);
     }
     println!(
-        "   round trip = median(us/call under joyride) - median(us/call bare): what trapping one call \
-         costs (seccomp notify, supervisor wake-up, pidfd_getfd, the call done by the supervisor, the \
-         reply). Target <= {target_us} us."
+        "   round trip = median(us/call) - median(us/call bare): what trapping one call costs. joyride: \
+         seccomp notify, supervisor wake-up, pidfd_getfd, copying the arguments, the call done by the \
+         supervisor, the reply, the trace line. floor: a C supervisor that only answers \
+         SECCOMP_USER_NOTIF_FLAG_CONTINUE (the kernel's notify/reply and the two wake-ups, nothing \
+         else). Target for joyride: <= {target_us} us."
     );
+    // SYNC_WAKE_UP gain: round trip without it / with it.
+    let joyride_gain = rt[2] / rt[1];
+    let floor_gain = rt[4] / rt[3];
+    println!(
+        "   SYNC_WAKE_UP speed-up of the round trip: joyride {joyride_gain:.2}x, floor (blocking) {floor_gain:.2}x"
+    );
+    if floor_sync_unsupported {
+        println!("   NOTE: this kernel refused SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (needs Linux 6.6).");
+    } else if floor_gain >= 1.5 && joyride_gain < 1.15 {
+        println!(
+            "   NOTE: SYNC_WAKE_UP speeds the floor up {floor_gain:.1}x but joyride barely changes: check \
+             that joyride really sets it (SECCOMP_IOCTL_NOTIF_SET_FLAGS takes the flags as the ioctl \
+             argument itself, not a pointer to them)."
+        );
+    }
     println!();
     Ok(json!({
-        "what": "getsockopt(SO_TYPE) loop, ns per call; round_trip_us = joyride median - kernel median",
+        "what": "getsockopt(SO_TYPE) loop, ns per call; round_trip_us = setup median - kernel median",
         "iters": plan.trapped_iters,
-        "kernel_ns_per_call": stats[0].to_json(&samples[0]),
-        "joyride_sync_wake_up_ns_per_call": stats[1].to_json(&samples[1]),
-        "joyride_no_sync_wake_up_ns_per_call": stats[2].to_json(&samples[2]),
-        "round_trip_us_sync_wake_up": rows[1],
-        "round_trip_us_no_sync_wake_up": rows[2],
+        "setups": json_rows,
+        "round_trip_us_sync_wake_up": rt[1],
+        "round_trip_us_no_sync_wake_up": rt[2],
+        "floor_round_trip_us_sync_wake_up": rt[3],
+        "floor_round_trip_us_no_sync_wake_up": rt[4],
+        "sync_wake_up_speedup_joyride": joyride_gain,
+        "sync_wake_up_speedup_floor": floor_gain,
+        "floor_sync_wake_up_unsupported": floor_sync_unsupported,
         "target_us": target_us,
     }))
 }
