@@ -13,6 +13,39 @@
 //! seed in [`Config`]. Malformed input is counted in [`Counters`] and
 //! dropped; nothing a peer sends can make it panic.
 //!
+//! ```
+//! use std::net::{Ipv4Addr, SocketAddr};
+//! use joyride_netstack::iface::{Config, Family, Interface, Ipv4Cidr};
+//! use joyride_netstack::nic::Nic;
+//! use joyride_netstack::time::Instant;
+//! use joyride_netstack::wire::EthernetAddress;
+//!
+//! fn serve<N: Nic>(nic: &mut N, now: Instant) {
+//!     let mut config = Config::new(EthernetAddress(nic.mac()));
+//!     config.ipv4 = Some(Ipv4Cidr::new(Ipv4Addr::new(192, 0, 2, 10), 24));
+//!     config.ipv4_gateway = Some(Ipv4Addr::new(192, 0, 2, 1));
+//!     let mut iface = Interface::new(config);
+//!
+//!     let sock = iface.udp_open(Family::V4);
+//!     iface.udp_bind(sock, "0.0.0.0:5353".parse().unwrap()).unwrap();
+//!     iface.udp_send_to(sock, b"hello", Some("192.0.2.20:53".parse().unwrap())).unwrap();
+//!
+//!     iface.poll(now, nic); // receive a burst, run timers, transmit
+//!     let ready: Vec<_> = iface.drain_events().filter(|e| e.readable).map(|e| e.handle).collect();
+//!     let mut buf = [0u8; 2048];
+//!     for h in ready {
+//!         while let Ok(meta) = iface.udp_recv_from(h, &mut buf) {
+//!             let _from: SocketAddr = meta.from;
+//!         }
+//!     }
+//!     // Sleep until a new frame arrives or `iface.poll_at()`.
+//! }
+//! ```
+//!
+//! Readiness is edge-triggered: a socket is reported once per change (data
+//! arrived, queue has room again, error), and again only after the next
+//! drain and a new change.
+//!
 //! Not for: TCP (a later issue plugs it in where `Counters::tcp_unhandled`
 //! is counted today), routing between interfaces, DHCP or SLAAC.
 
