@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Joyride runs unmodified Linux programs on a user-space TCP/IP stack by
-/// trapping their network system calls with seccomp user notification.
+/// Joyride traps the network system calls of unmodified Linux programs (static,
+/// Go and raw `syscall` callers included) with seccomp user notification, to
+/// serve them from its own user-space TCP/IP stack.
 ///
-/// The same trap machinery gives `joyride trace`, a fast strace-like tracer of
-/// a program's network calls.
+/// `joyride trace` uses the same trap machinery as a fast strace-like tracer:
+/// the kernel serves the calls and Joyride prints them.
 #[derive(Debug, Parser)]
 #[command(name = "joyride", version, propagate_version = true)]
 pub struct Cli {

@@ -174,6 +174,12 @@ macro_rules! calls {
                     $name { $( $field: calls!(@get $ty, args[$idx]) ),* }
                 }
 
+                /// The arguments as strace shows undecoded ones: integers in
+                /// decimal, pointers in hex (or `NULL`).
+                pub fn raw_args(&self) -> Vec<String> {
+                    vec![$( calls!(@show $ty, self.$field) ),*]
+                }
+
                 /// The raw argument registers (unused ones zero).
                 pub fn to_args(&self) -> [u64; 6] {
                     let mut a = [0u64; 6];
@@ -195,7 +201,7 @@ macro_rules! calls {
                 match call { $( NetCall::$name => Syscall::$name($name::from_args(args)), )* }
             }
 
-            /// Which call this is.
+            /// Which call this is (its name is [`NetCall::name`]).
             pub fn call(&self) -> NetCall {
                 match self { $( Syscall::$name(_) => NetCall::$name, )* }
             }
@@ -204,8 +210,25 @@ macro_rules! calls {
             pub fn to_args(&self) -> [u64; 6] {
                 match self { $( Syscall::$name(c) => c.to_args(), )* }
             }
+
+            /// The arguments, undecoded (see each struct's `raw_args`).
+            pub fn raw_args(&self) -> Vec<String> {
+                match self { $( Syscall::$name(c) => c.raw_args(), )* }
+            }
+        }
+
+        /// Prints the call with its arguments undecoded, as strace does for
+        /// memory it has not read: `connect(3, 0x7ffd1000, 16)`.
+        impl std::fmt::Display for Syscall {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({})", self.call().name(), self.raw_args().join(", "))
+            }
         }
     };
+    (@show i32, $e:expr) => { $e.to_string() };
+    (@show u32, $e:expr) => { $e.to_string() };
+    (@show u64, $e:expr) => { $e.to_string() };
+    (@show UserPtr, $e:expr) => { if $e == 0 { "NULL".to_string() } else { format!("{:#x}", $e) } };
     (@get i32, $e:expr) => { int($e) };
     (@get u32, $e:expr) => { uint($e) };
     (@get u64, $e:expr) => { $e };
@@ -364,6 +387,24 @@ mod tests {
         let sendto = Sendto::from_args(&[3, 0x1000, 1 << 40, 0x4000, 0, 0]);
         assert_eq!(sendto.len, 1 << 40, "size_t is 64 bits");
         assert_eq!(sendto.flags, libc::MSG_NOSIGNAL as u32);
+    }
+
+    #[test]
+    fn display_like_strace_for_unread_memory() {
+        let c = Syscall::Connect(Connect {
+            fd: 3,
+            addr: 0x7ffd_1000,
+            addrlen: 16,
+        });
+        assert_eq!(c.to_string(), "connect(3, 0x7ffd1000, 16)");
+        let a = Syscall::Accept(Accept {
+            fd: 4,
+            addr: 0,
+            addrlen: 0,
+        });
+        assert_eq!(a.to_string(), "accept(4, NULL, NULL)");
+        let s = Syscall::from_raw(NetCall::Sendto, &[5, 0x1000, 10, 0x4000, 0, 0]);
+        assert_eq!(s.to_string(), "sendto(5, 0x1000, 10, 16384, NULL, 0)");
     }
 
     #[test]
