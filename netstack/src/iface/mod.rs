@@ -640,6 +640,13 @@ impl Interface {
         Ok(())
     }
 
+    /// Sets who owns the socket (the program's effective uid): `SO_REUSEPORT`
+    /// shares a port only between sockets of the same owner, as on Linux.
+    pub fn udp_set_owner(&mut self, h: SocketHandle, uid: u32) -> Result<(), SocketError> {
+        self.udp.get_mut(h)?.owner = uid;
+        Ok(())
+    }
+
     /// Sets `IP_RECVERR`: ICMP errors are queued for
     /// [`Interface::udp_recv_error`] even on unconnected sockets.
     pub fn udp_set_recv_err(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {

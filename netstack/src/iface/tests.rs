@@ -610,6 +610,14 @@ fn bind_conflicts_follow_linux() {
     i.udp_set_reuse_port(f, true).unwrap();
     i.udp_bind(e, sa(US4, 8200)).unwrap();
     i.udp_bind(f, sa(US4, 8200)).unwrap();
+    // ...but only between sockets of the same owner.
+    let other_user = i.udp_open(Family::V4);
+    i.udp_set_reuse_port(other_user, true).unwrap();
+    i.udp_set_owner(other_user, 1000).unwrap();
+    assert_eq!(
+        i.udp_bind(other_user, sa(US4, 8200)).unwrap_err(),
+        SocketError::AddrInUse
+    );
     // Closing frees the port.
     i.udp_close(a).unwrap();
     i.udp_bind(b, sa(US4, 8000)).unwrap();

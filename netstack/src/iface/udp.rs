@@ -141,6 +141,9 @@ pub(crate) struct UdpSocket {
     pub(crate) remote: Option<SocketAddr>,
     pub(crate) reuse_addr: bool,
     pub(crate) reuse_port: bool,
+    /// Who may share a port through `SO_REUSEPORT` (Linux: same effective
+    /// uid).
+    pub(crate) owner: u32,
     pub(crate) recv_err: bool,
     bind_seq: u64,
     pub(crate) rx: VecDeque<Datagram>,
@@ -162,6 +165,7 @@ impl UdpSocket {
             remote: None,
             reuse_addr: false,
             reuse_port: false,
+            owner: 0,
             recv_err: false,
             bind_seq: 0,
             rx: VecDeque::new(),
@@ -318,8 +322,11 @@ impl UdpTable {
     /// Whether binding `index` to `addr` would conflict (Linux
     /// `udp_lib_lport_inuse`: overlapping addresses on the same port are
     /// allowed only if both sockets set `SO_REUSEADDR`, or both set
-    /// `SO_REUSEPORT`).
-    fn conflicts(&self, index: u32, family: Family, addr: SocketAddr, reuse_addr: bool, reuse_port: bool) -> bool {
+    /// `SO_REUSEPORT` and have the same owner).
+    fn conflicts(&self, index: u32, addr: SocketAddr) -> bool {
+        let me = &self.slots[index as usize];
+        let Some(me) = me.sock.as_ref() else { return false };
+        let (family, reuse_addr, reuse_port, owner) = (me.family, me.reuse_addr, me.reuse_port, me.owner);
         let (a4, a6) = UdpSocket::coverage(family, addr.ip());
         let Some(others) = self.by_port.get(&addr.port()) else {
             return false;
@@ -331,7 +338,7 @@ impl UdpTable {
             let Some(ol) = o.local else { return false };
             let (b4, b6) = UdpSocket::coverage(o.family, ol.ip());
             let overlap = a4.overlaps(&b4) || a6.overlaps(&b6);
-            overlap && !(reuse_addr && o.reuse_addr) && !(reuse_port && o.reuse_port)
+            overlap && !(reuse_addr && o.reuse_addr) && !(reuse_port && o.reuse_port && owner == o.owner)
         })
     }
 
@@ -342,7 +349,6 @@ impl UdpTable {
         if s.local.is_some() {
             return Err(SocketError::InvalidState);
         }
-        let (family, ra, rp) = (s.family, s.reuse_addr, s.reuse_port);
         if !s.can_reach(&addr) {
             return Err(SocketError::AddressFamily);
         }
@@ -357,14 +363,14 @@ impl UdpTable {
                 let cand = SocketAddr::new(addr.ip(), port);
                 // Ephemeral ports are never shared (Linux does not hand out a
                 // port in use even with SO_REUSEADDR).
-                if !self.by_port.contains_key(&port) && !self.conflicts(h.index, family, cand, ra, rp) {
+                if !self.by_port.contains_key(&port) && !self.conflicts(h.index, cand) {
                     found = Some(cand);
                     break;
                 }
             }
             found.ok_or(SocketError::AddrInUse)?
         } else {
-            if self.conflicts(h.index, family, addr, ra, rp) {
+            if self.conflicts(h.index, addr) {
                 return Err(SocketError::AddrInUse);
             }
             addr
