@@ -1221,3 +1221,67 @@ fn tiny_device_mtu_is_floored_not_fatal() {
     assert_eq!(v6.len(), 3);
     assert!(v6.iter().all(|f| f.len() - 14 <= 1280));
 }
+
+#[test]
+fn broadcast_reaches_every_wildcard_socket() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let socks: Vec<_> = (0..3)
+        .map(|_| {
+            let s = i.udp_open(Family::V4);
+            i.udp_set_reuse_addr(s, true).unwrap();
+            i.udp_bind(s, sa(Ipv4Addr::UNSPECIFIED, 67)).unwrap();
+            s
+        })
+        .collect();
+    let specific = i.udp_open(Family::V4);
+    i.udp_set_reuse_addr(specific, true).unwrap();
+    i.udp_bind(specific, sa(US4, 67)).unwrap();
+    let mut f = udp_frame(sa(PEER4, 68), sa(Ipv4Addr::BROADCAST, 67), b"discover");
+    f[..6].copy_from_slice(&[0xff; 6]);
+    assert!(
+        run(&mut i, &mut nic, t(0), vec![f]).is_empty(),
+        "no ICMP about broadcasts"
+    );
+    for s in socks {
+        assert_eq!(i.udp_recv(s).unwrap().to, IpAddr::V4(Ipv4Addr::BROADCAST));
+    }
+    assert!(i.udp_recv(specific).is_err());
+}
+
+#[test]
+fn packet_too_big_v6_lowers_path_mtu() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let s = i.udp_open(Family::V6 { v6only: true });
+    i.udp_connect(s, sa(peer6(), 9)).unwrap();
+    i.udp_send_to(s, &[1u8; 1400], None).unwrap();
+    let out = run(&mut i, &mut nic, t(0), vec![]);
+    assert_eq!(out.len(), 1);
+    let ptb = Icmpv6Repr::PktTooBig {
+        mtu: 1280,
+        data: &out[0][14..14 + 48],
+    };
+    let mut b = vec![0u8; ptb.buffer_len()];
+    ptb.emit(&peer6(), &us6(), &mut Icmpv6Packet::new_unchecked(&mut b[..]));
+    run(
+        &mut i,
+        &mut nic,
+        t(1),
+        vec![eth(
+            US_MAC,
+            PEER_MAC,
+            EtherType::Ipv6,
+            &ipv6(peer6(), us6(), 58, 64, &b),
+        )],
+    );
+    assert_eq!(i.path_mtu(t(1), IpAddr::V6(peer6())), 1280);
+    i.udp_send_to(s, &[1u8; 1400], None).unwrap();
+    let out = run(&mut i, &mut nic, t(2), vec![]);
+    assert_eq!(out.len(), 2);
+    assert!(
+        out.iter().all(|f| f.len() - 14 <= 1280 && f[14 + 6] == 44),
+        "fragment headers"
+    );
+}
