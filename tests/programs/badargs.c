@@ -43,6 +43,13 @@ int main(int argc, char **argv) {
     report("connect_ok", connect(s, (struct sockaddr *)&sa, sizeof sa));
     report("sendto_bad_buf", sendto(s, BAD, 100, 0, NULL, 0));
     report("recvfrom_bad_addrlen", recvfrom(s, &one, 1, MSG_DONTWAIT, (struct sockaddr *)&sa, BAD));
+    /* A receive into a bad buffer fails and loses nothing: the kernel leaves
+     * the bytes queued; Joyride keeps what it consumed for the next call. */
+    send(s, "abc", 3, 0);
+    report("recv_bad_buf", recv(s, BAD, 3, 0));
+    char got[4] = {0};
+    long n = recv(s, got, 3, MSG_WAITALL);
+    printf("recv_after_efault %ld %s\n", n, got);
     struct msghdr m = {0};
     struct iovec iov = {.iov_base = &one, .iov_len = 4};
     m.msg_iov = &iov;

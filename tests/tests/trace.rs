@@ -327,6 +327,8 @@ fn bad_arguments_get_the_kernels_errors() {
         "listen_bad_fd EBADF",
         "accept4_bad_flags EINVAL",
         "connect_ok OK",
+        "recv_bad_buf EFAULT",
+        "recv_after_efault 3 abc",
     ] {
         assert!(traced.lines().any(|l| l == expect), "missing `{expect}` in:\n{traced}");
     }
