@@ -343,7 +343,7 @@ impl Interface {
             return;
         }
         let mut out = core::mem::take(&mut self.scratch);
-        self.udp.lookup_all(from, to, &mut out);
+        self.udp.lookup_all(to, &mut out);
         if out.is_empty() {
             self.counters.drop_udp_no_socket += 1;
         }

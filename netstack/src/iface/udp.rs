@@ -2,11 +2,13 @@
 //! rules and ephemeral ports), connect, bounded queues, and demultiplexing
 //! by hash.
 //!
-//! Demultiplexing never scans the table: connected sockets are found by
-//! their 4-tuple in one map, bound sockets by their port in another; only the
-//! few sockets sharing one port are compared (as in Linux's hash chains),
-//! and the most specific match wins (connected, then bound to the address,
-//! then wildcard).
+//! Demultiplexing never scans: a datagram is matched by at most four hash
+//! lookups, most specific first: the connected socket for its 4-tuple, the
+//! sockets bound to its destination address and port, the sockets bound to
+//! the IPv4 wildcard, then those bound to the IPv6 wildcard. Sockets that
+//! share one binding (`SO_REUSEADDR`, `SO_REUSEPORT`) sit in one small group
+//! under one key. A per-port index of every binding serves only bind-time
+//! conflict checks.
 //!
 //! Addresses are kept canonical: an IPv4-mapped IPv6 address
 //! (`::ffff:a.b.c.d`) is stored as the IPv4 address, so a dual-stack IPv6
@@ -108,14 +110,6 @@ impl<A: PartialEq> Cov<A> {
             (Cov::One(a), Cov::One(b)) => a == b,
         }
     }
-
-    fn includes(&self, a: &A) -> bool {
-        match self {
-            Cov::None => false,
-            Cov::All => true,
-            Cov::One(x) => x == a,
-        }
-    }
 }
 
 /// `::ffff:a.b.c.d` becomes `a.b.c.d`; everything else is unchanged.
@@ -193,15 +187,6 @@ impl UdpSocket {
         }
     }
 
-    fn covers(&self, dst: IpAddr) -> bool {
-        let Some(l) = self.local else { return false };
-        let (c4, c6) = Self::coverage(self.family, l.ip());
-        match dst {
-            IpAddr::V4(a) => c4.includes(&a),
-            IpAddr::V6(a) => c6.includes(&a),
-        }
-    }
-
     /// An address as this socket shows it to the program.
     pub(crate) fn present(&self, a: SocketAddr) -> SocketAddr {
         match (self.family, a) {
@@ -232,9 +217,27 @@ pub(crate) struct UdpTable {
     pub(crate) config: UdpConfig,
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// Every bound socket by port: only for bind conflicts (control path).
     by_port: HashMap<u16, Vec<u32>>,
+    /// Connected sockets by (local, remote).
     connected: HashMap<(SocketAddr, SocketAddr), u32>,
+    /// Unconnected sockets bound to one address, by that address and port.
+    /// The vector holds a `SO_REUSEADDR`/`SO_REUSEPORT` group.
+    bound: HashMap<SocketAddr, Vec<u32>>,
+    /// Unconnected sockets bound to a wildcard, by port and kind.
+    wild: HashMap<(u16, Wild), Vec<u32>>,
     next_bind_seq: u64,
+}
+
+/// Which wildcard a socket is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Wild {
+    /// `0.0.0.0` on an IPv4 socket.
+    V4,
+    /// `[::]` on a dual-stack IPv6 socket.
+    V6Dual,
+    /// `[::]` with `IPV6_V6ONLY`.
+    V6Only,
 }
 
 impl UdpTable {
@@ -245,6 +248,8 @@ impl UdpTable {
             free: Vec::new(),
             by_port: HashMap::new(),
             connected: HashMap::new(),
+            bound: HashMap::new(),
+            wild: HashMap::new(),
             next_bind_seq: 0,
         }
     }
@@ -294,9 +299,9 @@ impl UdpTable {
 
     pub(crate) fn close(&mut self, h: SocketHandle) -> Result<(), SocketError> {
         let s = self.get(h)?;
-        let (local, remote) = (s.local, s.remote);
-        if let Some(l) = local {
-            self.unhash(h.index, l, remote);
+        if let Some(l) = s.local {
+            self.unhash(h.index);
+            remove_from(&mut self.by_port, l.port(), h.index);
         }
         let slot = &mut self.slots[h.index as usize];
         slot.sock = None;
@@ -305,17 +310,41 @@ impl UdpTable {
         Ok(())
     }
 
-    fn unhash(&mut self, index: u32, local: SocketAddr, remote: Option<SocketAddr>) {
-        if let Some(v) = self.by_port.get_mut(&local.port()) {
-            v.retain(|&i| i != index);
-            if v.is_empty() {
-                self.by_port.remove(&local.port());
+    /// Where the demultiplexing maps keep socket `index`, by its state.
+    fn demux_key(&self, index: u32) -> Option<DemuxKey> {
+        let s = self.slots[index as usize].sock.as_ref()?;
+        let l = s.local?;
+        Some(match (s.remote, l.ip().is_unspecified(), s.family) {
+            (Some(r), _, _) => DemuxKey::Connected(l, r),
+            (None, false, _) => DemuxKey::Bound(l),
+            (None, true, Family::V4) => DemuxKey::Wild(l.port(), Wild::V4),
+            (None, true, Family::V6 { v6only: false }) => DemuxKey::Wild(l.port(), Wild::V6Dual),
+            (None, true, Family::V6 { v6only: true }) => DemuxKey::Wild(l.port(), Wild::V6Only),
+        })
+    }
+
+    /// Enters socket `index` in the demultiplexing maps.
+    fn hash(&mut self, index: u32) {
+        match self.demux_key(index) {
+            Some(DemuxKey::Connected(l, r)) => {
+                self.connected.insert((l, r), index);
             }
+            Some(DemuxKey::Bound(l)) => self.bound.entry(l).or_default().push(index),
+            Some(DemuxKey::Wild(p, w)) => self.wild.entry((p, w)).or_default().push(index),
+            None => {}
         }
-        if let Some(r) = remote {
-            if self.connected.get(&(local, r)) == Some(&index) {
-                self.connected.remove(&(local, r));
+    }
+
+    /// Removes socket `index` from the demultiplexing maps.
+    fn unhash(&mut self, index: u32) {
+        match self.demux_key(index) {
+            Some(DemuxKey::Connected(l, r)) if self.connected.get(&(l, r)) == Some(&index) => {
+                self.connected.remove(&(l, r));
             }
+            Some(DemuxKey::Connected(..)) => {}
+            Some(DemuxKey::Bound(l)) => remove_from(&mut self.bound, l, index),
+            Some(DemuxKey::Wild(p, w)) => remove_from(&mut self.wild, (p, w), index),
+            None => {}
         }
     }
 
@@ -381,18 +410,17 @@ impl UdpTable {
         s.local = Some(addr);
         s.bind_seq = seq;
         self.by_port.entry(addr.port()).or_default().push(h.index);
+        self.hash(h.index);
         Ok(addr)
     }
 
     /// Sets the remote address (and, if the socket was bound to a wildcard,
     /// the local address it will use), rehashing as Linux does.
     pub(crate) fn connect(&mut self, h: SocketHandle, local_ip: IpAddr, remote: SocketAddr) -> Result<(), SocketError> {
-        let s = self.get(h)?;
-        let Some(local) = s.local else {
+        let Some(local) = self.get(h)?.local else {
             return Err(SocketError::InvalidState);
         };
-        let old_remote = s.remote;
-        self.unhash(h.index, local, old_remote);
+        self.unhash(h.index);
         let new_local = if local.ip().is_unspecified() {
             SocketAddr::new(local_ip, local.port())
         } else {
@@ -402,97 +430,95 @@ impl UdpTable {
         s.local = Some(new_local);
         s.remote = Some(remote);
         s.error = None;
-        self.by_port.entry(new_local.port()).or_default().push(h.index);
-        self.connected.insert((new_local, remote), h.index);
+        self.hash(h.index);
         Ok(())
     }
 
     /// Dissolves the association (`connect` with `AF_UNSPEC`).
     pub(crate) fn disconnect(&mut self, h: SocketHandle) -> Result<(), SocketError> {
-        let s = self.get(h)?;
-        if let (Some(l), Some(r)) = (s.local, s.remote) {
-            if self.connected.get(&(l, r)) == Some(&h.index) {
-                self.connected.remove(&(l, r));
-            }
-        }
+        self.get(h)?;
+        self.unhash(h.index);
         self.get_mut(h)?.remote = None;
+        self.hash(h.index);
         Ok(())
     }
 
-    /// The socket a unicast datagram from `src` to `dst` goes to, if any.
+    /// The socket a unicast datagram from `src` to `dst` goes to, if any:
+    /// the connected socket for the 4-tuple, else the socket bound to the
+    /// address, else the one bound to the wildcard (an IPv4 socket before a
+    /// dual-stack one). Each step is one hash lookup.
     pub(crate) fn lookup(&self, src: SocketAddr, dst: SocketAddr) -> Option<u32> {
         if let Some(&i) = self.connected.get(&(dst, src)) {
             return Some(i);
         }
-        let cands = self.by_port.get(&dst.port())?;
-        let mut best: Option<(u32, u32, u64)> = None; // (score, index, bind_seq)
-        let mut reuseport_group = 0u32;
-        for &i in cands {
-            let Some(s) = self.slots[i as usize].sock.as_ref() else {
-                continue;
-            };
-            if !s.covers(dst.ip()) {
-                continue;
-            }
-            if let Some(r) = s.remote {
-                if r != src {
-                    continue;
-                }
-            }
-            let specific = !s.local.is_some_and(|l| l.ip().is_unspecified());
-            let family_match = matches!(
-                (s.family, dst),
-                (Family::V4, SocketAddr::V4(_)) | (Family::V6 { .. }, SocketAddr::V6(_))
-            );
-            let score = 4 * s.remote.is_some() as u32 + 2 * specific as u32 + family_match as u32;
-            match best {
-                Some((bs, _, _)) if bs > score => {}
-                Some((bs, bi, bseq)) if bs == score => {
-                    let b = self.slots[bi as usize].sock.as_ref();
-                    if s.reuse_port && b.is_some_and(|b| b.reuse_port) {
-                        // SO_REUSEPORT: spread flows by a hash of the 4-tuple.
-                        reuseport_group += 1;
-                        if flow_hash(src, dst, reuseport_group) {
-                            best = Some((score, i, s.bind_seq));
-                        }
-                    } else if s.bind_seq > bseq {
-                        // SO_REUSEADDR: the most recently bound socket wins.
-                        best = Some((score, i, s.bind_seq));
-                    }
-                }
-                _ => {
-                    reuseport_group = 1;
-                    best = Some((score, i, s.bind_seq));
-                }
-            }
+        if let Some(g) = self.bound.get(&dst) {
+            return self.pick(g, src, dst);
         }
-        best.map(|(_, i, _)| i)
+        let kinds: &[Wild] = if dst.is_ipv4() {
+            &[Wild::V4, Wild::V6Dual]
+        } else {
+            &[Wild::V6Dual, Wild::V6Only]
+        };
+        kinds
+            .iter()
+            .find_map(|&k| self.wild.get(&(dst.port(), k)).and_then(|g| self.pick(g, src, dst)))
     }
 
-    /// Every socket a broadcast or multicast datagram to `dst` goes to.
-    pub(crate) fn lookup_all(&self, src: SocketAddr, dst: SocketAddr, out: &mut Vec<u32>) {
+    /// One socket of a group sharing a binding: spread by a hash of the
+    /// flow when they all set `SO_REUSEPORT`, else the most recently bound
+    /// (`SO_REUSEADDR`).
+    fn pick(&self, group: &[u32], src: SocketAddr, dst: SocketAddr) -> Option<u32> {
+        let sock = |i: u32| self.slots[i as usize].sock.as_ref();
+        match group {
+            [] => None,
+            [one] => Some(*one),
+            _ if group.iter().all(|&i| sock(i).is_some_and(|s| s.reuse_port)) => {
+                Some(group[(flow_hash(src, dst) % group.len() as u64) as usize])
+            }
+            _ => group.iter().copied().max_by_key(|&i| sock(i).map_or(0, |s| s.bind_seq)),
+        }
+    }
+
+    /// Every socket a broadcast or multicast datagram to `dst` goes to:
+    /// those bound to that address and those bound to the wildcard.
+    /// (Connected sockets do not receive broadcasts here.)
+    pub(crate) fn lookup_all(&self, dst: SocketAddr, out: &mut Vec<u32>) {
         out.clear();
-        let Some(cands) = self.by_port.get(&dst.port()) else {
-            return;
+        if let Some(g) = self.bound.get(&dst) {
+            out.extend_from_slice(g);
+        }
+        let kinds: &[Wild] = if dst.is_ipv4() {
+            &[Wild::V4, Wild::V6Dual]
+        } else {
+            &[Wild::V6Dual, Wild::V6Only]
         };
-        for &i in cands {
-            let Some(s) = self.slots[i as usize].sock.as_ref() else {
-                continue;
-            };
-            let Some(l) = s.local else { continue };
-            let addr_ok = l.ip().is_unspecified() || l.ip() == dst.ip();
-            let fam_ok = s.can_reach(&dst);
-            if addr_ok && fam_ok && s.remote.is_none_or(|r| r == src) {
-                out.push(i);
+        for &k in kinds {
+            if let Some(g) = self.wild.get(&(dst.port(), k)) {
+                out.extend_from_slice(g);
             }
         }
     }
 }
 
-/// Reservoir choice among equally good `SO_REUSEPORT` sockets: the `n`-th
-/// candidate replaces the current choice with probability 1/n, decided by a
-/// hash of the flow so one flow always lands on the same socket.
-fn flow_hash(src: SocketAddr, dst: SocketAddr, n: u32) -> bool {
+#[derive(Debug, Clone, Copy)]
+enum DemuxKey {
+    Connected(SocketAddr, SocketAddr),
+    Bound(SocketAddr),
+    Wild(u16, Wild),
+}
+
+fn remove_from<K: core::hash::Hash + Eq>(map: &mut HashMap<K, Vec<u32>>, key: K, index: u32) {
+    if let Some(v) = map.get_mut(&key) {
+        v.retain(|&i| i != index);
+        if v.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+/// A hash of the flow, so one flow always lands on the same `SO_REUSEPORT`
+/// socket (FNV-1a over addresses and ports).
+fn flow_hash(src: SocketAddr, dst: SocketAddr) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut mix = |b: &[u8]| {
         for &x in b {
@@ -507,6 +533,5 @@ fn flow_hash(src: SocketAddr, dst: SocketAddr, n: u32) -> bool {
         }
         mix(&a.port().to_be_bytes());
     }
-    mix(&n.to_be_bytes());
-    h.is_multiple_of(n as u64)
+    h
 }
