@@ -189,6 +189,10 @@ impl Engine {
     fn on_parked(&mut self, token: u64) {
         let Some(p) = self.parked.remove(&token) else { return };
         let _ = epoll::delete(&self.epoll, &p.sock);
+        self.resume(p);
+    }
+
+    fn resume(&mut self, p: Box<Parked>) {
         let Parked {
             notif,
             sock,
@@ -248,15 +252,7 @@ impl Engine {
                 let progress = kernel::timed_out(*p);
                 self.settle(progress);
             } else {
-                let Parked {
-                    notif,
-                    sock,
-                    op,
-                    started,
-                    ..
-                } = *p;
-                let progress = kernel::resume_op(&mut self.ctx, notif, sock, op, started);
-                self.settle(progress);
+                self.resume(p);
             }
         }
     }
