@@ -22,7 +22,11 @@ struct FuzzNic {
 
 impl Nic for FuzzNic {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { mtu: 1500, max_burst: 8, checksum: ChecksumCaps::default() }
+        Capabilities {
+            mtu: 1500,
+            max_burst: 8,
+            checksum: ChecksumCaps::default(),
+        }
     }
     fn mac(&self) -> [u8; 6] {
         [2, 0, 0, 0, 0, 1]
@@ -53,15 +57,21 @@ fuzz_target!(|data: &[u8]| {
     let mut i = Interface::new(c);
     let peer4 = Ipv4Addr::new(10, 0, 0, 2);
     let peer6: Ipv6Addr = "2001:db8::2".parse().unwrap();
-    i.arp_cache().insert_static(Instant::ZERO, peer4, EthernetAddress([2, 0, 0, 0, 0, 2]));
+    i.arp_cache()
+        .insert_static(Instant::ZERO, peer4, EthernetAddress([2, 0, 0, 0, 0, 2]));
     let a = i.udp_open(Family::V4);
-    i.udp_bind(a, SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 53)).unwrap();
+    i.udp_bind(a, SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 53))
+        .unwrap();
     let b = i.udp_open(Family::V6 { v6only: false });
-    i.udp_bind(b, SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 5353)).unwrap();
+    i.udp_bind(b, SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 5353))
+        .unwrap();
     let conn = i.udp_open(Family::V6 { v6only: false });
     i.udp_set_recv_err(conn, true).unwrap();
     i.udp_connect(conn, SocketAddr::new(IpAddr::V6(peer6), 9)).unwrap();
-    let mut nic = FuzzNic { rx: VecDeque::new(), sent: 0 };
+    let mut nic = FuzzNic {
+        rx: VecDeque::new(),
+        sent: 0,
+    };
     let mut now = Instant::ZERO;
     let mut rest = data;
     let mut frames = 0u64;

@@ -6,7 +6,14 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = Ipv4Packet::new_checked(data) {
-        let _ = (p.version(), p.header_len(), p.total_len(), p.ident(), p.dont_frag(), p.more_frags());
+        let _ = (
+            p.version(),
+            p.header_len(),
+            p.total_len(),
+            p.ident(),
+            p.dont_frag(),
+            p.more_frags(),
+        );
         let _ = (p.frag_offset(), p.hop_limit(), p.protocol(), p.src_addr(), p.dst_addr());
         let _ = (p.header(), p.payload(), p.verify_checksum());
         if let Ok(r) = Ipv4Repr::parse(&p, ChecksumMode::Offload) {

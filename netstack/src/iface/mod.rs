@@ -177,6 +177,8 @@ pub enum SocketError {
     ConnectionRefused,
     /// The peer does not speak the protocol (`ENOPROTOOPT`).
     ProtocolUnavailable,
+    /// Broadcast without `SO_BROADCAST` (`EACCES`).
+    PermissionDenied,
 }
 
 /// Which ICMP error arrived.
@@ -647,6 +649,20 @@ impl Interface {
         Ok(())
     }
 
+    /// Sets `SO_BROADCAST`: without it, sending or connecting to a broadcast
+    /// address fails with `EACCES`, as on Linux.
+    pub fn udp_set_broadcast(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
+        self.udp.get_mut(h)?.broadcast = on;
+        Ok(())
+    }
+
+    fn is_broadcast_v4(&self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(a) => a.is_broadcast() || self.config.ipv4.and_then(|c| c.broadcast()) == Some(a),
+            IpAddr::V6(_) => false,
+        }
+    }
+
     /// Sets `IP_RECVERR`: ICMP errors are queued for
     /// [`Interface::udp_recv_error`] even on unconnected sockets.
     pub fn udp_set_recv_err(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
@@ -712,8 +728,12 @@ impl Interface {
         if r.port() == 0 {
             return Err(SocketError::InvalidArgument);
         }
-        if !self.udp.get(h)?.can_reach(&r) {
+        let s = self.udp.get(h)?;
+        if !s.can_reach(&r) {
             return Err(SocketError::AddressFamily);
+        }
+        if !s.broadcast && self.is_broadcast_v4(r.ip()) {
+            return Err(SocketError::PermissionDenied);
         }
         let src = self.source_for(r.ip()).ok_or(SocketError::NetworkUnreachable)?;
         self.autobind(h)?;
@@ -755,6 +775,9 @@ impl Interface {
         }
         if dst.port() == 0 {
             return Err(SocketError::InvalidArgument);
+        }
+        if !s.broadcast && self.is_broadcast_v4(dst.ip()) {
+            return Err(SocketError::PermissionDenied);
         }
         let max = match dst {
             SocketAddr::V4(_) => 65535 - 20 - 8,

@@ -784,6 +784,18 @@ fn send_errors() {
         i.udp_send_to(s, b"x", Some(sa(peer6(), 1))).unwrap_err(),
         SocketError::AddressFamily
     );
+    // Broadcast needs SO_BROADCAST.
+    let bc = sa(Ipv4Addr::new(10, 0, 0, 255), 67);
+    assert_eq!(
+        i.udp_send_to(s, b"x", Some(bc)).unwrap_err(),
+        SocketError::PermissionDenied
+    );
+    assert_eq!(i.udp_connect(s, bc).unwrap_err(), SocketError::PermissionDenied);
+    i.udp_set_broadcast(s, true).unwrap();
+    i.udp_send_to(s, b"x", Some(bc)).unwrap();
+    let mut nic = TestNic::new();
+    let out = run(&mut i, &mut nic, t(0), vec![]);
+    assert_eq!(parse(&out[0]).eth.dst_addr, EthernetAddress::BROADCAST);
 }
 
 // ---------------------------------------------------------------------------

@@ -138,6 +138,8 @@ pub(crate) struct UdpSocket {
     /// Who may share a port through `SO_REUSEPORT` (Linux: same effective
     /// uid).
     pub(crate) owner: u32,
+    /// `SO_BROADCAST`.
+    pub(crate) broadcast: bool,
     pub(crate) recv_err: bool,
     bind_seq: u64,
     pub(crate) rx: VecDeque<Datagram>,
@@ -160,6 +162,7 @@ impl UdpSocket {
             reuse_addr: false,
             reuse_port: false,
             owner: 0,
+            broadcast: false,
             recv_err: false,
             bind_seq: 0,
             rx: VecDeque::new(),
