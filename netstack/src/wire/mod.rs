@@ -12,7 +12,9 @@
 //! succeeded, no getter can panic, whatever the bytes say. `new_unchecked`
 //! exists for building packets into buffers the caller sized with
 //! `buffer_len`; on such a view, getters may panic if the buffer is too short.
-//! Setters may panic on a buffer that is too short for the field they write.
+//! Setters may panic on a buffer that is too short for the field they write,
+//! and a setter that changes a length field (IHL, total length, data offset)
+//! voids the guarantee until `check_len` succeeds again.
 //!
 //! Not for: deciding what to do with a packet (that is [`crate::iface`]), or
 //! any state beyond one packet.
