@@ -104,6 +104,9 @@ enum Setup {
     },
     /// `strace -f -e trace=%network`.
     Strace,
+    /// `strace -f --seccomp-bpf -e trace=%network`: strace stopping only at
+    /// the traced calls.
+    StraceSeccompBpf,
     /// Under the minimal C supervisor `notify_floor` (only for the
     /// `syscall_loop` helper): the floor of a trapped-call round trip.
     Floor { epoll: bool, sync_wake_up: bool },
@@ -153,6 +156,11 @@ impl Tools {
             Setup::Strace => {
                 let mut c = Command::new(&self.strace);
                 c.args(["-f", "-e", "trace=%network", "-o", "/dev/null", "--"]);
+                c
+            }
+            Setup::StraceSeccompBpf => {
+                let mut c = Command::new(&self.strace);
+                c.args(["-f", "--seccomp-bpf", "-e", "trace=%network", "-o", "/dev/null", "--"]);
                 c
             }
         };
@@ -218,7 +226,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
     };
     check_joyride_traps(&tools, tmp.path())?;
 
-    println!("joyride-bench-trace: {}", environment_line());
+    let env_start = environment_json();
+    println!("joyride-bench-trace: {}", environment_line(&env_start));
+    if let Some(note) = busy_note(&env_start) {
+        println!("{note}");
+    }
     println!(
         "joyride: {}   rounds: {}{}   (medians over rounds; runs alternate between setups)",
         tools.joyride.display(),
@@ -234,7 +246,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         let doc = json!({
             "benchmark": "joyride-bench-trace",
-            "environment": environment_json(),
+            "environment": env_start,
+            "environment_end": environment_json(),
             "joyride": tools.joyride.display().to_string(),
             "quick": args.quick,
             "plan": {
@@ -280,8 +293,20 @@ fn check_joyride_traps(tools: &Tools, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn environment_line() -> String {
-    let e = environment_json();
+/// A warning when other work keeps the CPUs busy: wake-up placement (and so
+/// the round trip, and what SYNC_WAKE_UP changes) depends on idle CPUs.
+fn busy_note(env: &serde_json::Value) -> Option<String> {
+    let load: f64 = env["loadavg"].as_str()?.split_whitespace().next()?.parse().ok()?;
+    let cpus = env["cpus"].as_u64()? as f64;
+    (load >= cpus / 2.0).then(|| {
+        format!(
+            "WARNING: the machine is busy (1-minute load {load:.2} on {cpus} CPUs): figures are noisy, and \
+             wake-ups land on busy CPUs, which changes the round trip and what SYNC_WAKE_UP buys."
+        )
+    })
+}
+
+fn environment_line(e: &serde_json::Value) -> String {
     format!(
         "kernel {}, {} CPUs, load average {}",
         e["kernel"].as_str().unwrap_or("?"),
@@ -552,14 +577,24 @@ fn bench_versus_strace(tools: &Tools, plan: &Plan) -> anyhow::Result<serde_json:
     // Warm-up: page cache, the server's first accepts.
     run_timed(&mut tools.command(Setup::Plain, &tools.connect_client, &client_args))?;
 
-    let setups = [
-        Setup::Plain,
-        Setup::Strace,
-        Setup::Joyride {
-            expr: None,
-            sync_wake_up: true,
-        },
+    let rows: [(Setup, &str, &str); 4] = [
+        (Setup::Plain, "plain", "plain (no tracer)"),
+        (Setup::Strace, "strace", "strace -f -e trace=%network"),
+        (
+            Setup::StraceSeccompBpf,
+            "strace_seccomp_bpf",
+            "strace -f --seccomp-bpf -e trace=%network",
+        ),
+        (
+            Setup::Joyride {
+                expr: None,
+                sync_wake_up: true,
+            },
+            "joyride",
+            "joyride trace",
+        ),
     ];
+    let setups: Vec<Setup> = rows.iter().map(|r| r.0).collect();
     let mut loop_samples = vec![Vec::new(); setups.len()];
     let wall_samples = alternate(&setups, plan.rounds, |s| {
         let out = run_timed(&mut tools.command(s, &tools.connect_client, &client_args))?;
@@ -579,13 +614,16 @@ fn bench_versus_strace(tools: &Tools, plan: &Plan) -> anyhow::Result<serde_json:
     let target = 5.0;
 
     println!(
-        "   {:<38} {:>9}  {:<18}  {:>11}  {:>13}",
-        "setup (wall time of the whole run)", "ms", "(min .. max)", "overhead ms", "us/traced call"
+        "   {:<42} {:>9}  {:<20} {:>11}  {:>14}  {:>8}",
+        "setup (wall time of the whole run)", "ms", "(min .. max)", "overhead ms", "us/traced call", "loop ms"
     );
-    let names = ["plain (no tracer)", "strace -f -e trace=%network", "joyride trace"];
-    let mut overhead = [0.0f64; 3];
-    for i in 0..3 {
-        overhead[i] = wall[i].median - wall[0].median;
+    let overhead: Vec<f64> = wall.iter().map(|w| w.median - wall[0].median).collect();
+    let inner_ovh: Vec<f64> = inner.iter().map(|w| w.median - inner[0].median).collect();
+    let mut json_wall = serde_json::Map::new();
+    let mut json_loop = serde_json::Map::new();
+    let mut json_ovh = serde_json::Map::new();
+    let mut json_loop_ovh = serde_json::Map::new();
+    for (i, (_, key, name)) in rows.iter().enumerate() {
         let (ovh, per) = if i == 0 {
             ("-".to_string(), "-".to_string())
         } else {
@@ -595,27 +633,33 @@ fn bench_versus_strace(tools: &Tools, plan: &Plan) -> anyhow::Result<serde_json:
             )
         };
         println!(
-            "   {:<38} {}  {ovh:>11}  {per:>13}",
-            names[i],
-            fmt_stats(&wall[i], 1.0, 1)
+            "   {name:<42} {}  {ovh:>11}  {per:>14}  {:>8.1}",
+            fmt_stats(&wall[i], 1.0, 1),
+            inner[i].median
         );
+        json_wall.insert(key.to_string(), wall[i].to_json(&wall_samples[i]));
+        json_loop.insert(key.to_string(), inner[i].to_json(&loop_samples[i]));
+        if i > 0 {
+            json_ovh.insert(key.to_string(), json!(overhead[i]));
+            json_loop_ovh.insert(key.to_string(), json!(inner_ovh[i]));
+        }
     }
-    let ratio = overhead[1] / overhead[2];
-    let inner_ovh = [
-        0.0,
-        inner[1].median - inner[0].median,
-        inner[2].median - inner[0].median,
-    ];
-    let inner_ratio = inner_ovh[1] / inner_ovh[2];
+    let ratio = overhead[1] / overhead[3];
+    let inner_ratio = inner_ovh[1] / inner_ovh[3];
+    let bpf_ratio = overhead[2] / overhead[3];
     println!(
-        "   loop time alone (timed inside the client, without tracer start-up): plain {:.1} ms, strace \
-         {:.1} ms, joyride {:.1} ms",
-        inner[0].median, inner[1].median, inner[2].median
+        "   overhead = median(traced) - median(plain), wall time including the tracer's start-up; loop ms = \
+         the loop alone, timed inside the client; us/traced call = overhead / ({} network calls).",
+        plan.cycles * NET_CALLS_PER_CYCLE
     );
     println!(
-        "   overhead = median(traced) - median(plain). strace overhead / joyride overhead = {ratio:.2}x \
-         (wall), {inner_ratio:.2}x (loop alone). Target >= {target}x {}",
+        "   strace -f overhead / joyride overhead = {ratio:.2}x (wall), {inner_ratio:.2}x (loop alone). \
+         Target >= {target}x {}",
         verdict(ratio >= target)
+    );
+    println!(
+        "   (for reference: strace -f --seccomp-bpf overhead / joyride overhead = {bpf_ratio:.2}x; \
+         --seccomp-bpf makes strace stop only at the traced calls)"
     );
     println!();
     Ok(json!({
@@ -623,20 +667,13 @@ fn bench_versus_strace(tools: &Tools, plan: &Plan) -> anyhow::Result<serde_json:
         "cycles": plan.cycles,
         "msg_size": plan.msg_size,
         "traced_calls_per_cycle": NET_CALLS_PER_CYCLE,
-        "wall_ms": {
-            "plain": wall[0].to_json(&wall_samples[0]),
-            "strace": wall[1].to_json(&wall_samples[1]),
-            "joyride": wall[2].to_json(&wall_samples[2]),
-        },
-        "loop_ms": {
-            "plain": inner[0].to_json(&loop_samples[0]),
-            "strace": inner[1].to_json(&loop_samples[1]),
-            "joyride": inner[2].to_json(&loop_samples[2]),
-        },
-        "overhead_ms": { "strace": overhead[1], "joyride": overhead[2] },
-        "loop_overhead_ms": { "strace": inner_ovh[1], "joyride": inner_ovh[2] },
+        "wall_ms": json_wall,
+        "loop_ms": json_loop,
+        "overhead_ms": json_ovh,
+        "loop_overhead_ms": json_loop_ovh,
         "strace_over_joyride": ratio,
         "strace_over_joyride_loop": inner_ratio,
+        "strace_seccomp_bpf_over_joyride": bpf_ratio,
         "target": target,
     }))
 }
