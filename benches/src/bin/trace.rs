@@ -7,13 +7,15 @@
 //! 1. the trapped-call round trip: a loop of `getsockopt(SO_TYPE)` under
 //!    `joyride trace -e getsockopt`, with and without
 //!    SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, minus the same loop on the bare
-//!    kernel (design target: at most 2 us);
+//!    kernel (design target: at most 2 us); for scale, the same loop under a
+//!    minimal C supervisor that only answers "continue" (the floor of any
+//!    seccomp-notify supervisor on this machine);
 //! 2. the cost of untrapped calls under the filter: `getppid()` and `read` of
-//!    /dev/zero under `joyride trace` against the bare kernel (target:
-//!    nothing measurable);
+//!    /dev/zero under `joyride trace` against the bare kernel and against a
+//!    one-instruction allow-all filter (target: nothing measurable);
 //! 3. the overhead of `joyride trace` against `strace -f` on a connect-heavy
 //!    workload against a local, untraced echo server (target: at least 5x
-//!    less overhead than strace).
+//!    less overhead than strace); `strace --seccomp-bpf` for reference.
 //!
 //! Runs alternate between the setups so machine noise hits them all; medians
 //! are reported.
@@ -55,6 +57,7 @@ struct Args {
 /// Sizes of one benchmark run.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
+    /// Repetitions of every measurement.
     rounds: u32,
     /// getsockopt calls per round-trip run.
     trapped_iters: u64,
