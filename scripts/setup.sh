@@ -12,7 +12,7 @@ packages=(
     libseccomp-dev
     libclang-dev clang dpdk-dev libdpdk-dev
     iproute2 procps util-linux
-    curl busybox-static golang-go python3 strace socat
+    curl busybox-static golang-go python3 strace socat iputils-ping iputils-tracepath traceroute ethtool
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -81,7 +81,39 @@ pub struct Veth {
 impl Veth {
     /// Creates the namespace and the pair, both ends up.
     pub fn new() -> Veth {
+        let veth = Veth::create();
+        veth.ns_run(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.disable_ipv6=1", veth.ns_if)]);
+        veth.ns_run(&["ip", "addr", "add", &format!("{KERNEL_IP}/24"), "dev", &veth.ns_if]);
+        veth.ns_run(&["ip", "link", "set", &veth.ns_if, "up"]);
+        veth
+    }
+
+    /// Creates the namespace and the pair with the namespace end holding
+    /// `ipv4` and `ipv6` (each `addr/prefix`; the IPv6 one without duplicate
+    /// address detection, so it is usable at once), both ends up. The root
+    /// end has no address, IPv6 off and forwarding off: only DPDK answers
+    /// on it.
+    ///
+    /// Transmit checksum offload is off on the namespace end: a veth leaves
+    /// the checksums of what the kernel sends unfinished (`CHECKSUM_PARTIAL`)
+    /// and `net_af_packet` hands such frames over as they are, so a stack
+    /// verifying checksums would drop every UDP datagram.
+    pub fn dual_stack(ipv4: &str, ipv6: &str) -> Veth {
+        let veth = Veth::create();
+        veth.ns_run(&["ethtool", "-K", &veth.ns_if, "tx", "off"]);
+        veth.ns_run(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.disable_ipv6=0", veth.ns_if)]);
+        veth.ns_run(&["ip", "addr", "add", ipv4, "dev", &veth.ns_if]);
+        veth.ns_run(&["ip", "-6", "addr", "add", ipv6, "dev", &veth.ns_if, "nodad"]);
+        veth.ns_run(&["ip", "link", "set", &veth.ns_if, "up"]);
+        veth
+    }
+
+    /// The namespace and the pair, the root end up with IPv6 off, the
+    /// namespace's loopback up; the namespace end is left down.
+    fn create() -> Veth {
         let base = unique("jd");
+        // Built before the first command, so that a failing step still
+        // removes what the earlier ones made.
         let veth = Veth {
             ns: format!("{base}ns"),
             host_if: format!("{base}h"),
@@ -110,10 +142,10 @@ impl Veth {
             "-qw",
             &format!("net.ipv6.conf.{}.disable_ipv6=1", veth.host_if),
         ]);
+        // Where the host forwards IPv4, it must not route what arrives on
+        // this end (and answer for the addresses DPDK serves).
+        run(&["sysctl", "-qw", &format!("net.ipv4.conf.{}.forwarding=0", veth.host_if)]);
         run(&["ip", "link", "set", &veth.host_if, "up"]);
-        veth.ns_run(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.disable_ipv6=1", veth.ns_if)]);
-        veth.ns_run(&["ip", "addr", "add", &format!("{KERNEL_IP}/24"), "dev", &veth.ns_if]);
-        veth.ns_run(&["ip", "link", "set", &veth.ns_if, "up"]);
         veth.ns_run(&["ip", "link", "set", "lo", "up"]);
         veth
     }
