@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use common::{checksum, eal, unique, Veth, HOST_MAC, KERNEL_MAC};
 use joyride_dpdk::{DpdkNic, Mempool, Port, PortConfig};
-use joyride_netstack::iface::{Config, Counters, Family, Interface, Ipv4Cidr, Ipv6Cidr, SocketHandle};
+use joyride_netstack::iface::{Config, Counters, Family, Interface, Ipv4Cidr, Ipv6Cidr, SocketError, SocketHandle};
 use joyride_netstack::nic::Nic;
 use joyride_netstack::time::{Clock, SystemClock};
 use joyride_netstack::wire::EthernetAddress;
@@ -52,12 +52,17 @@ const SIZES: [usize; 4] = [1, 1400, 8000, 60000];
 /// Bytes of one `net_af_packet` ring frame: room for a reassembled
 /// 60000-byte IPv4 datagram (a multiple of the page size).
 const RING_FRAME: usize = 61440;
+/// How long to wait for what should take microseconds. Generous: CI
+/// machines share their cores, and waiting only matters when something
+/// is lost, which fails the test anyway.
+const PATIENCE: Duration = Duration::from_secs(15);
 /// Longest any command in the namespace may run.
-const COMMAND_TIMEOUT: &str = "30";
+const COMMAND_TIMEOUT: &str = "60";
 
-/// Sends datagrams of each size in argv[3:] to argv[1] port 7 (argv[2] is
-/// the family, 4 or 6), each from a new socket, and prints per size:
-/// `size len-received identical peer-host peer-port attempts`.
+/// Sends one datagram of each size in argv[3:] to argv[1] port 7 (argv[2]
+/// is the family, 4 or 6), each from a new socket, waits up to 15 s for the
+/// echo, and prints per size: `size len-received identical peer-host
+/// peer-port` (`0 False - 0` when nothing came back).
 const ECHO_CLIENT_PY: &str = "
 import socket, sys
 host, fam = sys.argv[1], sys.argv[2]
@@ -65,17 +70,14 @@ af = socket.AF_INET6 if fam == '6' else socket.AF_INET
 for size in map(int, sys.argv[3:]):
     data = bytes((i * 31 + size) % 256 for i in range(size))
     s = socket.socket(af, socket.SOCK_DGRAM)
-    s.settimeout(1.0)
-    got, peer, attempts = None, ('-', 0), 0
-    while got is None and attempts < 5:
-        attempts += 1
-        s.sendto(data, (host, 7))
-        try:
-            got, peer = s.recvfrom(65536)
-        except socket.timeout:
-            pass
-    got = got or b''
-    print(size, len(got), got == data, peer[0], peer[1], attempts, flush=True)
+    s.settimeout(15.0)
+    got, peer = b'', ('-', 0)
+    s.sendto(data, (host, 7))
+    try:
+        got, peer = s.recvfrom(65536)
+    except socket.timeout:
+        pass
+    print(size, len(got), got == data, peer[0], peer[1], flush=True)
     s.close()
 ";
 
@@ -103,7 +105,7 @@ import socket, sys
 af = socket.AF_INET6 if sys.argv[3] == '6' else socket.AF_INET
 s = socket.socket(af, socket.SOCK_DGRAM)
 s.connect((sys.argv[1], int(sys.argv[2])))
-s.settimeout(3)
+s.settimeout(15)
 s.send(b'anyone there?')
 try:
     s.recv(100)
@@ -270,13 +272,25 @@ impl StackPeer {
     }
 
     /// Runs `ping` (`family` is `-4` or `-6`) from the namespace to `dst`
-    /// and checks that all `count` echo requests got replies.
+    /// and checks that all `count` echo requests got replies (ping waits up
+    /// to 20 s for them, `-w`, and sends no more than `count`).
     fn assert_ping(&self, family: &str, dst: IpAddr, count: u32) {
-        let (count_s, dst_s) = (count.to_string(), dst.to_string());
-        let out = self.ns_output(&["ping", family, "-n", "-c", &count_s, "-i", "0.2", "-W", "2", &dst_s]);
+        self.assert_ping_sized(family, dst, count, 56);
+    }
+
+    /// [`StackPeer::assert_ping`] with `size` bytes of echo data; ping
+    /// checks that the replies carry the same data.
+    fn assert_ping_sized(&self, family: &str, dst: IpAddr, count: u32, size: usize) {
+        let (count_s, dst_s, size_s) = (count.to_string(), dst.to_string(), size.to_string());
+        let out = self.ns_output(&[
+            "ping", family, "-n", "-c", &count_s, "-s", &size_s, "-i", "0.2", "-w", "20", &dst_s,
+        ]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            out.status.success() && stdout.contains(&format!("{count} packets transmitted, {count} received")),
+            out.status.success()
+                && stdout.contains(&format!("{count} packets transmitted, {count} received"))
+                && !stdout.contains("wrong data")
+                && !stdout.contains("DUP!"),
             "ping {family} {dst}: {stdout}{}\n{}",
             String::from_utf8_lossy(&out.stderr),
             self.diagnostics()
@@ -385,6 +399,19 @@ fn kernel_ping_and_ping6_get_replies() {
 }
 
 #[test]
+fn kernel_ping_with_fragmented_echoes_gets_the_same_data_back() {
+    let peer = StackPeer::start();
+    // 4000 bytes: requests and replies in three fragments each.
+    peer.assert_ping_sized("-4", STACK_V4.into(), 3, 4000);
+    peer.assert_ping_sized("-6", STACK_V6.into(), 3, 4000);
+    let c = peer.counters();
+    // The kernel reassembles IPv4 before `net_af_packet` sees it; IPv6
+    // fragments reach the stack as they are.
+    assert!(c.ipv6_reassembled >= 3, "{c:?}");
+    assert!(c.icmp_echo_replies_sent >= 6, "{c:?}");
+}
+
+#[test]
 fn kernel_udp_client_gets_every_size_echoed_byte_for_byte() {
     let peer = StackPeer::start();
     let sizes: Vec<String> = SIZES.iter().map(usize::to_string).collect();
@@ -396,11 +423,10 @@ fn kernel_udp_client_gets_every_size_echoed_byte_for_byte() {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), SIZES.len(), "IPv{fam}: {out}");
         for (line, size) in lines.iter().zip(SIZES) {
-            // `size len identical host port attempts`; the attempts are
-            // informative (a datagram lost on the veth is sent again).
+            // Nothing is sent twice: a datagram lost on a quiet veth fails.
             let fields: Vec<&str> = line.split(' ').collect();
             assert_eq!(
-                fields[..5],
+                fields[..],
                 [&size.to_string(), &size.to_string(), "True", &stack_ip.to_string(), "7"],
                 "IPv{fam} {size}-byte datagram: {line}\n{}",
                 peer.diagnostics()
@@ -429,12 +455,16 @@ fn kernel_udp_client_gets_every_size_echoed_byte_for_byte() {
     );
 }
 
-/// Has the stack send each of [`SIZES`] to a kernel UDP server at `server`
-/// from port 4000 and checks every one arrives intact from that address.
-fn check_stack_sends_to_kernel(peer: &StackPeer, server: SocketAddr) {
+/// Has the stack send a datagram of each of `sizes` to a kernel UDP server
+/// at `server` from port 4000, one after the other, and checks every one
+/// arrives intact from that address.
+fn check_stack_sends_to_kernel(peer: &StackPeer, server: SocketAddr, sizes: &[usize]) {
     let fam = if server.is_ipv4() { "4" } else { "6" };
     let (host, port) = (server.ip().to_string(), server.port().to_string());
+    // Not under `timeout`: killing the child must kill python itself (it
+    // also gives up after 20 s idle).
     let mut child = peer
+        .veth
         .ns_command(&["python3", "-c", SERVER_PY, &host, &port, fam])
         .stdout(Stdio::piped())
         .spawn()
@@ -442,7 +472,7 @@ fn check_stack_sends_to_kernel(peer: &StackPeer, server: SocketAddr) {
     let lines = lines_of(&mut child);
     let _reaper = Reaper(child);
     assert_eq!(
-        lines.recv_timeout(Duration::from_secs(10)).as_deref(),
+        lines.recv_timeout(2 * PATIENCE).as_deref(),
         Ok("ready"),
         "the kernel server did not start"
     );
@@ -452,32 +482,17 @@ fn check_stack_sends_to_kernel(peer: &StackPeer, server: SocketAddr) {
         SocketAddr::V6(_) => (Family::V6 { v6only: true }, SocketAddr::new(STACK_V6.into(), 4000)),
     };
     let sock = peer.udp_socket(family, local);
-    for size in SIZES {
+    for &size in sizes {
         let data = pattern(size);
         let want = format!("{size} {} {} 4000", hex(&data), local.ip());
-        // Sent again if it does not arrive in a second (a veth may lose a
-        // frame); stale copies of smaller datagrams are skipped.
-        let mut arrived = None;
-        for _attempt in 0..3 {
-            peer.shared()
-                .iface
-                .udp_send_to(sock, &data, Some(server))
-                .expect("send_to");
-            let deadline = Instant::now() + Duration::from_secs(1);
-            while arrived.is_none() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match lines.recv_timeout(left) {
-                    Ok(line) if line.split(' ').next() == Some(&size.to_string()) => arrived = Some(line),
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-            if arrived.is_some() {
-                break;
-            }
-        }
-        let got =
-            arrived.unwrap_or_else(|| panic!("{size}-byte datagram never reached {server}: {}", peer.diagnostics()));
+        // Sent once: a datagram lost on a quiet veth fails the test.
+        peer.shared()
+            .iface
+            .udp_send_to(sock, &data, Some(server))
+            .expect("send_to");
+        let got = lines
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("{size}-byte datagram never reached {server}: {}", peer.diagnostics()));
         assert!(
             got == want,
             "{size}-byte datagram to {server} arrived altered: {} bytes",
@@ -501,8 +516,21 @@ fn check_stack_sends_to_kernel(peer: &StackPeer, server: SocketAddr) {
 #[test]
 fn stack_sends_every_size_to_a_kernel_udp_server() {
     let peer = StackPeer::start();
-    check_stack_sends_to_kernel(&peer, SocketAddr::new(KERNEL_V4.into(), 9000));
-    check_stack_sends_to_kernel(&peer, SocketAddr::new(KERNEL_V6.into(), 9000));
+    check_stack_sends_to_kernel(&peer, SocketAddr::new(KERNEL_V4.into(), 9000), &SIZES);
+    check_stack_sends_to_kernel(&peer, SocketAddr::new(KERNEL_V6.into(), 9000), &SIZES);
+}
+
+/// Linux queues what waits for address resolution by bytes
+/// (`unres_qlen_bytes`, 212992), so a 60000-byte datagram (41 fragments)
+/// sent before the peer is resolved arrives whole; the stack queues 16
+/// frames per neighbor and replaces the oldest, so the datagram is lost (and
+/// `Counters::drop_tx_neighbor` does not count the replaced fragments).
+#[test]
+#[ignore = "stack bug: the neighbor queue holds 16 frames, fewer than one fragmented datagram"]
+fn stack_sends_a_60000_byte_datagram_before_the_kernel_is_resolved() {
+    let peer = StackPeer::start();
+    check_stack_sends_to_kernel(&peer, SocketAddr::new(KERNEL_V4.into(), 9000), &[60000]);
+    check_stack_sends_to_kernel(&peer, SocketAddr::new(KERNEL_V6.into(), 9000), &[60000]);
 }
 
 #[test]
@@ -519,6 +547,43 @@ fn closed_port_answers_port_unreachable() {
 }
 
 #[test]
+fn stack_socket_connected_to_a_closed_kernel_port_gets_connection_refused() {
+    let peer = StackPeer::start();
+    for (family, remote) in [
+        (Family::V4, SocketAddr::new(KERNEL_V4.into(), CLOSED_PORT)),
+        (
+            Family::V6 { v6only: true },
+            SocketAddr::new(KERNEL_V6.into(), CLOSED_PORT),
+        ),
+    ] {
+        let sock = peer.shared().iface.udp_open(family);
+        peer.shared().iface.udp_connect(sock, remote).expect("connect");
+        peer.shared()
+            .iface
+            .udp_send_to(sock, b"anyone there?", None)
+            .expect("send");
+        // The kernel's port unreachable becomes the socket's pending error,
+        // which the next receive reports (as recv(2) does on Linux).
+        let deadline = Instant::now() + PATIENCE;
+        let result = loop {
+            let r = peer.shared().iface.udp_recv(sock).map(|d| d.data);
+            if r != Err(SocketError::WouldBlock) || Instant::now() >= deadline {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(
+            result,
+            Err(SocketError::ConnectionRefused),
+            "{remote}: {}",
+            peer.diagnostics()
+        );
+        peer.shared().iface.udp_close(sock).expect("close");
+    }
+    assert!(peer.counters().icmp_errors_delivered >= 2, "{}", peer.diagnostics());
+}
+
+#[test]
 fn traceroute_and_tracepath_reach_the_stack() {
     let peer = StackPeer::start();
     for (fam, ip) in [("-4", IpAddr::from(STACK_V4)), ("-6", IpAddr::from(STACK_V6))] {
@@ -526,7 +591,7 @@ fn traceroute_and_tracepath_reach_the_stack() {
         if have("traceroute") {
             // UDP probes to a closed port: the first hop is the host, and its
             // port unreachable ends the trace there.
-            let out = peer.ns_output(&["traceroute", fam, "-U", "-n", "-q", "1", "-w", "2", "-m", "5", &ip_s]);
+            let out = peer.ns_output(&["traceroute", fam, "-U", "-n", "-q", "1", "-w", "10", "-m", "5", &ip_s]);
             let stdout = String::from_utf8_lossy(&out.stdout);
             let hops: Vec<Vec<&str>> = stdout.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
             assert!(
@@ -681,7 +746,7 @@ fn malformed_frames_are_counted_and_the_stack_still_answers() {
     args.extend(hexes.iter().map(String::as_str));
     let out = peer.ns_python(RAW_SEND_PY, &args);
     assert_eq!(out.trim(), format!("sent {}", frames.len()));
-    let after = peer.wait_counters(Duration::from_secs(5), |c| malformed_counts(c) == want);
+    let after = peer.wait_counters(PATIENCE, |c| malformed_counts(c) == want);
     assert_eq!(
         malformed_counts(&after),
         want,
