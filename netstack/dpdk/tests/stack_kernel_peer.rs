@@ -128,6 +128,49 @@ for h in sys.argv[2:]:
 print('sent', len(sys.argv) - 2)
 ";
 
+/// Echo exchanges with what a kernel may put on the wire besides plain
+/// datagrams; argv[1] is the stack's IPv4 address. Prints one line per case:
+/// `name identical`.
+/// - `ip_options`: IPv4 header with options (`IP_OPTIONS`, four NOPs: IHL 6);
+/// - `no_checksum`: IPv4 UDP with checksum 0 (`SO_NO_CHECK`), which RFC 768
+///   allows.
+const ECHO_EXTRAS_PY: &str = "
+import socket, sys
+host = sys.argv[1]
+def echo(name, setup):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    setup(s)
+    s.settimeout(15)
+    data = name.encode() * 50
+    s.sendto(data, (host, 7))
+    got = s.recv(65536)
+    print(name, got == data, flush=True)
+echo('ip_options', lambda s: s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes([1, 1, 1, 1])))
+echo('no_checksum', lambda s: s.setsockopt(socket.SOL_SOCKET, 11, 1))  # SO_NO_CHECK
+";
+
+/// Sends an IPv6 UDP datagram with checksum 0 (`UDP_NO_CHECK6_TX`), which
+/// RFC 8200 section 8.1 forbids, to argv[1] port 7.
+const V6_ZERO_CHECKSUM_PY: &str = "
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_UDP, 101, 1)  # UDP_NO_CHECK6_TX
+s.sendto(b'no checksum', (sys.argv[1], 7))
+";
+
+/// Binds UDP argv[2]:5555, sends the hex frame argv[3] out of interface
+/// argv[1] from a raw socket, and prints the echo that comes back to 5555.
+const RAW_ECHO_PY: &str = "
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((sys.argv[2], 5555))
+u.settimeout(15)
+r = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+r.bind((sys.argv[1], 0))
+r.send(bytes.fromhex(sys.argv[3]))
+print(u.recv(65536).hex())
+";
+
 /// The pattern of a `size`-byte datagram (the same as [`ECHO_CLIENT_PY`]'s).
 fn pattern(size: usize) -> Vec<u8> {
     (0..size).map(|i| ((i * 31 + size) % 256) as u8).collect()
@@ -620,6 +663,40 @@ fn traceroute_and_tracepath_reach_the_stack() {
             eprintln!("tracepath not installed: skipped (scripts/setup.sh installs it)");
         }
     }
+}
+
+#[test]
+fn kernel_ip_options_zero_checksums_and_ethernet_padding() {
+    let peer = StackPeer::start();
+    // IPv4 options and a zero UDP checksum are accepted.
+    let out = peer.ns_python(ECHO_EXTRAS_PY, &[&STACK_V4.to_string()]);
+    assert_eq!(out, "ip_options True\nno_checksum True\n", "{}", peer.diagnostics());
+
+    // Ethernet padding after the IP packet is not part of the datagram: a
+    // 1-byte datagram in a frame padded with junk to 64 bytes comes back as
+    // 1 byte (the kernel needs the MAC it was sent from to answer).
+    peer.assert_ping("-4", STACK_V4.into(), 1);
+    let mut frame = [eth(0x0800), ipv4_header(0x45, 29, false)].concat();
+    let mut udp = udp_header(9);
+    udp.push(b'x');
+    let mut sum = u32::from(17u16) + 9;
+    for w in [KERNEL_V4.octets(), STACK_V4.octets()] {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]])) + u32::from(u16::from_be_bytes([w[2], w[3]]));
+    }
+    let c = checksum(sum, &udp);
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    frame.extend_from_slice(&udp);
+    frame.resize(64, 0xa5);
+    let out = peer.ns_python(RAW_ECHO_PY, &[&peer.veth.ns_if, &KERNEL_V4.to_string(), &hex(&frame)]);
+    assert_eq!(out.trim(), "78", "{}", peer.diagnostics());
+
+    // IPv6 forbids a zero UDP checksum: dropped and counted, not delivered.
+    let before = peer.counters();
+    peer.ns_python(V6_ZERO_CHECKSUM_PY, &[&STACK_V6.to_string()]);
+    let dropped = |c: &Counters| c.drop_udp_checksum + c.drop_udp_malformed;
+    let after = peer.wait_counters(PATIENCE, |c| dropped(c) > dropped(&before));
+    assert_eq!(dropped(&after), dropped(&before) + 1, "{after:?}");
+    assert_eq!(after.udp_rx_datagrams, before.udp_rx_datagrams, "{after:?}");
 }
 
 /// Ethernet header from the kernel's end to the stack.
