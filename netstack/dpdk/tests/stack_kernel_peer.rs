@@ -158,17 +158,24 @@ s.setsockopt(socket.SOL_UDP, 101, 1)  # UDP_NO_CHECK6_TX
 s.sendto(b'no checksum', (sys.argv[1], 7))
 ";
 
-/// Binds UDP argv[2]:5555, sends the hex frame argv[3] out of interface
-/// argv[1] from a raw socket, and prints the echo that comes back to 5555.
+/// Binds UDP argv[2]:5555 (IPv4 or IPv6), sends the hex frames argv[4:]
+/// out of interface argv[1] from a raw socket, and prints the hex of the
+/// first datagram that comes back to 5555 within argv[3] seconds, or
+/// `none`.
 const RAW_ECHO_PY: &str = "
 import socket, sys
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+af = socket.AF_INET6 if ':' in sys.argv[2] else socket.AF_INET
+u = socket.socket(af, socket.SOCK_DGRAM)
 u.bind((sys.argv[2], 5555))
-u.settimeout(15)
+u.settimeout(float(sys.argv[3]))
 r = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 r.bind((sys.argv[1], 0))
-r.send(bytes.fromhex(sys.argv[3]))
-print(u.recv(65536).hex())
+for h in sys.argv[4:]:
+    r.send(bytes.fromhex(h))
+try:
+    print(u.recv(65536).hex())
+except socket.timeout:
+    print('none')
 ";
 
 /// Provokes an ICMP error from argv[2] (the stack) and prints the first
@@ -722,7 +729,10 @@ fn kernel_ip_options_zero_checksums_and_ethernet_padding() {
     udp[6..8].copy_from_slice(&c.to_be_bytes());
     frame.extend_from_slice(&udp);
     frame.resize(64, 0xa5);
-    let out = peer.ns_python(RAW_ECHO_PY, &[&peer.veth.ns_if, &KERNEL_V4.to_string(), &hex(&frame)]);
+    let out = peer.ns_python(
+        RAW_ECHO_PY,
+        &[&peer.veth.ns_if, &KERNEL_V4.to_string(), "15", &hex(&frame)],
+    );
     assert_eq!(out.trim(), "78", "{}", peer.diagnostics());
 
     // IPv6 forbids a zero UDP checksum: dropped and counted, not delivered.
@@ -917,4 +927,97 @@ fn namespace_and_veth_are_removed_even_when_a_test_panics() {
         .output()
         .expect("ip");
     assert!(!link.status.success(), "veth {host_if} left behind");
+}
+
+/// A UDP datagram from the kernel's 5555 to the stack's echo port over
+/// IPv6, with a correct checksum.
+fn udp6_datagram(data: &[u8]) -> Vec<u8> {
+    let len = (8 + data.len()) as u16;
+    let mut u = udp_header(len);
+    u[0..2].copy_from_slice(&5555u16.to_be_bytes());
+    u.extend_from_slice(data);
+    let mut sum = 17u32 + u32::from(len);
+    for a in [KERNEL_V6.octets(), STACK_V6.octets()] {
+        for w in a.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+    }
+    let c = match checksum(sum, &u) {
+        0 => 0xffff,
+        c => c,
+    };
+    u[6..8].copy_from_slice(&c.to_be_bytes());
+    u
+}
+
+/// An Ethernet/IPv6 frame carrying one fragment of `datagram`: bytes
+/// `range` at their offset, with the More flag `more`, identification `id`.
+fn ipv6_fragment(datagram: &[u8], range: std::ops::Range<usize>, more: bool, id: u32) -> Vec<u8> {
+    let body = &datagram[range.clone()];
+    let mut f = eth(0x86dd);
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[44, 64]);
+    f.extend_from_slice(&KERNEL_V6.octets());
+    f.extend_from_slice(&STACK_V6.octets());
+    let off = (range.start as u16) | u16::from(more);
+    f.extend_from_slice(&[17, 0]);
+    f.extend_from_slice(&off.to_be_bytes());
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+/// Sends `frames` from the kernel's end with a raw socket and returns what
+/// came back to the kernel's UDP port 5555 within `wait_secs`: the hex of
+/// the datagram, or `none`.
+fn raw_echo(peer: &StackPeer, frames: &[Vec<u8>], wait_secs: &str) -> String {
+    let hexes: Vec<String> = frames.iter().map(|f| hex(f)).collect();
+    let kernel = KERNEL_V6.to_string();
+    let mut args = vec![peer.veth.ns_if.as_str(), kernel.as_str(), wait_secs];
+    args.extend(hexes.iter().map(String::as_str));
+    peer.ns_python(RAW_ECHO_PY, &args).trim().to_owned()
+}
+
+#[test]
+fn ipv6_fragments_are_reassembled_in_any_order_and_overlaps_discarded() {
+    let peer = StackPeer::start();
+    // The kernel has resolved the stack (and the stack the kernel).
+    peer.assert_ping("-6", STACK_V6.into(), 1);
+    let data = pattern(3000);
+    let d = udp6_datagram(&data);
+    let n = d.len();
+
+    // Last fragment first.
+    let before = peer.counters();
+    let frames = [
+        ipv6_fragment(&d, 2000..n, false, 1),
+        ipv6_fragment(&d, 1000..2000, true, 1),
+        ipv6_fragment(&d, 0..1000, true, 1),
+    ];
+    assert_eq!(raw_echo(&peer, &frames, "15"), hex(&data), "{}", peer.diagnostics());
+    assert_eq!(peer.counters().ipv6_reassembled, before.ipv6_reassembled + 1);
+
+    // An exact duplicate changes nothing.
+    let frames = [
+        ipv6_fragment(&d, 0..1000, true, 2),
+        ipv6_fragment(&d, 0..1000, true, 2),
+        ipv6_fragment(&d, 1000..2000, true, 2),
+        ipv6_fragment(&d, 2000..n, false, 2),
+    ];
+    assert_eq!(raw_echo(&peer, &frames, "15"), hex(&data), "{}", peer.diagnostics());
+
+    // RFC 5722: overlapping fragments discard the whole datagram, silently.
+    let before = peer.counters();
+    let frames = [
+        ipv6_fragment(&d, 0..1008, true, 3),
+        ipv6_fragment(&d, 1000..2000, true, 3),
+        ipv6_fragment(&d, 2000..n, false, 3),
+    ];
+    assert_eq!(raw_echo(&peer, &frames, "2"), "none", "{}", peer.diagnostics());
+    let after = peer.wait_counters(PATIENCE, |c| c.drop_ipv6_fragment > before.drop_ipv6_fragment);
+    assert!(after.drop_ipv6_fragment > before.drop_ipv6_fragment, "{after:?}");
+    assert_eq!(after.udp_rx_datagrams, before.udp_rx_datagrams, "{after:?}");
+    assert_eq!(after.icmp_errors_sent, before.icmp_errors_sent, "{after:?}");
+    assert_eq!(peer.shared().iface.reassembly_v6_stats().overlap, 1);
 }
