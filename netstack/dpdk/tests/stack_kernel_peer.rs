@@ -317,9 +317,15 @@ impl StackPeer {
 
     /// The stack's and the port's counters, for failure messages.
     fn diagnostics(&self) -> String {
+        let died = !matches!(&self.poller, Some(t) if !t.is_finished());
         let shared = self.shared();
         format!(
-            "stack {:?}\nport {:?} {:?}",
+            "{}stack {:?}\nport {:?} {:?}",
+            if died {
+                "THE POLL THREAD DIED (the stack panicked?)\n"
+            } else {
+                ""
+            },
             shared.iface.counters(),
             shared.nic.counters(),
             shared.nic.port().stats()
@@ -400,7 +406,10 @@ impl Drop for StackPeer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.poller.take() {
-            let _ = t.join();
+            // A panic in the stack fails the test even if it went unnoticed.
+            if t.join().is_err() && !std::thread::panicking() {
+                panic!("the stack's poll thread panicked");
+            }
         }
         // `veth` goes after this: the namespace and the pair are removed.
     }
