@@ -727,16 +727,7 @@ fn kernel_ip_options_zero_checksums_and_ethernet_padding() {
     // 1-byte datagram in a frame padded with junk to 64 bytes comes back as
     // 1 byte (the kernel needs the MAC it was sent from to answer).
     peer.assert_ping("-4", STACK_V4.into(), 1);
-    let mut frame = [eth(0x0800), ipv4_header(0x45, 29, false)].concat();
-    let mut udp = udp_header(9);
-    udp.push(b'x');
-    let mut sum = u32::from(17u16) + 9;
-    for w in [KERNEL_V4.octets(), STACK_V4.octets()] {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]])) + u32::from(u16::from_be_bytes([w[2], w[3]]));
-    }
-    let c = checksum(sum, &udp);
-    udp[6..8].copy_from_slice(&c.to_be_bytes());
-    frame.extend_from_slice(&udp);
+    let mut frame = [eth(0x0800), ipv4_header(0x45, 29, false), udp4_datagram(b"x")].concat();
     frame.resize(64, 0xa5);
     let out = peer.ns_python(
         RAW_ECHO_PY,
@@ -864,17 +855,40 @@ fn malformed_frames() -> Vec<(&'static str, Vec<u8>)> {
         ("ipv6_malformed", cat(&[&v6, &ipv6_header(500), &udp_header(8)])),
         // An ARP packet cut short.
         ("arp_malformed", cat(&[&eth(0x0806), &[0, 1, 8, 0, 6, 4, 0, 1]])),
+        // A bit flipped in the payload of a UDP datagram, over IPv4 and
+        // over IPv6.
+        (
+            "udp_checksum",
+            cat(&[
+                &v4,
+                &ipv4_header(0x45, 32, false),
+                &flip_last_bit(udp4_datagram(b"abcd")),
+            ]),
+        ),
+        (
+            "udp_checksum",
+            cat(&[&v6, &ipv6_header(12), &flip_last_bit(udp6_datagram(b"abcd"))]),
+        ),
     ]
 }
 
+/// `data` with its last bit flipped.
+fn flip_last_bit(mut data: Vec<u8>) -> Vec<u8> {
+    if let Some(b) = data.last_mut() {
+        *b ^= 1;
+    }
+    data
+}
+
 /// The drop counters [`malformed_frames`] names.
-fn malformed_counts(c: &Counters) -> [u64; 5] {
+fn malformed_counts(c: &Counters) -> [u64; 6] {
     [
         c.drop_ipv4_malformed,
         c.drop_ipv4_checksum,
         c.drop_udp_malformed,
         c.drop_ipv6_malformed,
         c.drop_arp_malformed,
+        c.drop_udp_checksum,
     ]
 }
 
@@ -890,6 +904,7 @@ fn malformed_frames_are_counted_and_the_stack_still_answers() {
         "udp_malformed",
         "ipv6_malformed",
         "arp_malformed",
+        "udp_checksum",
     ];
     let before = peer.counters();
     let mut want = malformed_counts(&before);
@@ -941,15 +956,24 @@ fn namespace_and_veth_are_removed_even_when_a_test_panics() {
 /// A UDP datagram from the kernel's 5555 to the stack's echo port over
 /// IPv6, with a correct checksum.
 fn udp6_datagram(data: &[u8]) -> Vec<u8> {
+    udp_datagram(&KERNEL_V6.octets(), &STACK_V6.octets(), data)
+}
+
+/// A UDP datagram from the kernel's 5555 to the stack's echo port over
+/// IPv4, with a correct checksum.
+fn udp4_datagram(data: &[u8]) -> Vec<u8> {
+    udp_datagram(&KERNEL_V4.octets(), &STACK_V4.octets(), data)
+}
+
+/// A UDP datagram from port 5555 to the echo port between the addresses
+/// `src` and `dst` (4 or 16 bytes), with a correct checksum.
+fn udp_datagram(src: &[u8], dst: &[u8], data: &[u8]) -> Vec<u8> {
     let len = (8 + data.len()) as u16;
     let mut u = udp_header(len);
-    u[0..2].copy_from_slice(&5555u16.to_be_bytes());
     u.extend_from_slice(data);
     let mut sum = 17u32 + u32::from(len);
-    for a in [KERNEL_V6.octets(), STACK_V6.octets()] {
-        for w in a.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-        }
+    for w in src.chunks(2).chain(dst.chunks(2)) {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
     }
     let c = match checksum(sum, &u) {
         0 => 0xffff,
