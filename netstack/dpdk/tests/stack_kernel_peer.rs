@@ -9,12 +9,25 @@
 //! and `ping -6` get replies; UDP datagrams of 1 to 60000 bytes (the large
 //! ones fragmented both ways) come back byte for byte from the echo port and
 //! reach a kernel server intact when the stack sends them; a closed port
-//! answers port unreachable (`ECONNREFUSED`, `traceroute -U`, `tracepath`);
-//! malformed frames are counted and dropped and the stack keeps answering.
+//! answers port unreachable (`ECONNREFUSED`, `traceroute -U`, `tracepath`),
+//! and the kernel's port unreachable reaches a stack socket; malformed,
+//! corrupted, padded, optioned, fragmented, reordered, duplicated and
+//! overlapping input is handled as Linux would and every drop counted, and
+//! the stack keeps answering. Nothing is sent twice: a datagram lost on a
+//! quiet veth fails its test. Tests marked `#[ignore]` show where the stack
+//! still differs from Linux.
 //!
-//! Needs root, `ping` and `python3` (`scripts/setup.sh` installs them;
-//! `traceroute` and `tracepath` are used when present). One EAL per test
-//! binary; each test has its own namespace, veth pair and port.
+//! Two properties of `net_af_packet` over a veth shape the set-up: the
+//! kernel leaves the checksums of what it sends unfinished unless transmit
+//! offload is off on its end ([`common::Veth::dual_stack`] turns it off),
+//! and the PMD asks the kernel to reassemble IPv4 fragments before it sees
+//! them (so its ring frames and mbufs must hold 60000 bytes, and the
+//! stack's IPv4 reassembly is not reached from this side; IPv6 fragments
+//! arrive as sent).
+//!
+//! Needs root, `ping`, `ethtool` and `python3` (`scripts/setup.sh` installs
+//! them; `traceroute` and `tracepath` are used when present). One EAL per
+//! test binary; each test has its own namespace, veth pair and port.
 
 mod common;
 
