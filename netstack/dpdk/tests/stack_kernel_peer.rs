@@ -627,6 +627,24 @@ fn stack_sends_every_size_to_a_kernel_udp_server() {
     check_stack_sends_to_kernel(&peer, SocketAddr::new(KERNEL_V6.into(), 9000), &SIZES);
 }
 
+#[test]
+fn largest_datagrams_cross_both_ways() {
+    let peer = StackPeer::start();
+    // The largest a datagram can be: 65535 bytes of IP packet (IPv4 header
+    // included; IPv6 payload length counts only what follows the header).
+    check_stack_sends_to_kernel(&peer, SocketAddr::new(KERNEL_V4.into(), 9000), &[1, 65507]);
+    check_stack_sends_to_kernel(&peer, SocketAddr::new(KERNEL_V6.into(), 9000), &[1, 65527]);
+    // From the kernel over IPv6 (over IPv4 the PMD's ring frame, which must
+    // hold the datagram the kernel reassembled for it, is the limit).
+    let out = peer.ns_python(ECHO_CLIENT_PY, &[&STACK_V6.to_string(), "6", "65527"]);
+    assert_eq!(
+        out.trim(),
+        format!("65527 65527 True {STACK_V6} 7"),
+        "{}",
+        peer.diagnostics()
+    );
+}
+
 /// Linux queues what waits for address resolution by bytes
 /// (`unres_qlen_bytes`, 212992), so a 60000-byte datagram (41 fragments)
 /// sent before the peer is resolved arrives whole; the stack queues 16
