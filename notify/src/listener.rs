@@ -250,6 +250,26 @@ impl Notification {
         }
     }
 
+    /// Writes several `(addr, bytes)` pieces in one system call (a result
+    /// and its length, say). All or nothing as far as the caller can tell: a
+    /// short write is a fault.
+    pub fn write_many(&self, parts: &[(u64, &[u8])]) -> Result<(), MemError> {
+        let parts: Vec<(u64, &[u8])> = parts.iter().copied().filter(|(_, b)| !b.is_empty()).collect();
+        if parts.is_empty() {
+            return Ok(());
+        }
+        if parts.iter().any(|(a, _)| *a == 0) {
+            return Err(MemError::Fault);
+        }
+        let total: usize = parts.iter().map(|(_, b)| b.len()).sum();
+        match sys::process_vm_write_many(self.pid, &parts) {
+            Ok(n) if n == total => Ok(()),
+            Ok(_) => Err(MemError::Fault),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err(MemError::Gone),
+            Err(_) => Err(MemError::Fault),
+        }
+    }
+
     /// Opens a pidfd for the calling thread, checking afterwards that the
     /// thread is still the caller.
     pub fn pidfd(&self) -> Result<OwnedFd, MemError> {

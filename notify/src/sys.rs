@@ -97,9 +97,15 @@ pub(crate) fn notif_addfd(
 
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS`.
 pub(crate) fn notif_set_flags(fd: BorrowedFd<'_>, flags: u64) -> io::Result<()> {
-    let mut flags = flags;
-    // SAFETY: the ioctl reads one u64 from a live local.
-    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, &mut flags) } as libc::c_long)?;
+    // SAFETY: the kernel takes the flags as the ioctl's argument value (not a
+    // pointer to them) and touches no memory of ours.
+    cvt(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            flags as libc::c_ulong,
+        )
+    } as libc::c_long)?;
     Ok(())
 }
 
@@ -171,6 +177,39 @@ pub(crate) fn process_vm_write(pid: u32, addr: u64, buf: &[u8]) -> io::Result<us
     // SAFETY: `local` describes our own readable buffer (the kernel only reads
     // it); `remote` is checked by the kernel in the target's address space.
     let n = cvt(unsafe { libc::process_vm_writev(pid as libc::pid_t, &local, 1, &remote, 1, 0) } as libc::c_long)?;
+    Ok(n as usize)
+}
+
+/// Writes each `(addr, bytes)` pair into thread `pid` with one system call;
+/// returns the total number of bytes written.
+pub(crate) fn process_vm_write_many(pid: u32, parts: &[(u64, &[u8])]) -> io::Result<usize> {
+    let local: Vec<libc::iovec> = parts
+        .iter()
+        .map(|(_, b)| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    let remote: Vec<libc::iovec> = parts
+        .iter()
+        .map(|(a, b)| libc::iovec {
+            iov_base: *a as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: every local iovec describes a live readable slice of ours (the
+    // kernel only reads them); remote ones are checked by the kernel in the
+    // target's address space.
+    let n = cvt(unsafe {
+        libc::process_vm_writev(
+            pid as libc::pid_t,
+            local.as_ptr(),
+            local.len() as libc::c_ulong,
+            remote.as_ptr(),
+            remote.len() as libc::c_ulong,
+            0,
+        )
+    } as libc::c_long)?;
     Ok(n as usize)
 }
 

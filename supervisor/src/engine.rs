@@ -18,6 +18,8 @@ use crate::record::Sink;
 
 const LISTENER: u64 = 0;
 const CHILD: u64 = 1;
+/// Tokens with this bit watch a cached pidfd; the low bits are the tid.
+const PIDFD: u64 = 1 << 63;
 /// How often parked calls are checked for vanished threads.
 const SWEEP: Duration = Duration::from_millis(200);
 /// Delay before retrying a call that has no readiness to wait for.
@@ -96,6 +98,7 @@ impl Engine {
                 match token {
                     LISTENER => self.on_listener(flags),
                     CHILD => self.on_child(),
+                    t if t & PIDFD != 0 => self.on_thread_exit((t & !PIDFD) as u32),
                     t => self.on_parked(t),
                 }
             }
@@ -204,7 +207,21 @@ impl Engine {
         self.settle(progress);
     }
 
+    /// A thread whose pidfd is cached exited: drop the entry.
+    fn on_thread_exit(&mut self, tid: u32) {
+        if let Some(fd) = self.ctx.forget_pidfd(tid) {
+            let _ = epoll::delete(&self.epoll, &*fd);
+        }
+    }
+
     fn settle(&mut self, progress: Progress) {
+        for (tid, fd) in self.ctx.take_fresh_pidfds() {
+            let data = epoll::EventData::new_u64(PIDFD | tid as u64);
+            if let Err(e) = epoll::add(&self.epoll, &*fd, data, epoll::EventFlags::IN) {
+                tracing::debug!(tid, error = %e, "cannot watch a pidfd; forgetting it");
+                self.ctx.forget_pidfd(tid);
+            }
+        }
         match progress {
             Progress::Done(r) => self.sink.emit(&r),
             Progress::Vanished => self.stats.vanished += 1,

@@ -19,6 +19,9 @@ pub struct Record {
     pub ret: i64,
     /// Error name (`ECONNREFUSED`) when the call failed.
     pub errno: Option<String>,
+    /// The error number, for its description.
+    #[serde(skip)]
+    errno_no: i32,
     /// Time from trap to answer, in microseconds.
     pub usecs: u64,
     /// The address the call named or returned, decoded.
@@ -32,9 +35,9 @@ pub struct Record {
 impl Record {
     /// A record of `call` with `args` and outcome `result` (value or errno).
     pub fn new(pid: u32, call: impl Into<String>, args: Vec<String>, result: Result<i64, i32>, took: Duration) -> Self {
-        let (ret, errno) = match result {
-            Ok(v) => (v, None),
-            Err(e) => (-1, Some(errno_name(e))),
+        let (ret, errno, errno_no) = match result {
+            Ok(v) => (v, None, 0),
+            Err(e) => (-1, Some(errno_name(e)), e),
         };
         Record {
             pid,
@@ -42,6 +45,7 @@ impl Record {
             args,
             ret,
             errno,
+            errno_no,
             usecs: took.as_micros() as u64,
             addr: None,
             note: None,
@@ -56,7 +60,7 @@ impl Record {
                 let _ = write!(s, "{}", self.ret);
             }
             Some(name) => {
-                let desc = errno_desc(name);
+                let desc = errno_desc(self.errno_no);
                 let _ = write!(s, "-1 {name} ({desc})");
             }
         }
@@ -68,15 +72,13 @@ impl Record {
     }
 }
 
-fn errno_desc(name: &str) -> String {
-    // The description comes from the errno number; the name came from it too.
-    let n = (1..4096).find(|&e| errno_name(e) == name).unwrap_or(0);
-    std::io::Error::from_raw_os_error(n)
-        .to_string()
-        .split(" (os error")
-        .next()
-        .unwrap_or("")
-        .to_owned()
+/// strerror's text for `errno`, without Rust's "(os error N)" suffix.
+fn errno_desc(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.rfind(" (os error") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
 }
 
 /// Where records go.

@@ -34,8 +34,13 @@ int main(int argc, char **argv) {
     if (argc != 3) return 2;
     struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))};
     inet_pton(AF_INET, argv[1], &peer.sin_addr);
-    /* Warm up so lazily created supervisor state exists before counting. */
-    close(socket(AF_INET, SOCK_STREAM, 0));
+    /* Warm up so per-thread supervisor state for this live thread (its cached
+     * pidfd) exists before counting. */
+    int w = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in wa;
+    socklen_t wl = sizeof wa;
+    getsockname(w, (struct sockaddr *)&wa, &wl);
+    close(w);
     sleep_ms(300);
     int fds0 = count("fd"), thr0 = count("task");
     long calls = 0, killed = 0, refused = 0;

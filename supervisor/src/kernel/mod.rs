@@ -16,8 +16,11 @@
 mod ops;
 mod stash;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use joyride_notify::{MemError, Notification, Syscall};
@@ -71,7 +74,17 @@ pub struct Ctx {
     own_cwd: OwnedFd,
     /// Results kept for vanished callers.
     pub stash: Stash,
+    /// pidfds of calling threads, by tid. A cached pidfd names the thread it
+    /// was opened for; if that thread is gone (its tid possibly reused),
+    /// `pidfd_getfd` fails with `ESRCH` and the entry is replaced.
+    pidfds: RefCell<HashMap<u32, Rc<OwnedFd>>>,
+    /// Threads whose pidfd was cached since the engine last looked: it
+    /// watches those pidfds and drops each entry when its thread exits.
+    fresh: RefCell<Vec<(u32, Rc<OwnedFd>)>>,
 }
+
+/// Bound on cached pidfds; past it, pidfds are opened per call.
+const PIDFD_CACHE_MAX: usize = 4096;
 
 impl Ctx {
     /// Captures the supervisor's own network namespace and working directory,
@@ -92,18 +105,67 @@ impl Ctx {
             own_netns_ino,
             own_cwd,
             stash: Stash::default(),
+            pidfds: RefCell::new(HashMap::new()),
+            fresh: RefCell::new(Vec::new()),
         })
+    }
+
+    /// A pidfd for the calling thread of `notif` (from the cache, or opened
+    /// and checked against `ID_VALID`).
+    fn pidfd(&self, notif: &Notification) -> Result<Rc<OwnedFd>, i32> {
+        if let Some(p) = self.pidfds.borrow().get(&notif.pid) {
+            return Ok(Rc::clone(p));
+        }
+        let fd = Rc::new(notif.pidfd().map_err(mem)?);
+        let mut cache = self.pidfds.borrow_mut();
+        if cache.len() < PIDFD_CACHE_MAX {
+            cache.insert(notif.pid, Rc::clone(&fd));
+            self.fresh.borrow_mut().push((notif.pid, Rc::clone(&fd)));
+        }
+        Ok(fd)
+    }
+
+    /// pidfds cached since the last call, for the engine to watch.
+    pub fn take_fresh_pidfds(&self) -> Vec<(u32, Rc<OwnedFd>)> {
+        std::mem::take(&mut *self.fresh.borrow_mut())
+    }
+
+    /// Drops the cached pidfd of thread `tid` (it exited).
+    pub fn forget_pidfd(&self, tid: u32) -> Option<Rc<OwnedFd>> {
+        self.pidfds.borrow_mut().remove(&tid)
+    }
+
+    /// The calling thread's pidfd and a duplicate of its socket `fd`.
+    fn target_socket(&self, notif: &Notification, fd: i32) -> Result<(Rc<OwnedFd>, OwnedFd), i32> {
+        let pidfd = self.pidfd(notif)?;
+        match notif.dup_fd(pidfd.as_fd(), fd) {
+            Ok(sock) => Ok((pidfd, sock)),
+            Err(libc::ESRCH) => {
+                // The cached thread is gone: open the caller afresh.
+                self.pidfds.borrow_mut().remove(&notif.pid);
+                let pidfd = self.pidfd(notif)?;
+                let sock = notif.dup_fd(pidfd.as_fd(), fd)?;
+                Ok((pidfd, sock))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs `f` in the network namespace of the calling thread of `notif`.
     fn in_target_netns<T>(&self, notif: &Notification, f: impl FnOnce() -> io::Result<T>) -> Result<T, i32> {
-        let ns = std::fs::File::open(format!("/proc/{}/ns/net", notif.pid)).map_err(|_| libc::ESRCH)?;
+        // One stat tells whether the target shares our namespace (it can move
+        // at any time with an untrapped setns, so this is checked every call).
+        let path = format!("/proc/{}/ns/net", notif.pid);
+        let ino = rustix::fs::stat(path.as_str()).map_err(|_| libc::ESRCH)?.st_ino;
         if !notif.is_valid() {
             return Err(libc::ESRCH);
         }
-        let ino = rustix::fs::fstat(&ns).map_err(|e| e.raw_os_error())?.st_ino;
         if ino == self.own_netns_ino {
             return f().map_err(errno_of);
+        }
+        let ns = std::fs::File::open(&path).map_err(|_| libc::ESRCH)?;
+        if !notif.is_valid() || rustix::fs::fstat(&ns).map_err(|e| e.raw_os_error())?.st_ino != ino {
+            return Err(libc::ESRCH);
         }
         use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
         move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network)).map_err(|e| {
@@ -151,13 +213,6 @@ pub fn errno_of(e: io::Error) -> i32 {
 /// Maps a memory error to what the target sees.
 fn mem(e: MemError) -> i32 {
     e.errno()
-}
-
-/// The calling thread's pidfd and a duplicate of its socket `fd`.
-fn target_socket(notif: &Notification, fd: i32) -> Result<(OwnedFd, OwnedFd), i32> {
-    let pidfd = notif.pidfd().map_err(mem)?;
-    let sock = notif.dup_fd(pidfd.as_fd(), fd)?;
-    Ok((pidfd, sock))
 }
 
 /// `SO_RCVTIMEO`/`SO_SNDTIMEO` of a socket as a deadline from `now`.

@@ -10,7 +10,7 @@ use joyride_notify::syscall::{
 use joyride_notify::{AddFd, NetCall, Notification, NotifyError, Syscall};
 
 use super::stash::{Accepted, Datagram};
-use super::{errno_of, may_block, mem, target_socket, timeout_deadline, Ctx, Interest, Parked, Progress};
+use super::{errno_of, may_block, mem, timeout_deadline, Ctx, Interest, Parked, Progress};
 use crate::record::Record;
 use crate::sys;
 
@@ -199,7 +199,7 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall) -> Progress {
         }};
     }
     // Every call but socket/socketpair names a socket of the target.
-    let dup = |fd: i32| target_socket(&notif, fd);
+    let dup = |fd: i32| ctx.target_socket(&notif, fd);
     match sc {
         Syscall::Socket(c) => {
             let args = vec![socket_domain(c.domain), sock_type(c.ty), protocol(c.domain, c.protocol)];
@@ -309,7 +309,7 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall) -> Progress {
             let res = dup(c.fd).and_then(|(_p, s)| sys::shutdown(s.as_fd(), c.how).map(|()| 0).map_err(errno_of));
             finish!(args, res)
         }
-        Syscall::Getsockname(_) | Syscall::Getpeername(_) => names(notif, sc, started),
+        Syscall::Getsockname(_) | Syscall::Getpeername(_) => names(ctx, notif, sc, started),
         Syscall::Getsockopt(c) => {
             let mut args = vec![
                 c.fd.to_string(),
@@ -322,7 +322,10 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall) -> Progress {
                     return Err(libc::EINVAL);
                 }
                 let cap = (len as usize).min(OPTVAL_MAX);
-                let mut buf = if c.optval == 0 || cap == 0 {
+                // Socket- and TCP-level options only return a value; other
+                // levels have options that also read one (multicast filters).
+                let output_only = matches!(c.level, libc::SOL_SOCKET | libc::SOL_TCP);
+                let mut buf = if c.optval == 0 || cap == 0 || output_only {
                     vec![0u8; cap]
                 } else {
                     notif.read_bytes(c.optval, cap as u64, OPTVAL_MAX).map_err(mem)?
@@ -330,8 +333,10 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall) -> Progress {
                 let (_p, s) = dup(c.fd)?;
                 let got = sys::getsockopt(s.as_fd(), c.level, c.optname, &mut buf).map_err(errno_of)?;
                 let shown = (got as usize).min(buf.len());
-                notif.write_bytes(c.optval, &buf[..shown]).map_err(mem)?;
-                notif.write_bytes(c.optlen, &got.to_ne_bytes()).map_err(mem)?;
+                let len_bytes = got.to_ne_bytes();
+                notif
+                    .write_many(&[(c.optval, &buf[..shown]), (c.optlen, &len_bytes)])
+                    .map_err(mem)?;
                 Ok((buf[..shown].to_vec(), got))
             })();
             match &res {
@@ -415,11 +420,11 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall) -> Progress {
                 Ok((_p, sock)) => resume_op(ctx, notif, sock, Op::Accept(op), started),
             }
         }
-        Syscall::Sendto(_) | Syscall::Sendmsg(_) | Syscall::Sendmmsg(_) => match prepare_send(&notif, sc) {
+        Syscall::Sendto(_) | Syscall::Sendmsg(_) | Syscall::Sendmmsg(_) => match prepare_send(ctx, &notif, sc) {
             Err((e, args)) => finish!(args, Err(e)),
             Ok((op, sock)) => resume_op(ctx, notif, sock, Op::Send(op), started),
         },
-        Syscall::Recvfrom(_) | Syscall::Recvmsg(_) | Syscall::Recvmmsg(_) => match prepare_recv(&notif, sc) {
+        Syscall::Recvfrom(_) | Syscall::Recvmsg(_) | Syscall::Recvmmsg(_) => match prepare_recv(ctx, &notif, sc) {
             Err((e, args)) => finish!(args, Err(e)),
             Ok((op, sock)) => resume_op(ctx, notif, sock, Op::Recv(op), started),
         },
@@ -434,7 +439,7 @@ fn bind(ctx: &mut Ctx, notif: Notification, sc: Syscall, started: Instant) -> Pr
     let pid = notif.pid;
     let res = (|| {
         let addr = read_addr(&notif, c.addr, c.addrlen)?;
-        let (_p, s) = target_socket(&notif, c.fd)?;
+        let (_p, s) = ctx.target_socket(&notif, c.fd)?;
         let r = if relative_unix_path(&addr) {
             ctx.in_target_cwd(&notif, || sys::bind(s.as_fd(), &addr))
         } else {
@@ -461,7 +466,7 @@ fn bind(ctx: &mut Ctx, notif: Notification, sc: Syscall, started: Instant) -> Pr
 }
 
 /// `getsockname`/`getpeername`.
-fn names(notif: Notification, sc: Syscall, started: Instant) -> Progress {
+fn names(ctx: &Ctx, notif: Notification, sc: Syscall, started: Instant) -> Progress {
     let (fd, addr_ptr, len_ptr, peer) = match sc {
         Syscall::Getsockname(c) => (c.fd, c.addr, c.addrlen, false),
         Syscall::Getpeername(c) => (c.fd, c.addr, c.addrlen, true),
@@ -473,11 +478,13 @@ fn names(notif: Notification, sc: Syscall, started: Instant) -> Progress {
         if (user_len as i32) < 0 {
             return Err(libc::EINVAL);
         }
-        let (_p, s) = target_socket(&notif, fd)?;
+        let (_p, s) = ctx.target_socket(&notif, fd)?;
         let (addr, len) = sys::sockname(s.as_fd(), peer).map_err(errno_of)?;
         let n = (user_len as usize).min(addr.len());
-        notif.write_bytes(addr_ptr, &addr[..n]).map_err(mem)?;
-        notif.write_bytes(len_ptr, &len.to_ne_bytes()).map_err(mem)?;
+        let len_bytes = len.to_ne_bytes();
+        notif
+            .write_many(&[(addr_ptr, &addr[..n]), (len_ptr, &len_bytes)])
+            .map_err(mem)?;
         Ok((addr, user_len, len))
     })();
     let call = sc.call();
@@ -656,7 +663,7 @@ fn out_msg(notif: &Notification, pidfd: BorrowedFd<'_>, h: RawMsgHdr) -> Result<
 
 type Prep<T> = Result<(T, OwnedFd), (i32, Vec<String>)>;
 
-fn prepare_send(notif: &Notification, sc: Syscall) -> Prep<SendOp> {
+fn prepare_send(ctx: &Ctx, notif: &Notification, sc: Syscall) -> Prep<SendOp> {
     let fail_args = |fd: i32, rest: Vec<String>| {
         let mut a = vec![fd.to_string()];
         a.extend(rest);
@@ -682,7 +689,7 @@ fn prepare_send(notif: &Notification, sc: Syscall) -> Prep<SendOp> {
                     return Err(libc::EINVAL);
                 }
                 let data = notif.read_bytes(c.buf, take, DATA_MAX).map_err(mem)?;
-                let (_p, sock) = target_socket(notif, c.fd)?;
+                let (_p, sock) = ctx.target_socket(notif, c.fd)?;
                 let msg = OutMsg {
                     name,
                     iov_lens: vec![c.len],
@@ -710,7 +717,7 @@ fn prepare_send(notif: &Notification, sc: Syscall) -> Prep<SendOp> {
             let raw = vec![ptr(c.msg), msg_flags(c.flags)];
             let go = || -> Result<(SendOp, OwnedFd), i32> {
                 let h = read_msghdr(notif, c.msg)?;
-                let (pidfd, sock) = target_socket(notif, c.fd)?;
+                let (pidfd, sock) = ctx.target_socket(notif, c.fd)?;
                 let m = out_msg(notif, pidfd.as_fd(), h)?;
                 Ok((
                     SendOp::new(NetCall::Sendmsg, c.fd, c.flags, vec![m], sock.as_fd(), 0, (0, 0)),
@@ -726,7 +733,7 @@ fn prepare_send(notif: &Notification, sc: Syscall) -> Prep<SendOp> {
                 let vec = notif
                     .read_bytes(c.msgvec, (vlen * MmsgHdr::SIZE) as u64, IOV_MAX * MmsgHdr::SIZE)
                     .map_err(mem)?;
-                let (pidfd, sock) = target_socket(notif, c.fd)?;
+                let (pidfd, sock) = ctx.target_socket(notif, c.fd)?;
                 let mut msgs = Vec::with_capacity(vlen);
                 for chunk in vec.chunks_exact(MmsgHdr::SIZE) {
                     let h = MmsgHdr::parse(chunk).ok_or(libc::EFAULT)?.hdr;
@@ -831,7 +838,7 @@ impl SendOp {
     }
 }
 
-fn prepare_recv(notif: &Notification, sc: Syscall) -> Prep<RecvOp> {
+fn prepare_recv(ctx: &Ctx, notif: &Notification, sc: Syscall) -> Prep<RecvOp> {
     let fail = |fd: i32, rest: Vec<String>| {
         let mut a = vec![fd.to_string()];
         a.extend(rest);
@@ -869,7 +876,7 @@ fn prepare_recv(notif: &Notification, sc: Syscall) -> Prep<RecvOp> {
                 if c.len > isize::MAX as u64 {
                     return Err(libc::EINVAL);
                 }
-                let (_p, sock) = target_socket(notif, c.fd)?;
+                let (_p, sock) = ctx.target_socket(notif, c.fd)?;
                 let m = InMsg {
                     iov: vec![Iovec {
                         base: c.buf,
@@ -902,7 +909,7 @@ fn prepare_recv(notif: &Notification, sc: Syscall) -> Prep<RecvOp> {
             let go = || -> Result<(RecvOp, OwnedFd), i32> {
                 let h = read_msghdr(notif, c.msg)?;
                 let m = in_msg(h, c.msg)?;
-                let (_p, sock) = target_socket(notif, c.fd)?;
+                let (_p, sock) = ctx.target_socket(notif, c.fd)?;
                 Ok((
                     RecvOp::new(NetCall::Recvmsg, c.fd, c.flags, vec![m], sock.as_fd(), 0, (0, 0)),
                     sock,
@@ -922,7 +929,7 @@ fn prepare_recv(notif: &Notification, sc: Syscall) -> Prep<RecvOp> {
                     let h = MmsgHdr::parse(chunk).ok_or(libc::EFAULT)?.hdr;
                     msgs.push(in_msg(h, c.msgvec + (i * MmsgHdr::SIZE) as u64)?);
                 }
-                let (_p, sock) = target_socket(notif, c.fd)?;
+                let (_p, sock) = ctx.target_socket(notif, c.fd)?;
                 Ok((
                     RecvOp::new(NetCall::Recvmmsg, c.fd, c.flags, msgs, sock.as_fd(), c.msgvec, (0, 0)),
                     sock,
@@ -1144,9 +1151,7 @@ fn resume_accept(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, op: AcceptOp
     };
     let wrote = if op.addr_ptr != 0 {
         let n = (op.user_len as usize).min(addr.len());
-        notif
-            .write_bytes(op.addr_ptr, &addr[..n])
-            .and_then(|()| notif.write_bytes(op.len_ptr, &len.to_ne_bytes()))
+        notif.write_many(&[(op.addr_ptr, &addr[..n]), (op.len_ptr, &len.to_ne_bytes())])
     } else {
         Ok(())
     };
@@ -1300,8 +1305,7 @@ fn deliver(
         }
         g.user_namelen = user_len;
         let n = (user_len as usize).min(g.name.0.len());
-        notif.write_bytes(m.name_ptr, &g.name.0[..n])?;
-        notif.write_bytes(m.name_len_ptr, &g.name.1.to_ne_bytes())?;
+        notif.write_many(&[(m.name_ptr, &g.name.0[..n]), (m.name_len_ptr, &g.name.1.to_ne_bytes())])?;
     } else if m.hdr_ptr.is_some() {
         notif.write_bytes(m.name_len_ptr, &0u32.to_ne_bytes())?;
     }
