@@ -39,7 +39,9 @@ pub struct NeighborConfig {
     /// Most entries held; the least useful is evicted to make room.
     pub capacity: usize,
     /// Packets queued per unresolved destination; the oldest is dropped
-    /// when a new one arrives (RFC 4861 §7.2.2).
+    /// when a new one arrives (RFC 4861 §7.2.2). The default, 101, is
+    /// Linux's (`unres_qlen`): enough for every fragment of a 64 KiB
+    /// datagram sent before its first hop is resolved.
     pub max_pending_per_neighbor: usize,
     /// Packets queued over all destinations; new packets are refused beyond.
     pub max_pending_total: usize,
@@ -66,7 +68,7 @@ impl Default for NeighborConfig {
     fn default() -> Self {
         NeighborConfig {
             capacity: 1024,
-            max_pending_per_neighbor: 16,
+            max_pending_per_neighbor: 101,
             max_pending_total: 1024,
             retrans_time: Duration::from_secs(1),
             max_multicast_solicit: 3,

@@ -645,13 +645,10 @@ fn largest_datagrams_cross_both_ways() {
     );
 }
 
-/// Linux queues what waits for address resolution by bytes
-/// (`unres_qlen_bytes`, 212992), so a 60000-byte datagram (41 fragments)
-/// sent before the peer is resolved arrives whole; the stack queues 16
-/// frames per neighbor and replaces the oldest, so the datagram is lost (and
-/// `Counters::drop_tx_neighbor` does not count the replaced fragments).
+/// A 60000-byte datagram (41 fragments) sent before the peer is resolved
+/// arrives whole: the neighbor queue holds 101 frames per destination, as
+/// Linux's `unres_qlen`.
 #[test]
-#[ignore = "stack bug: the neighbor queue holds 16 frames, fewer than one fragmented datagram"]
 fn stack_sends_a_60000_byte_datagram_before_the_kernel_is_resolved() {
     let peer = StackPeer::start();
     check_stack_sends_to_kernel(&peer, SocketAddr::new(KERNEL_V4.into(), 9000), &[60000]);
