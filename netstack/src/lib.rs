@@ -11,5 +11,6 @@ pub mod neighbor;
 pub mod nic;
 pub mod reassembly;
 pub mod sim;
+pub mod tcp;
 pub mod time;
 pub mod wire;

@@ -1,0 +1,1 @@
+//! Initial sequence numbers (filled by its owner).

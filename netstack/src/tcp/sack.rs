@@ -1,0 +1,1 @@
+//! SACK scoreboard (filled by its owner).

@@ -1,0 +1,1 @@
+//! Syncache (filled by its owner).
