@@ -248,8 +248,17 @@ fn raw_syscall_instructions() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.ends_with(HELLO), "{stdout}");
+    assert!(stderr.contains("x32 socket: -38"), "{stderr}");
     let t = read_trace(&trace);
-    let calls: Vec<&str> = t.iter().map(|c| c.call.as_str()).collect();
+    let x32 = &t[0];
+    assert_eq!(
+        (x32.call.as_str(), x32.errno.as_deref()),
+        ("socket", Some("ENOSYS")),
+        "{}",
+        dump(&t)
+    );
+    assert!(x32.json["note"].as_str().unwrap_or("").contains("x32"), "{}", dump(&t));
+    let calls: Vec<&str> = t[1..].iter().map(|c| c.call.as_str()).collect();
     assert_eq!(&calls[..3], ["socket", "connect", "sendto"], "{}", dump(&t));
     assert!(calls[3..].iter().all(|c| *c == "recvfrom"));
     assert_eq!(t.last().unwrap().ret, 0, "the last recvfrom sees EOF");
