@@ -735,9 +735,17 @@ fn prepare_send(ctx: &Ctx, notif: &Notification, sc: Syscall) -> Prep<SendOp> {
                     .map_err(mem)?;
                 let (pidfd, sock) = ctx.target_socket(notif, c.fd)?;
                 let mut msgs = Vec::with_capacity(vlen);
+                let mut total = 0;
                 for chunk in vec.chunks_exact(MmsgHdr::SIZE) {
                     let h = MmsgHdr::parse(chunk).ok_or(libc::EFAULT)?.hdr;
-                    msgs.push(out_msg(notif, pidfd.as_fd(), h)?);
+                    let m = out_msg(notif, pidfd.as_fd(), h)?;
+                    total += m.data.len();
+                    msgs.push(m);
+                    // Copy at most about DATA_MAX per call: sending fewer
+                    // messages than asked is a result sendmmsg may give.
+                    if total >= DATA_MAX {
+                        break;
+                    }
                 }
                 Ok((
                     SendOp::new(NetCall::Sendmmsg, c.fd, c.flags, msgs, sock.as_fd(), c.msgvec, (0, 0)),
