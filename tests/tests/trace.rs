@@ -512,3 +512,30 @@ fn agrees_with_strace() {
         assert_eq!(ours, theirs, "{argv:?}: joyride trace and strace disagree");
     }
 }
+
+#[test]
+fn message_calls_match_the_kernel() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let bin = build_c(&dir, "msgs.c", &[]);
+    let plain = net.client(bin.to_str().unwrap()).output().unwrap();
+    let trace = dir.path("trace.json");
+    let traced = net.traced(&trace).arg(&bin).output().unwrap();
+    let (plain, traced) = (text(&plain).0, text(&traced).0);
+    assert_eq!(traced, plain, "message calls under joyride differ from the kernel's");
+    for expect in [
+        "sendmmsg 3 lens 3 5 7",
+        "recvmmsg 3: one/3 three/5 fifteen/7",
+        "sendmsg rights 1",
+        "recvmsg rights 1 x cloexec=1 text=through the pipe",
+        "peek 7 dgram-a fromlen=16 family=2",
+        "recv truncated 3 dgr",
+        "recvfrom 8 dgram-bb",
+        "waitall 11 hello world",
+    ] {
+        assert!(traced.lines().any(|l| l == expect), "missing `{expect}` in:\n{traced}");
+    }
+    let t = read_trace(&trace);
+    find(&t, "sendmmsg", "fifteen");
+    find(&t, "recvmsg", "msg_controllen");
+}
