@@ -539,3 +539,28 @@ fn message_calls_match_the_kernel() {
     find(&t, "sendmmsg", "fifteen");
     find(&t, "recvmsg", "msg_controllen");
 }
+
+#[test]
+fn blocking_calls_wait_without_stalling_others() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let bin = build_c(&dir, "blocking.c", &["-pthread"]);
+    let plain = net
+        .client(bin.to_str().unwrap())
+        .args([&net.server_ip, "9"])
+        .output()
+        .unwrap();
+    let trace = dir.path("trace.json");
+    let traced = net
+        .traced(&trace)
+        .arg(&bin)
+        .args([&net.server_ip, "9"])
+        .output()
+        .unwrap();
+    let (plain, traced) = (text(&plain).0, text(&traced).0);
+    assert_eq!(traced, plain, "blocking calls under joyride differ from the kernel's");
+    assert_eq!(
+        traced,
+        "accept waited ok\nrecv waited ok: 9 late data\nrecv at close: 0\nrcvtimeo: -1 EAGAIN ok\nblocking connect: -1 ECONNREFUSED\n"
+    );
+}
