@@ -16,7 +16,7 @@ pub mod syscall;
 pub use filter::{Filter, FilterError, FilterSpec, Mode};
 pub use launch::{resolve_program, spawn, Child, LaunchError, LoadedFlags};
 pub use listener::{
-    AddFd, Listener, MemError, Notification, NotifyError, SyncWakeUp, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64,
+    AddFd, Listener, MemError, Notification, NotifyError, SyncWakeUp, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, ERESTARTSYS,
     X32_SYSCALL_BIT,
 };
 pub use syscall::{NetCall, Syscall};

@@ -174,6 +174,10 @@ pub struct Notification {
     answered: bool,
 }
 
+/// `ERESTARTSYS` (kernel-internal, `include/linux/errno.h`): never seen by
+/// programs, which get their call restarted or `EINTR` instead.
+pub const ERESTARTSYS: i32 = 512;
+
 /// `AUDIT_ARCH_X86_64`: the native ABI (x32 calls carry it too, with
 /// `__X32_SYSCALL_BIT` set in the number).
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
@@ -338,6 +342,19 @@ impl Notification {
     pub fn answer_errno(mut self, errno: i32) -> Result<(), NotifyError> {
         self.answered = true;
         sys::notif_send(self.listener.as_fd(), self.id, 0, -errno.abs(), 0)
+            .map_err(|e| NotifyError::io("SECCOMP_IOCTL_NOTIF_SEND", e))
+    }
+
+    /// Answers `-ERESTARTSYS`, the kernel's own "interrupted by a signal"
+    /// result: on the way back to user space the kernel runs the pending
+    /// signal's handler and then restarts the call (the handler has
+    /// `SA_RESTART`; the call is trapped again) or returns `EINTR` (it has
+    /// not); with no signal left to deliver it restarts the call. This is how
+    /// a call the supervisor holds is interrupted exactly as the kernel would
+    /// interrupt it.
+    pub fn answer_restart(mut self) -> Result<(), NotifyError> {
+        self.answered = true;
+        sys::notif_send(self.listener.as_fd(), self.id, 0, -ERESTARTSYS, 0)
             .map_err(|e| NotifyError::io("SECCOMP_IOCTL_NOTIF_SEND", e))
     }
 

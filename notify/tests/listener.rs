@@ -83,7 +83,10 @@ fn answers_with_an_errno() {
         "import socket,errno\ntry:\n socket.socket()\nexcept OSError as e: print(errno.errorcode[e.errno], file=out)";
     let (child, listener, out) = launch(code, &[NetCall::Socket]);
     // Linux 6.6+ (CI runs 6.18) has synchronous wake-ups; the flag is taken.
-    assert_eq!(listener.set_sync_wake_up().unwrap(), joyride_notify::SyncWakeUp::Enabled);
+    assert_eq!(
+        listener.set_sync_wake_up().unwrap(),
+        joyride_notify::SyncWakeUp::Enabled
+    );
     let notif = listener.recv().unwrap();
     notif.answer_errno(libc::EAFNOSUPPORT).unwrap();
     assert_eq!(wait_output(child, out).1.trim(), "EAFNOSUPPORT");

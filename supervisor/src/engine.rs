@@ -20,8 +20,9 @@ const LISTENER: u64 = 0;
 const CHILD: u64 = 1;
 /// Tokens with this bit watch a cached pidfd; the low bits are the tid.
 const PIDFD: u64 = 1 << 63;
-/// How often parked calls are checked for vanished threads.
-const SWEEP: Duration = Duration::from_millis(200);
+/// How often parked calls are checked for vanished threads and for signals
+/// to deliver (the latency of interrupting a blocked call).
+const SWEEP: Duration = Duration::from_millis(50);
 /// Delay before retrying a call that has no readiness to wait for.
 const RETRY: Duration = Duration::from_millis(10);
 
@@ -257,7 +258,8 @@ impl Engine {
             let gone = !p.notif.is_valid();
             let due = p.deadline.is_some_and(|d| d <= now);
             let retry = p.interest == Interest::Retry;
-            if !(gone || due || retry) {
+            let signalled = !gone && !kernel::has_progress(p) && kernel::signal_pending(p.notif.pid);
+            if !(gone || due || retry || signalled) {
                 continue;
             }
             let p = self.parked.remove(&token).expect("token listed above");
@@ -265,6 +267,9 @@ impl Engine {
             if gone {
                 self.stats.vanished += 1;
                 p.notif.abandon();
+            } else if signalled {
+                let progress = kernel::interrupted(*p);
+                self.settle(progress);
             } else if due {
                 let progress = kernel::timed_out(*p);
                 self.settle(progress);

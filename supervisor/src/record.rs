@@ -74,6 +74,9 @@ impl Record {
 
 /// strerror's text for `errno`, without Rust's "(os error N)" suffix.
 fn errno_desc(errno: i32) -> String {
+    if errno == joyride_notify::ERESTARTSYS {
+        return "To be restarted if SA_RESTART is set".into();
+    }
     let text = std::io::Error::from_raw_os_error(errno).to_string();
     match text.rfind(" (os error") {
         Some(i) => text[..i].to_owned(),

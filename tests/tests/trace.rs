@@ -564,3 +564,61 @@ fn blocking_calls_wait_without_stalling_others() {
         "accept waited ok\nrecv waited ok: 9 late data\nrecv at close: 0\nrcvtimeo: -1 EAGAIN ok\nblocking connect: -1 ECONNREFUSED\n"
     );
 }
+
+#[test]
+fn signals_interrupt_or_restart_blocked_calls_like_the_kernel() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let bin = build_c(&dir, "signals.c", &["-pthread"]);
+    let plain = net.client(bin.to_str().unwrap()).output().unwrap();
+    let trace = dir.path("trace.json");
+    let traced = net.traced(&trace).arg(&bin).output().unwrap();
+    let (plain, traced) = (text(&plain).0, text(&traced).0);
+    assert_eq!(traced, plain, "signal handling under joyride differs from the kernel's");
+    assert_eq!(
+        traced,
+        "no SA_RESTART: -1 EINTR handled=1\nSA_RESTART: 16 after the signal handled=2\n"
+    );
+    let t = read_trace(&trace);
+    assert!(
+        t.iter().any(|c| c.errno.as_deref() == Some("ERESTARTSYS")),
+        "{}",
+        dump(&t)
+    );
+}
+
+#[test]
+fn ctrl_c_reaches_a_program_blocked_in_accept() {
+    // Python turns SIGINT into KeyboardInterrupt once the blocked call
+    // returns; the supervisor must let the signal interrupt it.
+    let dir = TempDir::new();
+    let mut cmd = Command::new(joyride());
+    cmd.args(["trace", "-o"]).arg(dir.path("t")).args([
+        "--",
+        "python3",
+        "-c",
+        "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print('ready', flush=True); s.accept()",
+    ]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    assert_eq!(&first, b"ready\n");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The program is the supervisor's only child.
+    let pgrep = Command::new("pgrep")
+        .args(["-P", &child.id().to_string()])
+        .output()
+        .unwrap();
+    let pid = text(&pgrep).0.trim().to_owned();
+    assert!(!pid.is_empty());
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let started = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("KeyboardInterrupt"), "{err}");
+    assert_eq!(status.code(), Some(128 + libc::SIGINT), "{err}");
+}

@@ -121,6 +121,9 @@ pub fn shutdown_how(how: i32) -> String {
 
 /// The symbolic name of an errno value (`ECONNREFUSED`).
 pub fn errno_name(errno: i32) -> String {
+    if errno == crate::listener::ERESTARTSYS {
+        return "ERESTARTSYS".into();
+    }
     let e = nix::errno::Errno::from_raw(errno);
     if e == nix::errno::Errno::UnknownErrno {
         format!("E{errno}")

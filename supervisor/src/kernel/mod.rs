@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use joyride_notify::{MemError, Notification, Syscall};
 
-pub use ops::{resume_op, start, timed_out, Op};
+pub use ops::{has_progress, interrupted, resume_op, start, timed_out, Op};
 pub use stash::Stash;
 
 use crate::record::Record;
@@ -231,6 +231,25 @@ fn timeout_deadline(sock: BorrowedFd<'_>, send: bool, now: Instant) -> Option<In
 /// Whether a call on `sock` with `MSG_*` `flags` may block.
 fn may_block(sock: BorrowedFd<'_>, flags: u32) -> bool {
     flags & libc::MSG_DONTWAIT as u32 == 0 && !crate::sys::is_nonblocking(sock).unwrap_or(true)
+}
+
+/// Whether thread `tid` has a signal pending that it will handle: pending
+/// (for the thread or its process), not blocked, and caught by a handler.
+/// Ignored and default-action signals need nothing from us (a fatal one
+/// ends the wait by itself).
+pub fn signal_pending(tid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    let pending = field("SigPnd:") | field("ShdPnd:");
+    pending & !field("SigBlk:") & field("SigCgt:") != 0
 }
 
 /// Describes a call the supervisor refuses outright (other ABIs).

@@ -271,7 +271,9 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall) -> Progress {
             };
             let parsed = SockAddr::parse(&addr);
             let interest = match attempt {
-                Err(libc::EINPROGRESS) if blocking => Interest::Write,
+                // EALREADY: a blocking connect restarted after a signal waits
+                // for the handshake already under way, as in the kernel.
+                Err(libc::EINPROGRESS) | Err(libc::EALREADY) if blocking => Interest::Write,
                 Err(libc::EAGAIN) if blocking => Interest::Retry,
                 other => {
                     let args = shown(&addr);
@@ -1506,6 +1508,42 @@ fn resume_recv(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, mut op: RecvOp
             keep(ctx, &mut op);
             Progress::Vanished
         }
+    }
+}
+
+/// Whether a parked call has done part of its work (bytes sent or gathered):
+/// a signal then ends it with that partial result, not with `EINTR`, so it is
+/// left to finish.
+pub fn has_progress(p: &Parked) -> bool {
+    match &p.op {
+        Op::Send(s) => s.done > 0 || s.partial > 0,
+        Op::Recv(r) => !r.accumulated.is_empty() || !r.got.is_empty(),
+        Op::Connect { .. } | Op::Accept(_) => false,
+    }
+}
+
+/// A parked call whose thread has a signal to handle: `EINTR` when the socket
+/// has a timeout (the kernel does not restart those), otherwise the kernel's
+/// restart-or-`EINTR` decision (see [`Notification::answer_restart`]).
+pub fn interrupted(p: Parked) -> Progress {
+    let pid = p.notif.pid;
+    let (call, args) = match &p.op {
+        Op::Connect { fd, addr, addrlen } => (
+            NetCall::Connect,
+            vec![fd.to_string(), show_addr(addr), addrlen.to_string()],
+        ),
+        Op::Accept(a) => (a.call, a.render(None)),
+        Op::Send(s) => (s.call, s.render()),
+        Op::Recv(r) => (r.call, r.render(&Err(libc::EINTR))),
+    };
+    let (res, answered) = if p.deadline.is_some() {
+        (Err(libc::EINTR), p.notif.answer_errno(libc::EINTR))
+    } else {
+        (Err(joyride_notify::ERESTARTSYS), p.notif.answer_restart())
+    };
+    match answered {
+        Ok(()) => Progress::Done(rec(pid, call, args, res, p.started)),
+        Err(_) => Progress::Vanished,
     }
 }
 
