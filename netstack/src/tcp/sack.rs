@@ -246,18 +246,25 @@ impl Scoreboard {
         false
     }
 
-    /// RFC 6675 §4 NextSeg, assuming new data may be sent (rule 2 applies
-    /// whenever rule 1 does not): the segment `(start, len)` to send next.
-    /// A result starting at `high_data` is new data; the caller trims it to
-    /// what it has and the receive window allows, and, if it can send none,
-    /// asks [`Scoreboard::next_seg_with`] with `new_data_ok = false`.
+    /// RFC 6675 §4 NextSeg rule (1): the lost segment `(start, len)` to
+    /// retransmit next, or `None`.
+    ///
+    /// `None` means rule (2) is the caller's: send new data from
+    /// `high_data` if it has some and the receive window allows; if it
+    /// cannot, rule (3) is [`Scoreboard::next_seg_with`] with
+    /// `new_data_ok = false`.
     pub fn next_seg(&self, snd_una: SeqNum, high_data: SeqNum, high_rxt: SeqNum, mss: u32) -> Option<(SeqNum, u32)> {
+        // Rule (1) never returns high_data: S2 is below the highest SACKed
+        // octet, itself at most high_data.
         self.next_seg_with(snd_una, high_data, high_rxt, mss, true)
+            .filter(|&(seq, _)| seq != high_data)
     }
 
     /// RFC 6675 §4 NextSeg rules (1)-(3); `new_data_ok` says whether "there
     /// exists available unsent data and the receiver's advertised window
-    /// allows" (rule 2). The rescue retransmission of rule (4) is not done.
+    /// allows" (rule 2), in which case `(high_data, mss)` is returned when
+    /// rule (1) finds nothing (the caller trims it to what it may send).
+    /// The rescue retransmission of rule (4) is not done.
     pub fn next_seg_with(
         &self,
         snd_una: SeqNum,
@@ -525,7 +532,8 @@ mod tests {
         sb.update(una, hd, &[b(1000, 3000)]);
         // Two dupacks: not lost yet; rule (3) would pick it, rule (2) first.
         assert!(!sb.is_lost(una, mss));
-        assert_eq!(sb.next_seg(una, hd, una, mss), Some((hd, mss)));
+        assert_eq!(sb.next_seg(una, hd, una, mss), None);
+        assert_eq!(sb.next_seg_with(una, hd, una, mss, true), Some((hd, mss)));
         assert_eq!(sb.next_seg_with(una, hd, una, mss, false), Some((q(0), 1000)));
         assert_eq!(sb.pipe(una, hd, una, mss), 8000);
         sb.update(una, hd, &[b(1000, 4000)]);
@@ -539,7 +547,8 @@ mod tests {
         let rxt = q(1000);
         assert_eq!(sb.pipe(una, hd, rxt, mss), 7000);
         // Nothing else is lost: rule (2), new data.
-        assert_eq!(sb.next_seg(una, hd, rxt, mss), Some((hd, mss)));
+        assert_eq!(sb.next_seg(una, hd, rxt, mss), None);
+        assert_eq!(sb.next_seg_with(una, hd, rxt, mss, true), Some((hd, mss)));
         // No new data: rule (3) needs an octet below the highest SACK.
         assert_eq!(sb.next_seg_with(una, hd, rxt, mss, false), None);
         // More dupacks SACK 4-9; pipe falls as they leave the network.
@@ -564,7 +573,8 @@ mod tests {
         // rule (3) picks it when there is no new data.
         assert!(!sb.is_lost(q(3000), mss));
         assert!(sb.is_lost(q(2499), mss));
-        assert_eq!(sb.next_seg(una, hd, q(2500), mss), Some((hd, mss)));
+        assert_eq!(sb.next_seg(una, hd, q(2500), mss), None);
+        assert_eq!(sb.next_seg_with(una, hd, q(2500), mss, true), Some((hd, mss)));
         assert_eq!(sb.next_seg_with(una, hd, q(2500), mss, false), Some((q(3000), 1000)));
         // Once HighRxt passes the last SACKed octet only rule (2) remains.
         assert_eq!(sb.next_seg_with(una, hd, q(6000), mss, false), None);
@@ -665,11 +675,13 @@ mod tests {
                     Some((s2, _)) => assert_eq!(got.map(|g| g.0), Some(q(base) + s2 as u32)),
                     None => assert_eq!(got, None),
                 }
-                let got = sb.next_seg(una, hd, high_rxt, mss);
+                let got = sb.next_seg_with(una, hd, high_rxt, mss, true);
                 match want {
                     Some((s2, true)) => assert_eq!(got.map(|g| g.0), Some(q(base) + s2 as u32)),
                     _ => assert_eq!(got, Some((hd, mss))),
                 }
+                let rule1 = sb.next_seg(una, hd, high_rxt, mss);
+                assert_eq!(rule1, got.filter(|g| g.0 != hd));
                 if let Some((start, n)) = got {
                     if start != hd {
                         let off = start.diff(una) as usize;

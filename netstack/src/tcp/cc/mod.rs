@@ -20,7 +20,9 @@ pub mod cubic;
 pub mod newreno;
 
 /// The congestion-control state the tcpcb and the module share, in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// `Default` is all zeros; [`CongestionControl::init`] sets the windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CcState {
     /// Congestion window (RFC 5681 `cwnd`), bytes.
     pub cwnd: u32,
