@@ -1,8 +1,9 @@
 //! The whole interface fed random frames under a virtual clock.
 //!
-//! Input: a sequence of records `[dt_ms, len_hi, len_lo, frame...]`. Each
+//! Input: a sequence of records `[ctl, len_hi, len_lo, frame...]`. Each
 //! frame is received at the current virtual time, then the clock advances
-//! by `dt_ms`. Sockets are open (bound, dual-stack, connected) and send now
+//! by `(ctl & 0x7f) * 37` ms. With bit 7 of `ctl` set the device vouches for
+//! the IPv4 and L4 checksums (offload), so mutated frames get past them. Sockets are open (bound, dual-stack, connected) and send now
 //! and then, so neighbor resolution, fragmentation and ICMP error delivery
 //! run too. Nothing may panic; counters must add up.
 #![no_main]
@@ -16,7 +17,7 @@ use joyride_netstack::wire::EthernetAddress;
 use libfuzzer_sys::fuzz_target;
 
 struct FuzzNic {
-    rx: VecDeque<Vec<u8>>,
+    rx: VecDeque<(Vec<u8>, RxMeta)>,
     sent: usize,
 }
 
@@ -34,8 +35,8 @@ impl Nic for FuzzNic {
     fn receive<F: FnMut(&[u8], RxMeta)>(&mut self, max: usize, mut f: F) -> usize {
         let mut n = 0;
         while n < max {
-            let Some(fr) = self.rx.pop_front() else { break };
-            f(&fr, RxMeta::default());
+            let Some((fr, meta)) = self.rx.pop_front() else { break };
+            f(&fr, meta);
             n += 1;
         }
         n
@@ -76,9 +77,14 @@ fuzz_target!(|data: &[u8]| {
     let mut rest = data;
     let mut frames = 0u64;
     while rest.len() >= 3 {
-        let dt = rest[0] as u64;
+        let dt = (rest[0] & 0x7f) as u64;
+        let good = rest[0] & 0x80 != 0;
+        let meta = RxMeta {
+            ipv4_csum_good: good,
+            l4_csum_good: good,
+        };
         let len = (u16::from_be_bytes([rest[1], rest[2]]) as usize).min(rest.len() - 3);
-        nic.rx.push_back(rest[3..3 + len].to_vec());
+        nic.rx.push_back((rest[3..3 + len].to_vec(), meta));
         rest = &rest[3 + len..];
         frames += 1;
         if dt & 1 == 1 {
