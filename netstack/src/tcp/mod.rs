@@ -5,10 +5,15 @@
 //! Like the rest of the core, nothing here does I/O or reads a clock: time
 //! comes in as `now`, segments come in parsed and go out as `TcpRepr`s.
 
+pub mod buffer;
 pub mod cc;
+pub mod cc_shim;
 pub mod isn;
 pub mod sack;
+pub mod sack_shim;
 pub mod seq;
 pub mod syncache;
+pub mod tcb;
+pub mod timers;
 
 pub use seq::SeqNum;

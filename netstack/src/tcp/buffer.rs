@@ -1,0 +1,261 @@
+//! A connection's byte buffers: the bounded send buffer (bytes the program
+//! wrote that the peer has not acknowledged) and the bounded receive buffer
+//! (bytes received in order and not yet read, plus out-of-order bytes kept
+//! in place until the hole before them fills).
+//!
+//! Memory is bounded by construction: each buffer is one fixed-capacity
+//! ring, and out-of-order data is written into the receive ring at its final
+//! position, tracked by at most [`MAX_OOO_RANGES`] ranges. A flood of
+//! out-of-order segments can neither grow memory nor the range list; a
+//! segment that would need one more range is dropped (the peer resends it).
+//!
+//! Not for: sequence numbers, windows or any protocol decision — offsets
+//! here are plain byte counts; the tcpcb maps sequence numbers to them.
+
+use std::collections::VecDeque;
+
+/// The most disjoint out-of-order ranges a receive buffer tracks.
+pub const MAX_OOO_RANGES: usize = 32;
+
+/// Bytes written by the program and not yet acknowledged by the peer. The
+/// first byte is the oldest unacknowledged one (at `SND.UNA`, once the SYN is
+/// acknowledged).
+#[derive(Debug, Clone)]
+pub struct SendBuffer {
+    data: VecDeque<u8>,
+    capacity: usize,
+}
+
+impl SendBuffer {
+    /// An empty buffer holding at most `capacity` bytes.
+    pub fn new(capacity: usize) -> SendBuffer {
+        SendBuffer {
+            data: VecDeque::with_capacity(capacity.min(64 * 1024)),
+            capacity,
+        }
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether no bytes are held.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Most bytes held.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Room left.
+    pub fn free(&self) -> usize {
+        self.capacity - self.data.len()
+    }
+
+    /// Copies as much of `buf` as fits; returns how much.
+    pub fn write(&mut self, buf: &[u8]) -> usize {
+        let n = buf.len().min(self.free());
+        self.data.extend(&buf[..n]);
+        n
+    }
+
+    /// Drops the oldest `n` bytes (acknowledged by the peer).
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.data.len());
+        self.data.drain(..n);
+    }
+
+    /// The `len` bytes starting `offset` bytes in, as up to two slices.
+    /// Panics if the range is not held.
+    pub fn slices(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
+        assert!(offset + len <= self.data.len(), "send buffer range out of bounds");
+        let (a, b) = self.data.as_slices();
+        if offset >= a.len() {
+            let o = offset - a.len();
+            (&b[o..o + len], &[])
+        } else if offset + len <= a.len() {
+            (&a[offset..offset + len], &[])
+        } else {
+            (&a[offset..], &b[..len - (a.len() - offset)])
+        }
+    }
+}
+
+/// Why a receive buffer refused bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvRefused {
+    /// Out-of-order bytes would need more than [`MAX_OOO_RANGES`] ranges.
+    TooManyRanges,
+}
+
+/// Bytes received and not yet read, in a ring of fixed capacity. The ring
+/// holds the in-order bytes (readable) followed by room into which
+/// out-of-order bytes are written at their offset from the end of the
+/// in-order bytes (that is, from `RCV.NXT`).
+#[derive(Debug, Clone)]
+pub struct RecvBuffer {
+    ring: Vec<u8>,
+    head: usize,
+    len: usize,
+    /// Out-of-order ranges `[start, end)` as offsets from the end of the
+    /// in-order bytes; sorted, disjoint and not adjacent, never starting at 0.
+    ooo: Vec<(usize, usize)>,
+}
+
+impl RecvBuffer {
+    /// An empty buffer of `capacity` bytes.
+    pub fn new(capacity: usize) -> RecvBuffer {
+        RecvBuffer {
+            ring: vec![0; capacity],
+            head: 0,
+            len: 0,
+            ooo: Vec::with_capacity(MAX_OOO_RANGES),
+        }
+    }
+
+    /// Capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// In-order bytes ready to read.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there is nothing to read.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Room after the in-order bytes: the receive window.
+    pub fn window(&self) -> usize {
+        self.ring.len() - self.len
+    }
+
+    /// The out-of-order ranges, as offsets from the end of the in-order
+    /// bytes.
+    pub fn ooo_ranges(&self) -> &[(usize, usize)] {
+        &self.ooo
+    }
+
+    /// Bytes held out of order.
+    pub fn ooo_bytes(&self) -> usize {
+        self.ooo.iter().map(|(s, e)| e - s).sum()
+    }
+
+    fn copy_in(&mut self, at: usize, data: &[u8]) {
+        let cap = self.ring.len();
+        let start = (self.head + self.len + at) % cap;
+        let first = data.len().min(cap - start);
+        self.ring[start..start + first].copy_from_slice(&data[..first]);
+        self.ring[..data.len() - first].copy_from_slice(&data[first..]);
+    }
+
+    /// Stores `data` at `offset` bytes past the in-order bytes (bytes beyond
+    /// the window are cut off). Returns how many bytes became readable (0 if
+    /// the bytes are out of order).
+    pub fn insert(&mut self, offset: usize, data: &[u8]) -> Result<usize, RecvRefused> {
+        let window = self.window();
+        if offset >= window || data.is_empty() {
+            return Ok(0);
+        }
+        let data = &data[..data.len().min(window - offset)];
+        let (s, e) = (offset, offset + data.len());
+        // Merge [s, e) into the range list (offset 0 counts as a range that
+        // will be absorbed into the in-order bytes below).
+        let first = self.ooo.partition_point(|&(_, re)| re < s);
+        let mut last = first;
+        while last < self.ooo.len() && self.ooo[last].0 <= e {
+            last += 1;
+        }
+        let (mut ns, mut ne) = (s, e);
+        if first < last {
+            ns = ns.min(self.ooo[first].0);
+            ne = ne.max(self.ooo[last - 1].1);
+        } else if self.ooo.len() >= MAX_OOO_RANGES && s > 0 {
+            return Err(RecvRefused::TooManyRanges);
+        }
+        self.copy_in(s, data);
+        self.ooo.splice(first..last, [(ns, ne)]);
+        // Anything starting at offset 0 is now in order.
+        if self.ooo[0].0 == 0 {
+            let n = self.ooo[0].1;
+            self.ooo.remove(0);
+            self.len += n;
+            for r in &mut self.ooo {
+                r.0 -= n;
+                r.1 -= n;
+            }
+            return Ok(n);
+        }
+        Ok(0)
+    }
+
+    /// Copies up to `buf.len()` in-order bytes out; returns how many.
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.len);
+        let cap = self.ring.len();
+        let first = n.min(cap - self.head);
+        buf[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
+        buf[first..n].copy_from_slice(&self.ring[..n - first]);
+        self.head = (self.head + n) % cap.max(1);
+        self.len -= n;
+        n
+    }
+
+    /// Drops every out-of-order range (the window shrank under them or the
+    /// connection is going away).
+    pub fn clear_ooo(&mut self) {
+        self.ooo.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_buffer_is_bounded_and_slices_wrap() {
+        let mut b = SendBuffer::new(8);
+        assert_eq!(b.write(b"abcdef"), 6);
+        b.consume(4);
+        assert_eq!(b.write(b"ghijklmn"), 6);
+        assert_eq!(b.free(), 0);
+        let (x, y) = b.slices(1, 6);
+        assert_eq!([x, y].concat(), b"fghijk");
+    }
+
+    #[test]
+    fn recv_buffer_reassembles_out_of_order() {
+        let mut b = RecvBuffer::new(16);
+        assert_eq!(b.insert(4, b"efgh"), Ok(0));
+        assert_eq!(b.insert(10, b"kl"), Ok(0));
+        assert_eq!(b.ooo_ranges(), &[(4, 8), (10, 12)]);
+        assert_eq!(b.insert(0, b"abcd"), Ok(8));
+        assert_eq!(b.ooo_ranges(), &[(2, 4)]);
+        assert_eq!(b.insert(0, b"ij"), Ok(4));
+        let mut out = [0; 32];
+        assert_eq!(b.read(&mut out), 12);
+        assert_eq!(&out[..12], b"abcdefghijkl");
+        // Wraps around the ring; bytes beyond the window are cut.
+        assert_eq!(b.insert(0, b"0123456789abcdefXYZ"), Ok(16));
+        assert_eq!(b.read(&mut out), 16);
+        assert_eq!(&out[..16], b"0123456789abcdef");
+    }
+
+    #[test]
+    fn recv_buffer_range_count_is_bounded() {
+        let mut b = RecvBuffer::new(1024);
+        for i in 0..MAX_OOO_RANGES {
+            assert_eq!(b.insert(2 + 2 * i, b"x"), Ok(0));
+        }
+        assert_eq!(b.insert(900, b"y"), Err(RecvRefused::TooManyRanges));
+        // Filling a gap between ranges still works.
+        assert_eq!(b.insert(3, b"z"), Ok(0));
+        assert_eq!(b.ooo_ranges().len(), MAX_OOO_RANGES - 1);
+    }
+}

@@ -1,0 +1,1861 @@
+//! The per-connection TCP machine: the tcpcb, driven by the RFC 9293 state
+//! machine.
+//!
+//! A [`Tcb`] holds every state variable of RFC 9293 §3.3.1, both buffers,
+//! the RFC 6298 retransmission timer and the other per-connection timers
+//! (delayed ACK, persist, keepalive, TIME-WAIT), RFC 7323 window scaling and
+//! timestamps with PAWS, RFC 5961's defences (challenge ACKs), Nagle, fast
+//! retransmit and recovery (NewReno, RFC 6582; SACK-based, RFC 6675) and
+//! the statistics behind `TCP_INFO`.
+//!
+//! The stack drives it with three kinds of calls, each taking `now`:
+//! - [`Tcb::on_segment`] for every segment the demultiplexer hands it;
+//! - the program's calls ([`Tcb::send`], [`Tcb::recv`],
+//!   [`Tcb::shutdown_write`], [`Tcb::close`], [`Tcb::abort`]);
+//! - [`Tcb::poll`], called until it returns `None` after any of the above
+//!   and whenever [`Tcb::next_timer`] is due. It runs expired timers and
+//!   yields the segments to send, one at a time.
+//!
+//! Segments leave as [`Segment`] values: a header and a payload that is a
+//! range of the send buffer ([`Tcb::payload`]), so the interface layer
+//! copies each byte once, straight into the frame.
+//!
+//! Not for: demultiplexing, listening sockets and the handshake of passive
+//! opens (the syncache hands over a finished handshake through
+//! [`Tcb::accept`]), ISN choice (the caller passes the ISS in), answering
+//! segments for connections that do not exist (the demultiplexer's RST),
+//! congestion window arithmetic (`tcp::cc`) and the SACK scoreboard
+//! (`tcp::sack`).
+
+use core::fmt;
+use core::time::Duration;
+
+use super::buffer::{RecvBuffer, SendBuffer};
+use super::cc_shim::{self as cc, CcState, CongestionControl};
+use super::sack_shim::Scoreboard;
+use super::timers::{self, RttEstimator};
+use super::SeqNum;
+use crate::time::Instant;
+use crate::wire::tcp::{TcpControl, TcpRepr, MAX_SACK_BLOCKS};
+
+/// The smallest MSS this stack uses; smaller announced values are clamped
+/// up to it (Linux's `TCP_MIN_MSS`).
+pub const MIN_MSS: u16 = 88;
+/// MSS assumed when the peer sends none (RFC 9293 §3.7.1: 536 for IPv4).
+pub const DEFAULT_MSS: u16 = 536;
+/// Bytes the timestamps option adds to every segment (with padding).
+const TS_OPTION_LEN: u32 = 12;
+/// RFC 7323 §5.5: TS.Recent is invalid after 24 days of idleness.
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+/// Linux's `tcp_invalid_ratelimit`: at most one challenge ACK per 500 ms.
+const CHALLENGE_ACK_INTERVAL: Duration = Duration::from_millis(500);
+/// Duplicate ACKs that start fast retransmit (RFC 5681 §3.2).
+const DUP_THRESH: u32 = 3;
+
+/// The connection states of RFC 9293 §3.3.2. LISTEN belongs to the
+/// listener and its syncache, never to a tcpcb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// No connection.
+    Closed,
+    /// SYN sent, waiting for the peer's SYN.
+    SynSent,
+    /// Both SYNs seen (simultaneous open), waiting for the ACK of ours.
+    SynReceived,
+    /// Open.
+    Established,
+    /// We closed; our FIN is not yet acknowledged.
+    FinWait1,
+    /// Our FIN is acknowledged; waiting for the peer's.
+    FinWait2,
+    /// The peer closed; we may still send.
+    CloseWait,
+    /// Both closed at once; waiting for the ACK of our FIN.
+    Closing,
+    /// The peer closed, then we did; waiting for the ACK of our FIN.
+    LastAck,
+    /// Both closed; waiting 2*MSL for stray segments.
+    TimeWait,
+}
+
+impl State {
+    /// Whether both SYNs are acknowledged ("synchronized", RFC 9293 §3.5.2).
+    pub fn is_synchronized(self) -> bool {
+        !matches!(self, State::Closed | State::SynSent | State::SynReceived)
+    }
+
+    /// Whether data the peer sends is accepted in this state.
+    fn receives_data(self) -> bool {
+        matches!(self, State::Established | State::FinWait1 | State::FinWait2)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Closed => "CLOSED",
+            State::SynSent => "SYN-SENT",
+            State::SynReceived => "SYN-RECEIVED",
+            State::Established => "ESTABLISHED",
+            State::FinWait1 => "FIN-WAIT-1",
+            State::FinWait2 => "FIN-WAIT-2",
+            State::CloseWait => "CLOSE-WAIT",
+            State::Closing => "CLOSING",
+            State::LastAck => "LAST-ACK",
+            State::TimeWait => "TIME-WAIT",
+        })
+    }
+}
+
+/// Why a connection failed, as the program sees it (`SO_ERROR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TcpError {
+    /// RST in answer to our SYN: `ECONNREFUSED`.
+    Refused,
+    /// RST on an open connection: `ECONNRESET`.
+    Reset,
+    /// Retransmissions, keepalive or `TCP_USER_TIMEOUT` ran out: `ETIMEDOUT`.
+    TimedOut,
+}
+
+/// Keepalive settings (`SO_KEEPALIVE` with `TCP_KEEPIDLE`, `TCP_KEEPINTVL`,
+/// `TCP_KEEPCNT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection times out.
+    pub count: u32,
+}
+
+impl Default for Keepalive {
+    /// Linux's defaults: 7200 s, 75 s, 9.
+    fn default() -> Self {
+        Keepalive {
+            idle: timers::KEEPALIVE_IDLE,
+            interval: timers::KEEPALIVE_INTERVAL,
+            count: timers::KEEPALIVE_COUNT,
+        }
+    }
+}
+
+/// A connection's settings: the socket options and what the route says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Our port.
+    pub local_port: u16,
+    /// The peer's port.
+    pub remote_port: u16,
+    /// The largest segment payload the path carries (path MTU minus IP and
+    /// TCP headers); announced as our MSS and the cap on the peer's.
+    pub mss: u16,
+    /// Send buffer size (`SO_SNDBUF`).
+    pub send_buffer: usize,
+    /// Receive buffer size (`SO_RCVBUF`).
+    pub recv_buffer: usize,
+    /// Offer window scaling (RFC 7323).
+    pub window_scaling: bool,
+    /// Offer timestamps (RFC 7323).
+    pub timestamps: bool,
+    /// Offer SACK (RFC 2018).
+    pub sack: bool,
+    /// `TCP_NODELAY`: no Nagle.
+    pub nodelay: bool,
+    /// Congestion control by name (`TCP_CONGESTION`).
+    pub congestion: &'static str,
+    /// `SO_KEEPALIVE` and its timing; `None` when off.
+    pub keepalive: Option<Keepalive>,
+    /// `TCP_USER_TIMEOUT`; `None` when unset.
+    pub user_timeout: Option<Duration>,
+    /// `SO_LINGER` with a zero timeout: `close` resets the connection.
+    pub linger_zero: bool,
+    /// Added to the millisecond clock to form TSval (random per connection,
+    /// from the shell).
+    pub ts_offset: u32,
+}
+
+impl Config {
+    /// Linux-like defaults for a connection between two ports over an
+    /// Ethernet path (MSS 1460).
+    pub fn new(local_port: u16, remote_port: u16) -> Config {
+        Config {
+            local_port,
+            remote_port,
+            mss: 1460,
+            send_buffer: 256 * 1024,
+            recv_buffer: 128 * 1024,
+            window_scaling: true,
+            timestamps: true,
+            sack: true,
+            nodelay: false,
+            congestion: "cubic",
+            keepalive: None,
+            user_timeout: None,
+            linger_zero: false,
+            ts_offset: 0,
+        }
+    }
+
+    /// The shift we announce: the smallest that fits the receive buffer in
+    /// 16 bits, at most 14.
+    fn wscale(&self) -> u8 {
+        let mut s = 0;
+        while s < 14 && (self.recv_buffer >> s) > 0xffff {
+            s += 1;
+        }
+        s
+    }
+}
+
+/// What a listener's syncache negotiated, handed over to create the tcpcb
+/// of a passively opened connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    /// Our initial sequence number.
+    pub iss: SeqNum,
+    /// The peer's initial sequence number.
+    pub irs: SeqNum,
+    /// The window of the ACK that completed the handshake, as on the wire.
+    pub peer_window: u16,
+    /// The peer's MSS option.
+    pub peer_mss: Option<u16>,
+    /// The peer's window scale option, if we offered ours too (then our
+    /// shift is [`Config`]'s).
+    pub peer_wscale: Option<u8>,
+    /// Both sides sent SACK-permitted.
+    pub sack_permitted: bool,
+    /// Timestamps were negotiated: the peer's latest TSval.
+    pub ts_recent: Option<u32>,
+}
+
+/// A segment to send. The payload is `payload_len` bytes of the send buffer
+/// starting at `seq`; get them with [`Tcb::payload`] before the next call
+/// that changes the tcpcb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: SeqNum,
+    /// Acknowledgment number, if ACK is set.
+    pub ack: Option<SeqNum>,
+    /// SYN, FIN, RST or none.
+    pub control: TcpControl,
+    /// PSH.
+    pub push: bool,
+    /// Window, as on the wire (already scaled down).
+    pub window: u16,
+    /// MSS option (SYNs).
+    pub mss: Option<u16>,
+    /// Window scale option (SYNs).
+    pub window_scale: Option<u8>,
+    /// SACK-permitted option (SYNs).
+    pub sack_permitted: bool,
+    /// SACK blocks.
+    pub sack: [Option<(u32, u32)>; MAX_SACK_BLOCKS],
+    /// Timestamps option (TSval, TSecr).
+    pub timestamp: Option<(u32, u32)>,
+    /// Payload length.
+    pub payload_len: usize,
+}
+
+impl Segment {
+    /// The header as a [`TcpRepr`] with `payload` (which must be the
+    /// segment's payload, contiguous).
+    pub fn repr<'a>(&self, payload: &'a [u8]) -> TcpRepr<'a> {
+        let Segment {
+            src_port,
+            dst_port,
+            seq,
+            ack,
+            control,
+            push,
+            window,
+            mss,
+            window_scale,
+            sack_permitted,
+            sack,
+            timestamp,
+            payload_len,
+        } = *self;
+        debug_assert_eq!(payload.len(), payload_len);
+        TcpRepr {
+            src_port,
+            dst_port,
+            control,
+            push,
+            seq_number: seq.0,
+            ack_number: ack.map(|a| a.0),
+            window_len: window,
+            window_scale,
+            max_seg_size: mss,
+            sack_permitted,
+            sack_ranges: sack,
+            timestamp,
+            ece: false,
+            cwr: false,
+            payload,
+        }
+    }
+
+    /// Sequence space the segment occupies.
+    pub fn seq_len(&self) -> u32 {
+        self.payload_len as u32 + matches!(self.control, TcpControl::Syn | TcpControl::Fin) as u32
+    }
+}
+
+/// What `poll`/`epoll` would report for the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Readiness {
+    /// `recv` returns data or end of file (`EPOLLIN`).
+    pub readable: bool,
+    /// `send` accepts bytes (`EPOLLOUT`).
+    pub writable: bool,
+    /// The peer's FIN arrived (`EPOLLRDHUP`).
+    pub read_hup: bool,
+    /// Both directions are shut or the connection is gone (`EPOLLHUP`).
+    pub hung_up: bool,
+    /// A pending error (`EPOLLERR`).
+    pub error: Option<TcpError>,
+}
+
+/// Statistics in the manner of Linux's `struct tcp_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpInfo {
+    /// State.
+    pub state: State,
+    /// Smoothed RTT (zero before the first sample).
+    pub rtt: Duration,
+    /// RTT variation.
+    pub rttvar: Duration,
+    /// Current RTO, backoff included.
+    pub rto: Duration,
+    /// Consecutive retransmission timeouts (`tcpi_retransmits`).
+    pub retransmits: u32,
+    /// Segments retransmitted over the connection's life.
+    pub total_retrans: u64,
+    /// Sender MSS (payload per segment).
+    pub snd_mss: u32,
+    /// Estimated peer segment size.
+    pub rcv_mss: u32,
+    /// Congestion window, bytes.
+    pub cwnd: u32,
+    /// Slow-start threshold, bytes.
+    pub ssthresh: u32,
+    /// Bytes sent and not yet acknowledged.
+    pub unacked: u32,
+    /// The peer's window, bytes.
+    pub snd_wnd: u32,
+    /// Our receive window, bytes.
+    pub rcv_wnd: u32,
+    /// Our shift for the peer's windows.
+    pub snd_wscale: u8,
+    /// The shift we announced.
+    pub rcv_wscale: u8,
+    /// Timestamps negotiated.
+    pub timestamps: bool,
+    /// SACK negotiated.
+    pub sack: bool,
+    /// Bytes the peer acknowledged.
+    pub bytes_acked: u64,
+    /// Bytes received in order.
+    pub bytes_received: u64,
+    /// Segments sent.
+    pub segs_out: u64,
+    /// Segments received.
+    pub segs_in: u64,
+    /// Segments dropped by PAWS.
+    pub paws_rejected: u64,
+    /// Out-of-order segments dropped for lack of room.
+    pub ooo_dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    total_retrans: u64,
+    bytes_acked: u64,
+    bytes_received: u64,
+    segs_out: u64,
+    segs_in: u64,
+    paws_rejected: u64,
+    ooo_dropped: u64,
+}
+
+/// The TCP control block of one connection.
+#[derive(Debug)]
+pub struct Tcb {
+    state: State,
+    cfg: Config,
+
+    // Send sequence variables (RFC 9293 §3.3.1).
+    iss: SeqNum,
+    snd_una: SeqNum,
+    snd_nxt: SeqNum,
+    /// Highest sequence number sent plus one (`snd_max`, BSD).
+    snd_max: SeqNum,
+    snd_wnd: u32,
+    snd_wl1: SeqNum,
+    snd_wl2: SeqNum,
+    max_snd_wnd: u32,
+    snd_wscale: u8,
+    /// Sequence number of the send buffer's first byte.
+    snd_buf_seq: SeqNum,
+
+    // Receive sequence variables.
+    irs: SeqNum,
+    rcv_nxt: SeqNum,
+    rcv_wscale: u8,
+    /// Right edge of the window we last announced.
+    rcv_adv: SeqNum,
+
+    // Negotiated options.
+    ws_ok: bool,
+    ts_ok: bool,
+    sack_ok: bool,
+    ts_recent: u32,
+    ts_recent_at: Instant,
+    last_ack_sent: SeqNum,
+    snd_mss: u32,
+    rcv_mss: u32,
+
+    sndbuf: SendBuffer,
+    rcvbuf: RecvBuffer,
+
+    /// The program shut the write side: a FIN follows the send buffer.
+    fin_queued: bool,
+    /// The peer's FIN was received (and RCV.NXT advanced over it).
+    fin_received: bool,
+    /// Sequence number of a FIN that arrived ahead of missing data.
+    ooo_fin: Option<SeqNum>,
+    /// Sequence number of the latest out-of-order segment (for SACK).
+    last_ooo: Option<SeqNum>,
+    /// The program closed the socket (no more reads).
+    orphaned: bool,
+
+    // Congestion control and loss recovery.
+    cc: Box<dyn CongestionControl>,
+    ccs: CcState,
+    dupacks: u32,
+    recover: SeqNum,
+    /// NewReno window inflation during recovery, bytes (RFC 6582).
+    inflation: u32,
+    high_rxt: SeqNum,
+    rtx_head: bool,
+    scoreboard: Scoreboard,
+
+    // Round-trip time.
+    rtt: RttEstimator,
+    /// Segment being timed when timestamps are off (Karn: never a
+    /// retransmitted one).
+    rtt_probe: Option<(SeqNum, Instant)>,
+    backoff: u32,
+
+    // Timers.
+    rtx_at: Option<Instant>,
+    persist_at: Option<Instant>,
+    delack_at: Option<Instant>,
+    keepalive_at: Option<Instant>,
+    /// TIME-WAIT end, or FIN-WAIT-2 timeout of an orphan.
+    close_at: Option<Instant>,
+    /// When the oldest unacknowledged data was (about) sent, for
+    /// `TCP_USER_TIMEOUT`.
+    unacked_since: Option<Instant>,
+    persist_probes: u32,
+    persist_since: Option<Instant>,
+    keepalive_probes: u32,
+    last_recv: Instant,
+    last_challenge: Option<Instant>,
+
+    // Pending output.
+    ack_now: bool,
+    unacked_rcv_bytes: u32,
+    send_probe: bool,
+    force_send: bool,
+    pending_rst: Option<Segment>,
+
+    error: Option<TcpError>,
+    counters: Counters,
+}
+
+fn ts_before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+impl Tcb {
+    fn new(cfg: Config, iss: SeqNum, now: Instant) -> Tcb {
+        let cc = cc::by_name(cfg.congestion)
+            .or_else(|| cc::by_name("cubic"))
+            .expect("default congestion control");
+        let sndbuf = SendBuffer::new(cfg.send_buffer);
+        let rcvbuf = RecvBuffer::new(cfg.recv_buffer);
+        let rcv_wscale = if cfg.window_scaling { cfg.wscale() } else { 0 };
+        let mss = u32::from(cfg.mss.max(MIN_MSS));
+        Tcb {
+            state: State::Closed,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: iss,
+            max_snd_wnd: 0,
+            snd_wscale: 0,
+            snd_buf_seq: iss + 1,
+            irs: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            rcv_wscale,
+            rcv_adv: SeqNum(0),
+            ws_ok: false,
+            ts_ok: false,
+            sack_ok: false,
+            ts_recent: 0,
+            ts_recent_at: now,
+            last_ack_sent: SeqNum(0),
+            snd_mss: u32::from(DEFAULT_MSS).min(mss),
+            rcv_mss: u32::from(DEFAULT_MSS).min(mss),
+            sndbuf,
+            rcvbuf,
+            fin_queued: false,
+            fin_received: false,
+            ooo_fin: None,
+            last_ooo: None,
+            orphaned: false,
+            cc,
+            ccs: CcState::default(),
+            dupacks: 0,
+            recover: iss,
+            inflation: 0,
+            high_rxt: iss,
+            rtx_head: false,
+            scoreboard: Scoreboard::new(),
+            rtt: RttEstimator::new(),
+            rtt_probe: None,
+            backoff: 0,
+            rtx_at: None,
+            persist_at: None,
+            delack_at: None,
+            keepalive_at: None,
+            close_at: None,
+            unacked_since: None,
+            persist_probes: 0,
+            persist_since: None,
+            keepalive_probes: 0,
+            last_recv: now,
+            last_challenge: None,
+            ack_now: false,
+            unacked_rcv_bytes: 0,
+            send_probe: false,
+            force_send: false,
+            pending_rst: None,
+            error: None,
+            counters: Counters::default(),
+            cfg,
+        }
+    }
+
+    /// Active open (`connect`): a tcpcb in SYN-SENT and the SYN to send.
+    pub fn connect(cfg: Config, iss: SeqNum, now: Instant) -> (Tcb, Segment) {
+        let mut t = Tcb::new(cfg, iss, now);
+        t.state = State::SynSent;
+        t.ccs.mss = t.snd_mss;
+        t.cc.init(&mut t.ccs);
+        let syn = t.output(now).expect("SYN-SENT sends a SYN");
+        (t, syn)
+    }
+
+    /// Passive open completed by a listener's syncache: a tcpcb in
+    /// ESTABLISHED.
+    pub fn accept(cfg: Config, hs: &Handshake, now: Instant) -> Tcb {
+        let Handshake {
+            iss,
+            irs,
+            peer_window,
+            peer_mss,
+            peer_wscale,
+            sack_permitted,
+            ts_recent,
+        } = *hs;
+        let mut t = Tcb::new(cfg, iss, now);
+        t.state = State::Established;
+        t.snd_una = iss + 1;
+        t.snd_nxt = iss + 1;
+        t.snd_max = iss + 1;
+        t.recover = iss + 1;
+        t.high_rxt = iss + 1;
+        t.irs = irs;
+        t.rcv_nxt = irs + 1;
+        t.last_ack_sent = irs + 1;
+        t.negotiate(peer_mss, peer_wscale, sack_permitted, ts_recent, now);
+        t.snd_wnd = u32::from(peer_window) << t.snd_wscale;
+        t.max_snd_wnd = t.snd_wnd;
+        t.snd_wl1 = irs + 1;
+        t.snd_wl2 = iss + 1;
+        // Our SYN-ACK announced min(buffer, 65535) unscaled.
+        t.rcv_adv = t.rcv_nxt + (t.rcvbuf.window().min(0xffff) as u32);
+        t.arm_keepalive(now);
+        t
+    }
+
+    /// Applies the options both SYNs carried.
+    fn negotiate(&mut self, peer_mss: Option<u16>, peer_wscale: Option<u8>, sack: bool, ts: Option<u32>, now: Instant) {
+        match (self.cfg.window_scaling, peer_wscale) {
+            // RFC 7323 §2.3: "If a Window Scale option is received with a
+            // shift.cnt value larger than 14, the TCP SHOULD log the error
+            // but MUST use 14 instead of the specified value."
+            (true, Some(s)) => {
+                self.snd_wscale = s.min(14);
+                self.ws_ok = true;
+            }
+            _ => {
+                self.ws_ok = false;
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        self.sack_ok = self.cfg.sack && sack;
+        self.ts_ok = self.cfg.timestamps && ts.is_some();
+        if let (true, Some(v)) = (self.ts_ok, ts) {
+            self.ts_recent = v;
+            self.ts_recent_at = now;
+        }
+        // Clamp the peer's MSS up to MIN_MSS (0 and 48 would make tiny
+        // segments) and down to what our path carries.
+        let mss = peer_mss
+            .unwrap_or(DEFAULT_MSS)
+            .max(MIN_MSS)
+            .min(self.cfg.mss.max(MIN_MSS));
+        let opts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        self.snd_mss = u32::from(mss) - opts;
+        self.ccs.mss = self.snd_mss;
+        self.cc.init(&mut self.ccs);
+    }
+
+    // ---------------------------------------------------------------
+    // The program's side.
+    // ---------------------------------------------------------------
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Sets `TCP_NODELAY`.
+    pub fn set_nodelay(&mut self, on: bool) {
+        self.cfg.nodelay = on;
+    }
+
+    /// Sets `SO_KEEPALIVE` (with its timing) or turns it off.
+    pub fn set_keepalive(&mut self, ka: Option<Keepalive>, now: Instant) {
+        self.cfg.keepalive = ka;
+        self.keepalive_at = None;
+        self.arm_keepalive(now);
+    }
+
+    /// Sets `TCP_USER_TIMEOUT`.
+    pub fn set_user_timeout(&mut self, t: Option<Duration>) {
+        self.cfg.user_timeout = t;
+    }
+
+    /// Sets `SO_LINGER` with a zero timeout.
+    pub fn set_linger_zero(&mut self, on: bool) {
+        self.cfg.linger_zero = on;
+    }
+
+    /// Copies what fits of `buf` into the send buffer; returns how many
+    /// bytes (0 when full, or when the state does not allow sending).
+    pub fn send(&mut self, buf: &[u8]) -> usize {
+        if self.fin_queued || !matches!(self.state, State::Established | State::CloseWait) {
+            return 0;
+        }
+        self.sndbuf.write(buf)
+    }
+
+    /// Copies received in-order bytes into `buf`; returns how many. 0 with a
+    /// non-empty `buf` means nothing to read, or end of file when
+    /// [`Tcb::is_eof`].
+    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
+        let before = self.adv_window();
+        let n = self.rcvbuf.read(buf);
+        // Window update once the window grew by enough to matter (receiver
+        // side of RFC 1122 §4.2.3.3's SWS avoidance).
+        if n > 0 && self.state.receives_data() {
+            let now_free = self.rcvbuf.window() as u32;
+            let grow = now_free.saturating_sub(before);
+            let threshold = (self.rcvbuf.capacity() as u32 / 2).min(2 * self.rcv_mss);
+            if grow >= threshold {
+                self.ack_now = true;
+            }
+        }
+        n
+    }
+
+    /// Whether the peer's FIN arrived and every byte before it was read.
+    pub fn is_eof(&self) -> bool {
+        self.fin_received && self.rcvbuf.is_empty()
+    }
+
+    /// Bytes ready to read.
+    pub fn recv_queued(&self) -> usize {
+        self.rcvbuf.len()
+    }
+
+    /// Bytes in the send buffer (unsent or unacknowledged).
+    pub fn send_queued(&self) -> usize {
+        self.sndbuf.len()
+    }
+
+    /// Room in the send buffer.
+    pub fn send_free(&self) -> usize {
+        self.sndbuf.free()
+    }
+
+    /// `shutdown(SHUT_WR)`: a FIN follows the data already written.
+    pub fn shutdown_write(&mut self) {
+        match self.state {
+            State::SynSent => self.enter_closed(),
+            // The FIN waits for the ACK of our SYN (RFC 9293 §3.10.4:
+            // "Queue this until all preceding SENDs have been segmentized").
+            State::SynReceived => self.fin_queued = true,
+            State::Established => {
+                self.fin_queued = true;
+                self.state = State::FinWait1;
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.state = State::LastAck;
+            }
+            State::Closed | State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck | State::TimeWait => {}
+        }
+    }
+
+    /// `close()`: orderly close, or a reset when unread data would be lost
+    /// (RFC 9293 §3.10.4 allows it; Linux does it, as RFC 2525 §2.17 asks)
+    /// or `SO_LINGER` is zero.
+    pub fn close(&mut self, now: Instant) {
+        self.orphaned = true;
+        if self.state == State::SynSent {
+            self.enter_closed();
+            return;
+        }
+        if self.state != State::Closed
+            && self.state != State::TimeWait
+            && (self.cfg.linger_zero || !self.rcvbuf.is_empty())
+        {
+            self.abort();
+            return;
+        }
+        self.shutdown_write();
+        if self.state == State::FinWait2 && self.close_at.is_none() {
+            self.close_at = Some(now + timers::FIN_WAIT_2);
+        }
+    }
+
+    /// Abortive close: RST to the peer (in states that have one), CLOSED.
+    pub fn abort(&mut self) {
+        if matches!(
+            self.state,
+            State::SynReceived | State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait
+        ) {
+            // RFC 9293 §3.10.5: "<SEQ=SND.NXT><CTL=RST>".
+            self.pending_rst = Some(self.rst(self.snd_nxt, Some(self.rcv_nxt)));
+        }
+        self.enter_closed();
+    }
+
+    /// The pending error, cleared (`getsockopt(SO_ERROR)`).
+    pub fn take_error(&mut self) -> Option<TcpError> {
+        self.error.take()
+    }
+
+    /// The pending error, left in place.
+    pub fn error(&self) -> Option<TcpError> {
+        self.error
+    }
+
+    /// What `poll` would report.
+    pub fn readiness(&self) -> Readiness {
+        let read_hup = self.fin_received;
+        let write_shut = self.fin_queued || self.state == State::Closed;
+        Readiness {
+            readable: !self.rcvbuf.is_empty() || read_hup || self.state == State::Closed || self.error.is_some(),
+            writable: matches!(self.state, State::Established | State::CloseWait)
+                && !self.fin_queued
+                && self.sndbuf.free() > 0,
+            read_hup,
+            hung_up: self.state == State::Closed || (read_hup && write_shut),
+            error: self.error,
+        }
+    }
+
+    /// `TCP_INFO`.
+    pub fn info(&self) -> TcpInfo {
+        let c = self.counters;
+        TcpInfo {
+            state: self.state,
+            rtt: self.rtt.srtt().unwrap_or_default(),
+            rttvar: self.rtt.rttvar(),
+            rto: self.rtt.backed_off(self.backoff),
+            retransmits: self.backoff,
+            total_retrans: c.total_retrans,
+            snd_mss: self.snd_mss,
+            rcv_mss: self.rcv_mss,
+            cwnd: self.ccs.cwnd,
+            ssthresh: self.ccs.ssthresh,
+            unacked: self.snd_max.diff(self.snd_una).max(0) as u32,
+            snd_wnd: self.snd_wnd,
+            rcv_wnd: self.adv_window(),
+            snd_wscale: self.snd_wscale,
+            rcv_wscale: self.rcv_wscale,
+            timestamps: self.ts_ok,
+            sack: self.sack_ok,
+            bytes_acked: c.bytes_acked,
+            bytes_received: c.bytes_received,
+            segs_out: c.segs_out,
+            segs_in: c.segs_in,
+            paws_rejected: c.paws_rejected,
+            ooo_dropped: c.ooo_dropped,
+        }
+    }
+
+    /// The payload of `seg`, as up to two slices of the send buffer. Valid
+    /// for segments from the latest [`Tcb::poll`] calls, until the next
+    /// [`Tcb::on_segment`].
+    pub fn payload(&self, seg: &Segment) -> (&[u8], &[u8]) {
+        if seg.payload_len == 0 {
+            return (&[], &[]);
+        }
+        let off = seg.seq.diff(self.snd_buf_seq);
+        debug_assert!(off >= 0, "payload of a segment already acknowledged");
+        self.sndbuf.slices(off.max(0) as usize, seg.payload_len)
+    }
+
+    // ---------------------------------------------------------------
+    // Timers.
+    // ---------------------------------------------------------------
+
+    /// The earliest deadline at which [`Tcb::poll`] has timer work.
+    pub fn next_timer(&self) -> Option<Instant> {
+        [
+            self.rtx_at,
+            self.persist_at,
+            self.delack_at,
+            self.keepalive_at,
+            self.close_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs the timers due at `now` and returns the next segment to send,
+    /// if any. Call until `None`.
+    pub fn poll(&mut self, now: Instant) -> Option<Segment> {
+        self.run_timers(now);
+        let seg = self.output(now);
+        if seg.is_some() {
+            self.counters.segs_out += 1;
+        }
+        seg
+    }
+
+    fn due(t: Option<Instant>, now: Instant) -> bool {
+        t.is_some_and(|t| t <= now)
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        if Self::due(self.close_at, now) {
+            // TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2 limit.
+            self.enter_closed();
+            return;
+        }
+        if Self::due(self.rtx_at, now) {
+            self.rtx_at = None;
+            self.on_rto(now);
+        }
+        if Self::due(self.persist_at, now) {
+            self.persist_at = None;
+            self.on_persist(now);
+        }
+        if Self::due(self.delack_at, now) {
+            self.delack_at = None;
+            self.ack_now = true;
+        }
+        if Self::due(self.keepalive_at, now) {
+            self.keepalive_at = None;
+            self.on_keepalive(now);
+        }
+    }
+
+    fn timed_out(&mut self) {
+        self.error = Some(TcpError::TimedOut);
+        self.enter_closed();
+    }
+
+    fn user_timeout_passed(&self, since: Option<Instant>, now: Instant) -> bool {
+        match (self.cfg.user_timeout, since) {
+            (Some(ut), Some(t)) if !ut.is_zero() => now.saturating_duration_since(t) >= ut,
+            _ => false,
+        }
+    }
+
+    /// RFC 6298 §5.4-5.6 on expiry of the retransmission timer.
+    fn on_rto(&mut self, now: Instant) {
+        let handshake = matches!(self.state, State::SynSent | State::SynReceived);
+        if !handshake && self.snd_una == self.snd_max {
+            return;
+        }
+        let limit = if handshake {
+            timers::SYN_RETRIES
+        } else {
+            timers::DATA_RETRIES
+        };
+        let out_of_time = if self.cfg.user_timeout.is_some_and(|u| !u.is_zero()) {
+            self.user_timeout_passed(self.unacked_since, now)
+        } else {
+            self.backoff >= limit
+        };
+        if out_of_time {
+            self.timed_out();
+            return;
+        }
+        self.backoff += 1;
+        self.ccs.flight = self.snd_max.diff(self.snd_una).max(0) as u32;
+        self.cc.on_rto(&mut self.ccs, now);
+        self.ccs.in_recovery = false;
+        self.inflation = 0;
+        self.dupacks = 0;
+        self.rtx_head = false;
+        // RFC 6582 §4: after a timeout, "recover" is the highest sequence
+        // number sent, so duplicate ACKs of old data do not start recovery.
+        self.recover = self.snd_max;
+        self.scoreboard.clear();
+        // RFC 6298 §5.4: "Retransmit the earliest segment that has not
+        // been acknowledged"; BSD-style, go back to SND.UNA.
+        self.snd_nxt = self.snd_una;
+        self.high_rxt = self.snd_una;
+        // Karn's rule: no RTT sample from a retransmitted segment.
+        self.rtt_probe = None;
+        // §5.5: "back off the timer (RTO <- RTO * 2)"; §5.6: restart it.
+        self.rtx_at = Some(now + self.rtt.backed_off(self.backoff));
+    }
+
+    fn on_persist(&mut self, now: Instant) {
+        if !self.state.is_synchronized() {
+            return;
+        }
+        let since = *self.persist_since.get_or_insert(now);
+        if self.user_timeout_passed(Some(since), now) {
+            self.timed_out();
+            return;
+        }
+        if self.snd_wnd_room() > 0 {
+            // A window too small for Nagle and SWS avoidance: RFC 1122
+            // §4.2.3.4's override timeout sends what fits.
+            self.force_send = true;
+        } else {
+            // Zero-window probe (RFC 9293 §3.8.6.1), as Linux sends it: an
+            // ACK with an old sequence number that the peer must answer.
+            self.send_probe = true;
+        }
+        self.persist_probes += 1;
+        self.persist_at = Some(now + self.rtt.backed_off(self.persist_probes));
+    }
+
+    fn arm_keepalive(&mut self, now: Instant) {
+        if let Some(ka) = self.cfg.keepalive {
+            if matches!(self.state, State::Established | State::CloseWait | State::FinWait2) {
+                let base = self.last_recv.max(now.saturating_sub(ka.idle));
+                self.keepalive_at.get_or_insert(base + ka.idle);
+            }
+        }
+    }
+
+    fn on_keepalive(&mut self, now: Instant) {
+        let Some(ka) = self.cfg.keepalive else { return };
+        if !matches!(self.state, State::Established | State::CloseWait | State::FinWait2) {
+            return;
+        }
+        if self.snd_max != self.snd_una || !self.sndbuf.is_empty() {
+            // Data in flight: the retransmission timer watches the peer.
+            self.keepalive_at = Some(now + ka.idle);
+            return;
+        }
+        let idle = now.saturating_duration_since(self.last_recv);
+        if self.keepalive_probes == 0 && idle < ka.idle {
+            self.keepalive_at = Some(self.last_recv + ka.idle);
+            return;
+        }
+        let ut_passed = self.cfg.user_timeout.is_some_and(|u| !u.is_zero() && idle >= u);
+        if self.keepalive_probes >= ka.count || (self.keepalive_probes > 0 && ut_passed) {
+            // Linux resets the connection it gives up on.
+            self.pending_rst = Some(self.rst(self.snd_nxt, Some(self.rcv_nxt)));
+            self.timed_out();
+            return;
+        }
+        self.keepalive_probes += 1;
+        self.send_probe = true;
+        self.keepalive_at = Some(now + ka.interval);
+    }
+
+    fn enter_closed(&mut self) {
+        self.state = State::Closed;
+        self.rtx_at = None;
+        self.persist_at = None;
+        self.delack_at = None;
+        self.keepalive_at = None;
+        self.close_at = None;
+        self.ack_now = false;
+        self.send_probe = false;
+        self.rcvbuf.clear_ooo();
+    }
+
+    fn enter_time_wait(&mut self, now: Instant) {
+        self.state = State::TimeWait;
+        self.rtx_at = None;
+        self.persist_at = None;
+        self.keepalive_at = None;
+        self.close_at = Some(now + timers::TIME_WAIT);
+    }
+
+    // ---------------------------------------------------------------
+    // Segment arrival (RFC 9293 §3.10.7).
+    // ---------------------------------------------------------------
+
+    /// Processes one arriving segment (already demultiplexed to this
+    /// connection, checksum verified). Replies come out of [`Tcb::poll`].
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr) {
+        self.counters.segs_in += 1;
+        match self.state {
+            // The demultiplexer answers segments for closed connections.
+            State::Closed => {}
+            State::SynSent => self.on_segment_syn_sent(now, seg),
+            State::SynReceived
+            | State::Established
+            | State::FinWait1
+            | State::FinWait2
+            | State::CloseWait
+            | State::Closing
+            | State::LastAck
+            | State::TimeWait => self.on_segment_otherwise(now, seg),
+        }
+    }
+
+    /// RFC 9293 §3.10.7.3, SYN-SENT STATE.
+    fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpRepr) {
+        let seq = SeqNum(seg.seq_number);
+        let ack = seg.ack_number.map(SeqNum);
+        let rst = seg.control == TcpControl::Rst;
+        // "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the
+        // RST bit is set, if so drop the segment and return)".
+        if let Some(a) = ack {
+            if a <= self.iss || a > self.snd_max {
+                if !rst {
+                    self.pending_rst = Some(self.rst(a, None));
+                }
+                return;
+            }
+        }
+        if rst {
+            // "If the ACK was acceptable, then signal to the user 'error:
+            // connection reset', drop the segment, enter CLOSED state [...]
+            // Otherwise (no ACK), drop the segment and return."
+            if ack.is_some() {
+                self.error = Some(TcpError::Refused);
+                self.enter_closed();
+            }
+            return;
+        }
+        if seg.control != TcpControl::Syn {
+            // "If neither of the SYN or RST bits is set, then drop the
+            // segment and return."
+            return;
+        }
+        self.last_recv = now;
+        // "RCV.NXT is set to SEG.SEQ+1, IRS is set to SEG.SEQ."
+        self.irs = seq;
+        self.rcv_nxt = seq + 1;
+        self.last_ack_sent = self.rcv_nxt;
+        self.negotiate(
+            seg.max_seg_size,
+            seg.window_scale,
+            seg.sack_permitted,
+            seg.timestamp.map(|t| t.0),
+            now,
+        );
+        // RFC 7323 §2.2: "The window field in a segment where the SYN bit is
+        // set (i.e., a <SYN> or <SYN,ACK>) MUST NOT be scaled."
+        self.snd_wnd = u32::from(seg.window_len);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = seq;
+        self.rcv_adv = self.rcv_nxt + (self.rcvbuf.window().min(0xffff) as u32);
+        if let Some(a) = ack {
+            // "SND.UNA should be advanced to equal SEG.ACK".
+            self.snd_wl2 = a;
+            self.take_rtt_sample(now, a, seg.timestamp);
+            self.snd_una = a;
+            self.snd_nxt = self.snd_nxt.max(a);
+            self.backoff = 0;
+            self.rtx_at = None;
+            self.unacked_since = None;
+            // "If SND.UNA > ISS (our SYN has been ACKed), change the
+            // connection state to ESTABLISHED, form an ACK segment
+            // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it."
+            self.state = State::Established;
+            self.ack_now = true;
+            self.recover = a;
+            self.high_rxt = a;
+            self.arm_keepalive(now);
+            let fin = seg.control == TcpControl::Fin;
+            self.process_text_and_fin(now, seq + 1, seg.payload, fin);
+        } else {
+            // "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
+            // <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it."
+            self.state = State::SynReceived;
+            self.snd_nxt = self.iss;
+        }
+    }
+
+    fn rcv_wnd(&self) -> u32 {
+        self.rcv_adv.diff(self.rcv_nxt).max(0) as u32
+    }
+
+    /// RFC 9293 §3.10.7.4's acceptability test.
+    fn acceptable(&self, seq: SeqNum, seg_len: u32) -> bool {
+        let wnd = self.rcv_wnd();
+        let (nxt, edge) = (self.rcv_nxt, self.rcv_nxt + wnd);
+        match (seg_len, wnd) {
+            (0, 0) => seq == nxt,
+            (0, _) => seq.in_range(nxt, edge),
+            (_, 0) => false,
+            (l, _) => seq.in_range(nxt, edge) || (seq + (l - 1)).in_range(nxt, edge),
+        }
+    }
+
+    fn challenge_ack(&mut self, now: Instant) {
+        if self
+            .last_challenge
+            .is_some_and(|t| now.saturating_duration_since(t) < CHALLENGE_ACK_INTERVAL)
+        {
+            return;
+        }
+        self.last_challenge = Some(now);
+        self.ack_now = true;
+    }
+
+    /// RFC 9293 §3.10.7.4, "Otherwise": every state after SYN-SENT.
+    fn on_segment_otherwise(&mut self, now: Instant, seg: &TcpRepr) {
+        let mut seq = SeqNum(seg.seq_number);
+        let mut payload = seg.payload;
+        let mut syn = seg.control == TcpControl::Syn;
+        let mut fin = seg.control == TcpControl::Fin;
+        let rst = seg.control == TcpControl::Rst;
+        let seg_len = payload.len() as u32 + u32::from(syn) + u32::from(fin);
+
+        // RFC 7323 §5.3 R1: "If there is a Timestamps option in the arriving
+        // segment, SEG.TSval < TS.Recent, TS.Recent is valid [...], and if
+        // the RST bit is not set, then treat the arriving segment as not
+        // acceptable: Send an acknowledgment in reply [...] and drop the
+        // segment."
+        if let (true, Some((tsval, _)), false) = (self.ts_ok, seg.timestamp, rst) {
+            let valid = now.saturating_duration_since(self.ts_recent_at) < PAWS_IDLE;
+            if valid && ts_before(tsval, self.ts_recent) {
+                self.counters.paws_rejected += 1;
+                self.ack_now = true;
+                return;
+            }
+        }
+
+        // Simultaneous open: the peer's SYN,ACK acknowledges our SYN
+        // (RFC 9293 Figure 8, line 7).
+        if self.state == State::SynReceived && syn && seq == self.irs {
+            if let Some(a) = seg.ack_number.map(SeqNum) {
+                if a > self.snd_una && a <= self.snd_max {
+                    syn = false;
+                    seq += 1;
+                    self.ack_now = true;
+                }
+            }
+        }
+
+        if rst {
+            // RFC 5961 §3.2: "1) If the RST bit is set and the sequence
+            // number is outside the current receive window, silently drop
+            // the segment. 2) If the RST bit is set and the sequence number
+            // exactly matches the next expected sequence number (RCV.NXT),
+            // then TCP MUST reset the connection. 3) [...] TCP MUST send an
+            // acknowledgment (challenge ACK)".
+            let wnd = self.rcv_wnd().max(1);
+            if seq == self.rcv_nxt {
+                self.on_reset();
+            } else if seq.in_range(self.rcv_nxt, self.rcv_nxt + wnd) {
+                self.challenge_ack(now);
+            }
+            return;
+        }
+        if syn {
+            // RFC 5961 §4.2: "If the SYN bit is set, irrespective of the
+            // sequence number, TCP MUST send an ACK (also referred to as
+            // challenge ACK) to the remote peer".
+            self.challenge_ack(now);
+            return;
+        }
+
+        // "If an incoming segment is not acceptable, an acknowledgment
+        // should be sent in reply (unless the RST bit is set [...])".
+        let zero_window_probe = self.rcv_wnd() == 0 && seq == self.rcv_nxt;
+        if !self.acceptable(seq, seg_len) && !zero_window_probe {
+            self.ack_now = true;
+            if self.state == State::TimeWait && fin {
+                // "The only thing that can arrive in this state is a
+                // retransmission of the remote FIN. Acknowledge it, and
+                // restart the 2 MSL timeout."
+                self.close_at = Some(now + timers::TIME_WAIT);
+            }
+            return;
+        }
+        self.last_recv = now;
+        self.keepalive_probes = 0;
+        if let Some(ka) = self.cfg.keepalive {
+            if self.keepalive_at.is_some() {
+                self.keepalive_at = Some(now + ka.idle);
+            }
+        }
+
+        // RFC 7323 §4.3: "If SEG.TSval >= TS.Recent and SEG.SEQ <=
+        // Last.ACK.sent, then SEG.TSval is copied to TS.Recent".
+        if let (true, Some((tsval, _))) = (self.ts_ok, seg.timestamp) {
+            if !ts_before(tsval, self.ts_recent) && seq <= self.last_ack_sent {
+                self.ts_recent = tsval;
+                self.ts_recent_at = now;
+            }
+        }
+
+        // Trim what was already received ("segments with higher beginning
+        // sequence numbers may be held for later processing").
+        if seq < self.rcv_nxt {
+            let d = self.rcv_nxt.diff(seq) as usize;
+            if d > payload.len() {
+                fin = false;
+            }
+            payload = &payload[d.min(payload.len())..];
+            seq = self.rcv_nxt;
+        }
+        if zero_window_probe && self.rcv_wnd() == 0 {
+            if !payload.is_empty() || fin {
+                self.ack_now = true;
+            }
+            payload = &[];
+            fin = false;
+        }
+
+        // Fifth, the ACK field: "if the ACK bit is off, drop the segment and
+        // return".
+        let Some(ack) = seg.ack_number.map(SeqNum) else { return };
+        if self.state == State::SynReceived {
+            // "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED
+            // state and continue processing [...] If the segment
+            // acknowledgment is not acceptable, form a reset segment
+            // <SEQ=SEG.ACK><CTL=RST> and send it."
+            if ack > self.snd_una && ack <= self.snd_max {
+                self.state = if self.fin_queued {
+                    State::FinWait1
+                } else {
+                    State::Established
+                };
+                self.snd_wnd = u32::from(seg.window_len) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seq;
+                self.snd_wl2 = ack;
+                self.arm_keepalive(now);
+            } else {
+                self.pending_rst = Some(self.rst(ack, None));
+                return;
+            }
+        }
+        if !self.process_ack(now, seg, seq, ack) {
+            return;
+        }
+        if self.state == State::Closed {
+            return;
+        }
+
+        // Sixth, URG: ignored (RFC 6093 deprecates its use). Seventh and
+        // eighth: the text and FIN.
+        self.process_text_and_fin(now, seq, payload, fin);
+    }
+
+    fn on_reset(&mut self) {
+        // RFC 9293 §3.10.7.4, second, RST bit: SYN-RECEIVED of an active
+        // open is "connection refused"; ESTABLISHED through CLOSE-WAIT
+        // report "connection reset"; CLOSING, LAST-ACK and TIME-WAIT just
+        // close.
+        self.error = match self.state {
+            State::SynReceived => Some(TcpError::Refused),
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => Some(TcpError::Reset),
+            State::Closed | State::SynSent | State::Closing | State::LastAck | State::TimeWait => self.error,
+        };
+        self.enter_closed();
+    }
+
+    fn take_rtt_sample(&mut self, now: Instant, ack: SeqNum, ts: Option<(u32, u32)>) -> Option<Duration> {
+        let sample = match (self.ts_ok, ts) {
+            // RFC 7323 §4.1: the RTT from TSecr of an ACK of new data.
+            (true, Some((_, tsecr))) if tsecr != 0 => {
+                let ms = self.ts_now(now).wrapping_sub(tsecr);
+                (ms < 1 << 31).then(|| Duration::from_millis(u64::from(ms)))
+            }
+            _ => match self.rtt_probe {
+                Some((s, t)) if ack > s => Some(now.saturating_duration_since(t)),
+                _ => None,
+            },
+        };
+        if self.rtt_probe.is_some_and(|(s, _)| ack > s) {
+            self.rtt_probe = None;
+        }
+        if let Some(r) = sample {
+            self.rtt.sample(r);
+        }
+        sample
+    }
+
+    /// Fifth step for synchronized states. Returns whether to go on to the
+    /// segment text.
+    fn process_ack(&mut self, now: Instant, seg: &TcpRepr, seq: SeqNum, ack: SeqNum) -> bool {
+        // RFC 5961 §5.2: "All incoming segments whose ACK value doesn't
+        // satisfy the above condition MUST be discarded and an ACK sent
+        // back" — the condition being "(SND.UNA - MAX.SND.WND) =< SEG.ACK
+        // =< SND.NXT".
+        if ack > self.snd_max {
+            self.ack_now = true;
+            return false;
+        }
+        if ack < self.snd_una - self.max_snd_wnd {
+            self.challenge_ack(now);
+            return false;
+        }
+        let wnd = if seg.control == TcpControl::Syn {
+            u32::from(seg.window_len)
+        } else {
+            u32::from(seg.window_len) << self.snd_wscale
+        };
+        let sack_blocks: [Option<(SeqNum, SeqNum)>; MAX_SACK_BLOCKS] =
+            seg.sack_ranges.map(|r| r.map(|(l, r)| (SeqNum(l), SeqNum(r))));
+        let mut newly_sacked = 0;
+        if self.sack_ok && sack_blocks.iter().any(Option::is_some) {
+            let blocks: Vec<(SeqNum, SeqNum)> = sack_blocks.iter().flatten().copied().collect();
+            newly_sacked = self
+                .scoreboard
+                .update(ack.max(self.snd_una), self.snd_max, &blocks)
+                .newly_sacked;
+        }
+
+        if ack > self.snd_una {
+            self.on_new_ack(now, seg, ack);
+        } else if ack == self.snd_una
+            && self.snd_max != self.snd_una
+            && seg.payload.is_empty()
+            && seg.control == TcpControl::None
+            && (wnd == self.snd_wnd || newly_sacked > 0)
+        {
+            // RFC 5681 §2's duplicate ACK (or one with new SACK
+            // information, RFC 6675 §2).
+            self.on_dup_ack(now);
+        }
+
+        // "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =<
+        // SEG.ACK), set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and
+        // set SND.WL2 <- SEG.ACK."
+        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
+            let opened = self.snd_wnd == 0 && wnd > 0;
+            self.snd_wnd = wnd;
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
+            if opened {
+                self.persist_at = None;
+                self.persist_probes = 0;
+                self.persist_since = None;
+            }
+        }
+
+        let fin_acked = self.fin_queued && self.snd_una == self.fin_seq() + 1;
+        match self.state {
+            State::FinWait1 if fin_acked => {
+                // "In addition to the processing for the ESTABLISHED state,
+                // if the FIN segment is now acknowledged, then enter
+                // FIN-WAIT-2 and continue processing in that state."
+                self.state = State::FinWait2;
+                if self.orphaned {
+                    self.close_at = Some(now + timers::FIN_WAIT_2);
+                }
+            }
+            State::Closing if fin_acked => {
+                // "if the ACK acknowledges our FIN, then enter the TIME-WAIT
+                // state; otherwise, ignore the segment."
+                self.enter_time_wait(now);
+            }
+            State::LastAck if fin_acked => {
+                // "If our FIN is now acknowledged, delete the TCB, enter the
+                // CLOSED state, and return."
+                self.enter_closed();
+                return false;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Sequence number of our FIN (meaningful once `fin_queued`).
+    fn fin_seq(&self) -> SeqNum {
+        self.snd_buf_seq + self.sndbuf.len() as u32
+    }
+
+    fn on_new_ack(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNum) {
+        let acked = ack.diff(self.snd_una) as u32;
+        let rtt = self.take_rtt_sample(now, ack, seg.timestamp);
+        // Bytes of data acknowledged (the SYN and the FIN are not data).
+        let data_end = self.snd_buf_seq + self.sndbuf.len() as u32;
+        let data_acked = ack.min(data_end).diff(self.snd_buf_seq).max(0) as u32;
+        self.sndbuf.consume(data_acked as usize);
+        self.snd_buf_seq += data_acked;
+        self.counters.bytes_acked += u64::from(data_acked);
+        self.snd_una = ack;
+        self.snd_nxt = self.snd_nxt.max(ack);
+        self.high_rxt = self.high_rxt.max(ack);
+        self.backoff = 0;
+        self.persist_probes = 0;
+        self.persist_since = None;
+        // RFC 6298 §5.2: "When all outstanding data has been acknowledged,
+        // turn off the retransmission timer." §5.3: "When an ACK is received
+        // that acknowledges new data, restart the retransmission timer".
+        if self.snd_una == self.snd_max {
+            self.rtx_at = None;
+            self.unacked_since = None;
+        } else {
+            self.rtx_at = Some(now + self.rtt.rto());
+            self.unacked_since = Some(now);
+        }
+        self.ccs.flight = self.snd_max.diff(self.snd_una).max(0) as u32;
+        if self.ccs.in_recovery {
+            if ack >= self.recover {
+                // RFC 6582 §3.2 step 3, full acknowledgment: leave recovery.
+                self.ccs.in_recovery = false;
+                self.inflation = 0;
+                self.dupacks = 0;
+                self.cc.on_recovery_exit(&mut self.ccs, now);
+                self.scoreboard.clear();
+            } else {
+                // Partial acknowledgment: "retransmit the first unacknowledged
+                // segment [...] deflate the congestion window by the amount of
+                // new data acknowledged [...] add back one SMSS".
+                self.rtx_head = !self.sack_ok;
+                self.inflation = self.inflation.saturating_sub(acked) + self.snd_mss;
+            }
+        } else {
+            self.dupacks = 0;
+            self.cc.on_ack(&mut self.ccs, acked, now, rtt);
+        }
+    }
+
+    fn on_dup_ack(&mut self, now: Instant) {
+        self.dupacks += 1;
+        if self.ccs.in_recovery {
+            // RFC 6582 §3.2 step 4: "increment cwnd by SMSS" (kept as
+            // inflation beside the congestion controller's window).
+            self.inflation += self.snd_mss;
+            return;
+        }
+        let lost = self.sack_ok && self.scoreboard.is_lost(self.snd_una, self.snd_mss);
+        // RFC 6582 §3.2 step 2: only if the ACK "covers more than recover".
+        if (self.dupacks >= DUP_THRESH || lost) && self.snd_una >= self.recover {
+            self.ccs.flight = self.snd_max.diff(self.snd_una).max(0) as u32;
+            self.cc.on_congestion(&mut self.ccs, now);
+            self.ccs.in_recovery = true;
+            self.recover = self.snd_max;
+            self.high_rxt = self.snd_una;
+            self.inflation = DUP_THRESH * self.snd_mss;
+            self.rtx_head = true;
+            self.rtt_probe = None;
+            self.rtx_at = Some(now + self.rtt.backed_off(self.backoff));
+        }
+    }
+
+    /// Seventh and eighth steps: the segment text and FIN.
+    fn process_text_and_fin(&mut self, now: Instant, seq: SeqNum, payload: &[u8], fin: bool) {
+        if !payload.is_empty() {
+            if self.orphaned {
+                // Data after close(): Linux answers with a reset
+                // (RFC 2525 §2.17).
+                self.pending_rst = Some(self.rst(self.snd_nxt, Some(self.rcv_nxt)));
+                self.error = None;
+                self.enter_closed();
+                return;
+            }
+            if !self.state.receives_data() {
+                // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: "This should not
+                // occur since a FIN has been received from the remote side.
+                // Ignore the segment text."
+                return;
+            }
+            self.rcv_mss = self
+                .rcv_mss
+                .max(payload.len() as u32)
+                .min(u32::from(self.cfg.mss.max(MIN_MSS)));
+            let off = seq.diff(self.rcv_nxt).max(0) as usize;
+            let had_ooo = !self.rcvbuf.ooo_ranges().is_empty();
+            match self.rcvbuf.insert(off, payload) {
+                Ok(n) => {
+                    self.rcv_nxt += n as u32;
+                    self.counters.bytes_received += n as u64;
+                    if off > 0 {
+                        self.last_ooo = Some(seq);
+                    }
+                    if off > 0 || had_ooo {
+                        // RFC 5681 §4.2: "an immediate ACK SHOULD be
+                        // generated when an out-of-order segment arrives" and
+                        // when it "fills in all or part of a gap".
+                        self.ack_now = true;
+                    } else {
+                        // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: an ACK for at
+                        // least every second full-sized segment, and within
+                        // the delayed-ACK time otherwise.
+                        self.unacked_rcv_bytes += n as u32;
+                        if self.unacked_rcv_bytes >= 2 * self.rcv_mss {
+                            self.ack_now = true;
+                        } else if self.delack_at.is_none() {
+                            self.delack_at = Some(now + timers::DELAYED_ACK);
+                        }
+                    }
+                }
+                Err(_) => {
+                    self.counters.ooo_dropped += 1;
+                    self.ack_now = true;
+                    return;
+                }
+            }
+        }
+        let fin_at = if fin {
+            Some(seq + payload.len() as u32)
+        } else {
+            self.ooo_fin
+        };
+        if let Some(f) = fin_at {
+            if f == self.rcv_nxt {
+                self.ooo_fin = None;
+                self.on_fin(now);
+            } else if f > self.rcv_nxt && fin {
+                self.ooo_fin = Some(f);
+            }
+        }
+    }
+
+    fn on_fin(&mut self, now: Instant) {
+        if self.fin_received {
+            return;
+        }
+        // "advance RCV.NXT over the FIN, and send an acknowledgment for the
+        // FIN."
+        self.fin_received = true;
+        self.rcv_nxt += 1;
+        self.ack_now = true;
+        match self.state {
+            State::SynReceived | State::Established => self.state = State::CloseWait,
+            // FIN-WAIT-1 with our FIN acknowledged already became FIN-WAIT-2.
+            State::FinWait1 => self.state = State::Closing,
+            State::FinWait2 => self.enter_time_wait(now),
+            State::TimeWait => self.close_at = Some(now + timers::TIME_WAIT),
+            State::Closed | State::SynSent | State::CloseWait | State::Closing | State::LastAck => {}
+        }
+    }
+
+    // ---------------------------------------------------------------
+    // Output.
+    // ---------------------------------------------------------------
+
+    fn ts_now(&self, now: Instant) -> u32 {
+        (now.as_millis() as u32).wrapping_add(self.cfg.ts_offset)
+    }
+
+    /// The window to announce now, bytes: the free receive buffer, never
+    /// shrinking the right edge already announced (RFC 9293 §3.8.6.2.2).
+    fn adv_window(&self) -> u32 {
+        let max = 0xffffu32 << self.rcv_wscale;
+        let free = (self.rcvbuf.window() as u32).min(max);
+        // Round down to what the scaled field can say.
+        let free = free >> self.rcv_wscale << self.rcv_wscale;
+        free.max(self.rcv_wnd())
+    }
+
+    fn rst(&self, seq: SeqNum, ack: Option<SeqNum>) -> Segment {
+        Segment {
+            src_port: self.cfg.local_port,
+            dst_port: self.cfg.remote_port,
+            seq,
+            ack,
+            control: TcpControl::Rst,
+            push: false,
+            window: 0,
+            mss: None,
+            window_scale: None,
+            sack_permitted: false,
+            sack: [None; MAX_SACK_BLOCKS],
+            timestamp: None,
+            payload_len: 0,
+        }
+    }
+
+    /// A segment from the current state: ACK, window, timestamps and SACK
+    /// blocks filled in; the announced window and ACK recorded as sent.
+    fn segment(&mut self, now: Instant, seq: SeqNum, len: usize, control: TcpControl) -> Segment {
+        let syn = control == TcpControl::Syn;
+        let ack = (self.state != State::SynSent).then_some(self.rcv_nxt);
+        let window = if syn {
+            // RFC 7323 §2.2: the SYN's window is never scaled.
+            self.rcvbuf.window().min(0xffff) as u16
+        } else {
+            let w = self.adv_window();
+            self.rcv_adv = self.rcv_adv.max(self.rcv_nxt + w);
+            (w >> self.rcv_wscale).min(0xffff) as u16
+        };
+        let timestamp = match (syn, self.state) {
+            (true, State::SynSent) if self.cfg.timestamps => Some((self.ts_now(now), 0)),
+            _ if self.ts_ok => Some((self.ts_now(now), self.ts_recent)),
+            _ => None,
+        };
+        let mut sack = [None; MAX_SACK_BLOCKS];
+        if self.sack_ok && !syn {
+            // RFC 2018 §4: "The first SACK block [...] MUST specify the
+            // contiguous block of data containing the segment which
+            // triggered this ACK"; the others follow.
+            let max = if self.ts_ok { 3 } else { 4 };
+            let ranges = self.rcvbuf.ooo_ranges();
+            let latest = self.last_ooo.map(|q| q.diff(self.rcv_nxt)).and_then(|off| {
+                let off = usize::try_from(off).ok()?;
+                ranges.iter().position(|&(s, e)| (s..e).contains(&off))
+            });
+            let order = latest
+                .into_iter()
+                .chain((0..ranges.len()).filter(|&i| Some(i) != latest));
+            for (slot, i) in sack.iter_mut().zip(order.take(max)) {
+                let (s, e) = ranges[i];
+                *slot = Some(((self.rcv_nxt + s as u32).0, (self.rcv_nxt + e as u32).0));
+            }
+        }
+        let (mss, window_scale, sack_permitted) = if syn {
+            let offer = self.state == State::SynSent;
+            let ws = if offer { self.cfg.window_scaling } else { self.ws_ok };
+            (
+                Some(self.cfg.mss.max(MIN_MSS)),
+                ws.then_some(self.rcv_wscale),
+                if offer { self.cfg.sack } else { self.sack_ok },
+            )
+        } else {
+            (None, None, false)
+        };
+        if ack.is_some() {
+            self.last_ack_sent = self.rcv_nxt;
+            self.ack_now = false;
+            self.delack_at = None;
+            self.unacked_rcv_bytes = 0;
+        }
+        Segment {
+            src_port: self.cfg.local_port,
+            dst_port: self.cfg.remote_port,
+            seq,
+            ack,
+            control,
+            push: len > 0 && seq + len as u32 == self.fin_seq(),
+            window,
+            mss,
+            window_scale,
+            sack_permitted,
+            sack,
+            timestamp,
+            payload_len: len,
+        }
+    }
+
+    fn snd_wnd_room(&self) -> u32 {
+        (self.snd_una + self.snd_wnd).diff(self.snd_nxt).max(0) as u32
+    }
+
+    /// Bytes congestion control lets us add to the network now.
+    fn cwnd_room(&self) -> u32 {
+        let flight = self.snd_nxt.diff(self.snd_una).max(0) as u32;
+        let cwnd = self.ccs.cwnd;
+        if !self.ccs.in_recovery {
+            // RFC 3042 limited transmit: one new segment for each of the
+            // first two duplicate ACKs.
+            let limited = if self.dupacks < DUP_THRESH {
+                self.dupacks * self.snd_mss
+            } else {
+                0
+            };
+            (cwnd + limited).saturating_sub(flight)
+        } else if self.sack_ok {
+            let pipe = self
+                .scoreboard
+                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.snd_mss);
+            cwnd.saturating_sub(pipe)
+        } else {
+            (cwnd + self.inflation).saturating_sub(flight)
+        }
+    }
+
+    fn note_sent(&mut self, now: Instant, seg: &Segment) {
+        if seg.seq_len() > 0 {
+            if self.rtx_at.is_none() {
+                self.rtx_at = Some(now + self.rtt.backed_off(self.backoff));
+            }
+            self.unacked_since.get_or_insert(now);
+            self.persist_at = None;
+        }
+    }
+
+    fn output(&mut self, now: Instant) -> Option<Segment> {
+        if let Some(rst) = self.pending_rst.take() {
+            return Some(rst);
+        }
+        match self.state {
+            State::Closed => return None,
+            State::SynSent | State::SynReceived if self.snd_nxt == self.iss => {
+                let first = self.snd_max == self.iss;
+                let seg = self.segment(now, self.iss, 0, TcpControl::Syn);
+                self.snd_nxt = self.iss + 1;
+                self.snd_max = self.snd_max.max(self.snd_nxt);
+                if first && self.rtt_probe.is_none() && self.backoff == 0 {
+                    self.rtt_probe = Some((self.iss, now));
+                }
+                self.note_sent(now, &seg);
+                return Some(seg);
+            }
+            _ => {}
+        }
+        if self.send_probe {
+            self.send_probe = false;
+            // Keepalive and zero-window probes: "<SEQ=SND.UNA-1>" with no data.
+            return Some(self.segment(now, self.snd_una - 1, 0, TcpControl::None));
+        }
+        if self.snd_una > self.iss && self.state != State::TimeWait {
+            if let Some(seg) = self.retransmit_in_recovery(now) {
+                return Some(seg);
+            }
+            if let Some(seg) = self.send_new(now) {
+                return Some(seg);
+            }
+        }
+        if self.ack_now {
+            return Some(self.segment(now, self.snd_nxt, 0, TcpControl::None));
+        }
+        None
+    }
+
+    /// A segment of the send buffer at `seq` (a retransmission), with the
+    /// FIN if it ends where the FIN was sent.
+    fn retransmission(&mut self, now: Instant, seq: SeqNum, max_len: u32) -> Option<Segment> {
+        let off = seq.diff(self.snd_buf_seq).max(0) as usize;
+        let len = self.sndbuf.len().saturating_sub(off).min(max_len as usize);
+        let fin = self.fin_queued && off + len == self.sndbuf.len() && self.snd_max > self.fin_seq();
+        if len == 0 && !fin {
+            return None;
+        }
+        let control = if fin { TcpControl::Fin } else { TcpControl::None };
+        let seg = self.segment(now, seq, len, control);
+        self.rtt_probe = None;
+        self.counters.total_retrans += 1;
+        self.note_sent(now, &seg);
+        Some(seg)
+    }
+
+    fn retransmit_in_recovery(&mut self, now: Instant) -> Option<Segment> {
+        if !self.ccs.in_recovery {
+            return None;
+        }
+        if self.rtx_head {
+            self.rtx_head = false;
+            let seg = self.retransmission(now, self.snd_una, self.snd_mss)?;
+            self.high_rxt = self.high_rxt.max(self.snd_una + seg.seq_len());
+            return Some(seg);
+        }
+        if self.sack_ok {
+            let pipe = self
+                .scoreboard
+                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.snd_mss);
+            if pipe + self.snd_mss <= self.ccs.cwnd {
+                let (seq, len) = self
+                    .scoreboard
+                    .next_seg(self.snd_una, self.snd_max, self.high_rxt, self.snd_mss)?;
+                let seg = self.retransmission(now, seq, len)?;
+                self.high_rxt = seq + seg.seq_len();
+                return Some(seg);
+            }
+        }
+        None
+    }
+
+    /// New data (and the FIN) from SND.NXT, under the peer's window,
+    /// the congestion window, Nagle (RFC 896) and sender SWS avoidance
+    /// (RFC 1122 §4.2.3.4).
+    fn send_new(&mut self, now: Instant) -> Option<Segment> {
+        let off = self.snd_nxt.diff(self.snd_buf_seq);
+        if off < 0 || off as usize > self.sndbuf.len() {
+            // Only the FIN is beyond the data, and it is sent.
+            return None;
+        }
+        let off = off as usize;
+        let avail = self.sndbuf.len() - off;
+        let flight = self.snd_nxt.diff(self.snd_una).max(0) as u32;
+        let retransmitting = self.snd_nxt < self.snd_max;
+        let wnd_room = self.snd_wnd_room();
+        let room = wnd_room.min(self.cwnd_room()) as usize;
+        let mss = self.snd_mss as usize;
+        let len = avail.min(room).min(mss);
+        let fin = self.fin_queued && len == avail && (!retransmitting || self.snd_max > self.fin_seq());
+        let nagle_ok = self.cfg.nodelay || flight == 0 || self.fin_queued;
+        let send = fin
+            || (len > 0
+                && (len == mss
+                    || retransmitting
+                    || self.force_send
+                    || (len == avail && nagle_ok)
+                    || (self.max_snd_wnd > 0 && len as u32 >= self.max_snd_wnd / 2)));
+        if !send {
+            if avail > 0 && flight == 0 && self.rtx_at.is_none() && self.persist_at.is_none() {
+                // RFC 9293 §3.8.6.1: "The sending TCP must regularly transmit
+                // at least one octet of new data (if available), or [...] a
+                // segment [...] to the receiving TCP even if the send window
+                // is zero".
+                self.persist_at = Some(now + self.rtt.backed_off(self.persist_probes).max(timers::RTO_MIN));
+                self.persist_since.get_or_insert(now);
+            }
+            return None;
+        }
+        self.force_send = false;
+        let control = if fin { TcpControl::Fin } else { TcpControl::None };
+        let seq = self.snd_nxt;
+        let seg = self.segment(now, seq, len, control);
+        if retransmitting {
+            self.counters.total_retrans += 1;
+        } else if !self.ts_ok && self.rtt_probe.is_none() && seg.seq_len() > 0 {
+            self.rtt_probe = Some((seq, now));
+        }
+        self.snd_nxt += seg.seq_len();
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        self.note_sent(now, &seg);
+        Some(seg)
+    }
+}
+
+#[cfg(test)]
+#[path = "tcb_tests.rs"]
+mod tests;

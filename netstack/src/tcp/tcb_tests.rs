@@ -1,0 +1,1171 @@
+//! Segment-level tests of the tcpcb, written like RFC 9293's diagrams: the
+//! peer sends a segment (`h.recv(...)`: the tcpcb receives it), the tcpcb is
+//! expected to send one (`h.sent(...)`), or nothing (`h.silent()`).
+//!
+//! Our ISS is 1000 and the peer's 5000 throughout; ports 40000 -> 80.
+
+use super::*;
+use crate::sim::SimRng;
+
+const ISS: u32 = 1000;
+const IRS: u32 = 5000;
+const LOCAL: u16 = 40000;
+const REMOTE: u16 = 80;
+
+/// One segment of a diagram. Fields left `None` in an expectation are not
+/// checked; SYN options are checked when `opts` is set.
+#[derive(Debug, Clone, Default)]
+struct Seg {
+    seq: u32,
+    ack: Option<u32>,
+    ctl: TcpControl,
+    wnd: Option<u16>,
+    data: Vec<u8>,
+    opts: bool,
+    mss: Option<u16>,
+    ws: Option<u8>,
+    sack_perm: bool,
+    sack: Vec<(u32, u32)>,
+    ts: Option<(u32, u32)>,
+}
+
+/// `<SEQ=seq>`.
+fn seq(seq: u32) -> Seg {
+    Seg {
+        seq,
+        ..Default::default()
+    }
+}
+
+impl Seg {
+    fn ack(mut self, a: u32) -> Seg {
+        self.ack = Some(a);
+        self
+    }
+    fn syn(mut self) -> Seg {
+        self.ctl = TcpControl::Syn;
+        self
+    }
+    fn fin(mut self) -> Seg {
+        self.ctl = TcpControl::Fin;
+        self
+    }
+    fn rst(mut self) -> Seg {
+        self.ctl = TcpControl::Rst;
+        self
+    }
+    fn wnd(mut self, w: u16) -> Seg {
+        self.wnd = Some(w);
+        self
+    }
+    fn data(mut self, d: &[u8]) -> Seg {
+        self.data = d.to_vec();
+        self
+    }
+    fn mss(mut self, m: u16) -> Seg {
+        self.opts = true;
+        self.mss = Some(m);
+        self
+    }
+    fn ws(mut self, s: u8) -> Seg {
+        self.opts = true;
+        self.ws = Some(s);
+        self
+    }
+    fn sack_perm(mut self) -> Seg {
+        self.opts = true;
+        self.sack_perm = true;
+        self
+    }
+    fn sack(mut self, l: u32, r: u32) -> Seg {
+        self.sack.push((l, r));
+        self
+    }
+    fn ts(mut self, val: u32, ecr: u32) -> Seg {
+        self.ts = Some((val, ecr));
+        self
+    }
+
+    fn repr(&self) -> TcpRepr<'_> {
+        let mut sack_ranges = [None; MAX_SACK_BLOCKS];
+        for (slot, r) in sack_ranges.iter_mut().zip(&self.sack) {
+            *slot = Some(*r);
+        }
+        TcpRepr {
+            src_port: REMOTE,
+            dst_port: LOCAL,
+            control: self.ctl,
+            push: false,
+            seq_number: self.seq,
+            ack_number: self.ack,
+            window_len: self.wnd.unwrap_or(65535),
+            window_scale: self.ws,
+            max_seg_size: self.mss,
+            sack_permitted: self.sack_perm,
+            sack_ranges,
+            timestamp: self.ts,
+            ece: false,
+            cwr: false,
+            payload: &self.data,
+        }
+    }
+}
+
+/// A tcpcb and a virtual clock.
+struct H {
+    t: Tcb,
+    now: Instant,
+}
+
+/// No options, so the diagrams stay short; tests that need one turn it on.
+fn plain() -> Config {
+    Config {
+        window_scaling: false,
+        timestamps: false,
+        sack: false,
+        recv_buffer: 64 * 1024,
+        ..Config::new(LOCAL, REMOTE)
+    }
+}
+
+impl H {
+    /// SYN-SENT; the SYN is checked by the caller with `sent`.
+    fn connect(cfg: Config) -> (H, Segment) {
+        let now = Instant::from_secs(1);
+        let (t, syn) = Tcb::connect(cfg, SeqNum(ISS), now);
+        (H { t, now }, syn)
+    }
+
+    /// ESTABLISHED through an active open with `cfg`'s options answered
+    /// by the peer with MSS 1460 and nothing else.
+    fn established(cfg: Config) -> H {
+        let (mut h, syn) = H::connect(cfg);
+        assert_eq!(syn.control, TcpControl::Syn);
+        h.recv(seq(IRS).syn().ack(ISS + 1).mss(1460).wnd(65535));
+        h.sent(seq(ISS + 1).ack(IRS + 1));
+        assert_eq!(h.t.state(), State::Established);
+        h
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+    }
+
+    fn at_ms(&mut self, ms: u64) {
+        self.now = Instant::from_millis(ms);
+    }
+
+    /// The tcpcb receives `s` from the peer.
+    fn recv(&mut self, s: Seg) {
+        self.t.on_segment(self.now, &s.repr());
+    }
+
+    /// The next segment the tcpcb sends, with its payload.
+    #[track_caller]
+    fn next(&mut self) -> (Segment, Vec<u8>) {
+        let seg = self.t.poll(self.now).expect("expected a segment, the tcpcb sent none");
+        let (a, b) = self.t.payload(&seg);
+        (seg, [a, b].concat())
+    }
+
+    /// The tcpcb sends `want` next.
+    #[track_caller]
+    fn sent(&mut self, want: Seg) -> Segment {
+        let (got, data) = self.next();
+        let ctx = format!("\n  want {want:?}\n  got  {got:?}");
+        assert_eq!(got.seq.0, want.seq, "SEQ{ctx}");
+        assert_eq!(got.ack.map(|a| a.0), want.ack, "ACK{ctx}");
+        assert_eq!(got.control, want.ctl, "CTL{ctx}");
+        assert_eq!(data, want.data, "payload{ctx}");
+        if let Some(w) = want.wnd {
+            assert_eq!(got.window, w, "WND{ctx}");
+        }
+        if want.opts {
+            assert_eq!(got.mss, want.mss, "MSS option{ctx}");
+            assert_eq!(got.window_scale, want.ws, "window scale option{ctx}");
+            assert_eq!(got.sack_permitted, want.sack_perm, "SACK-permitted{ctx}");
+        }
+        if let Some(ts) = want.ts {
+            assert_eq!(got.timestamp, Some(ts), "timestamps{ctx}");
+        }
+        if !want.sack.is_empty() {
+            let blocks: Vec<_> = got.sack.iter().flatten().copied().collect();
+            assert_eq!(blocks, want.sack, "SACK blocks{ctx}");
+        }
+        got
+    }
+
+    /// The tcpcb sends nothing now.
+    #[track_caller]
+    fn silent(&mut self) {
+        if let Some(s) = self.t.poll(self.now) {
+            panic!("expected nothing, the tcpcb sent {s:?}");
+        }
+    }
+
+    /// Moves the clock to the next timer.
+    #[track_caller]
+    fn skip_to_timer(&mut self) {
+        self.now = self.t.next_timer().expect("a timer is armed");
+    }
+
+    fn read_all(&mut self) -> Vec<u8> {
+        let mut out = vec![0; 1 << 20];
+        let n = self.t.recv(&mut out);
+        out.truncate(n);
+        out
+    }
+}
+
+// ------------------------------------------------------------------
+// Opening.
+// ------------------------------------------------------------------
+
+/// RFC 9293 Figure 6, basic three-way handshake, from TCP Peer A's side.
+#[test]
+fn active_open_three_way_handshake() {
+    let (mut h, syn) = H::connect(Config {
+        recv_buffer: 256 * 1024,
+        ts_offset: 7,
+        ..Config::new(LOCAL, REMOTE)
+    });
+    assert_eq!(h.t.state(), State::SynSent);
+    assert_eq!(h.t.state().to_string(), "SYN-SENT");
+    // 2. SYN-SENT --> <SEQ=1000><CTL=SYN> (MSS, WS, SACK-permitted, TS).
+    assert_eq!(syn.seq, SeqNum(ISS));
+    assert_eq!(syn.ack, None);
+    assert_eq!(syn.mss, Some(1460));
+    assert_eq!(syn.window_scale, Some(3), "256 KiB needs a shift of 3");
+    assert!(syn.sack_permitted);
+    assert_eq!(syn.timestamp, Some((1007, 0)));
+    assert_eq!(syn.window, 65535);
+    h.silent();
+    // 3. SYN-SENT <-- <SEQ=5000><ACK=1001><CTL=SYN,ACK>
+    h.recv(
+        seq(IRS)
+            .syn()
+            .ack(ISS + 1)
+            .mss(1400)
+            .ws(7)
+            .sack_perm()
+            .ts(99, 1007)
+            .wnd(1000),
+    );
+    // 4. ESTABLISHED --> <SEQ=1001><ACK=5001><CTL=ACK>, window scaled by 3.
+    h.sent(seq(ISS + 1).ack(IRS + 1).wnd(32768).ts(1007, 99));
+    assert_eq!(h.t.state(), State::Established);
+    let i = h.t.info();
+    assert_eq!((i.snd_wscale, i.rcv_wscale, i.timestamps, i.sack), (7, 3, true, true));
+    assert_eq!(i.snd_mss, 1400 - 12, "MSS less the timestamps option");
+    assert_eq!(i.snd_wnd, 1000, "the SYN's window is not scaled");
+    assert!(h.t.readiness().writable);
+    // 5. ESTABLISHED --> <SEQ=1001><ACK=5001><CTL=ACK><DATA>
+    assert_eq!(h.t.send(b"hello"), 5);
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"hello"));
+}
+
+/// A passive open handed over by the syncache starts in ESTABLISHED.
+#[test]
+fn passive_open_from_syncache() {
+    let hs = Handshake {
+        iss: SeqNum(ISS),
+        irs: SeqNum(IRS),
+        peer_window: 100,
+        peer_mss: Some(1200),
+        peer_wscale: Some(4),
+        sack_permitted: true,
+        ts_recent: None,
+    };
+    let mut h = H {
+        t: Tcb::accept(Config::new(REMOTE, LOCAL), &hs, Instant::ZERO),
+        now: Instant::ZERO,
+    };
+    assert_eq!(h.t.state(), State::Established);
+    let i = h.t.info();
+    assert_eq!((i.snd_wnd, i.snd_mss, i.timestamps, i.sack), (1600, 1200, false, true));
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"GET /"));
+    assert_eq!(h.read_all(), b"GET /");
+    h.t.send(b"200");
+    h.sent(seq(ISS + 1).ack(IRS + 6).data(b"200"));
+}
+
+/// RFC 9293 Figure 7, simultaneous connection synchronization.
+#[test]
+fn simultaneous_open() {
+    let (mut h, _syn) = H::connect(plain());
+    // 2. SYN-SENT --> <SEQ=1000><CTL=SYN> (sent); 3. <-- <SEQ=5000><CTL=SYN>
+    h.recv(seq(IRS).syn().mss(1460));
+    assert_eq!(h.t.state(), State::SynReceived);
+    assert_eq!(h.t.state().to_string(), "SYN-RECEIVED");
+    // 5. SYN-RECEIVED --> <SEQ=1000><ACK=5001><CTL=SYN,ACK>
+    h.sent(seq(ISS).ack(IRS + 1).syn().mss(1460));
+    h.silent();
+    // 6. SYN-RECEIVED <-- <SEQ=5000><ACK=1001><CTL=SYN,ACK>
+    h.recv(seq(IRS).ack(ISS + 1).syn().mss(1460));
+    // 7. ESTABLISHED --> <SEQ=1001><ACK=5001><CTL=ACK>
+    assert_eq!(h.t.state(), State::Established);
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+}
+
+/// Simultaneous open where the peer's plain ACK completes it.
+#[test]
+fn simultaneous_open_completed_by_ack() {
+    let (mut h, _syn) = H::connect(plain());
+    h.recv(seq(IRS).syn().mss(1460));
+    h.sent(seq(ISS).ack(IRS + 1).syn());
+    h.recv(seq(IRS + 1).ack(ISS + 1));
+    assert_eq!(h.t.state(), State::Established);
+    // A bad ACK in SYN-RECEIVED draws <SEQ=SEG.ACK><CTL=RST>.
+    let (mut h, _syn) = H::connect(plain());
+    h.recv(seq(IRS).syn());
+    h.sent(seq(ISS).ack(IRS + 1).syn());
+    h.recv(seq(IRS + 1).ack(ISS + 50));
+    h.sent(seq(ISS + 50).rst());
+    assert_eq!(h.t.state(), State::SynReceived);
+}
+
+/// RFC 9293 §3.10.7.3: a bad ACK in SYN-SENT draws a reset; an RST with an
+/// acceptable ACK refuses the connection; one without is ignored.
+#[test]
+fn syn_sent_bad_ack_and_refusal() {
+    let (mut h, _) = H::connect(plain());
+    // <SEQ=5000><ACK=999><CTL=ACK> acknowledges nothing we sent.
+    h.recv(seq(IRS).ack(ISS - 1));
+    h.sent(seq(ISS - 1).rst());
+    h.recv(seq(IRS).rst());
+    assert_eq!(h.t.state(), State::SynSent, "RST without ACK is dropped");
+    h.recv(seq(0).ack(ISS + 7).rst());
+    assert_eq!(h.t.state(), State::SynSent, "RST with an unacceptable ACK is dropped");
+    h.recv(seq(0).ack(ISS + 1).rst());
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(h.t.readiness().error, Some(TcpError::Refused));
+    assert_eq!(h.t.take_error(), Some(TcpError::Refused));
+    assert_eq!(h.t.take_error(), None);
+}
+
+/// SYN retransmitted 6 times with RTO 1, 2, 4, ... s, then ETIMEDOUT.
+#[test]
+fn syn_retries_time_out() {
+    let (mut h, _) = H::connect(plain());
+    let start = h.now;
+    for i in 0..6 {
+        h.skip_to_timer();
+        h.sent(seq(ISS).syn());
+        assert_eq!(h.now - start, Duration::from_secs((1 << (i + 1)) - 1));
+    }
+    h.skip_to_timer();
+    h.silent();
+    assert_eq!(h.now - start, Duration::from_secs(127));
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(h.t.error(), Some(TcpError::TimedOut));
+}
+
+// ------------------------------------------------------------------
+// Options.
+// ------------------------------------------------------------------
+
+/// RFC 7323 §2.3: a shift above 14 is used as 14.
+#[test]
+fn window_scale_above_14_is_14() {
+    let (mut h, _) = H::connect(Config::new(LOCAL, REMOTE));
+    h.recv(seq(IRS).syn().ack(ISS + 1).ws(15).wnd(1000));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(h.t.info().snd_wscale, 14);
+    h.recv(seq(IRS + 1).ack(ISS + 1).wnd(2));
+    assert_eq!(h.t.info().snd_wnd, 2 << 14);
+}
+
+/// Windows are scaled both ways once both SYNs carried the option, and not
+/// at all when the peer's SYN lacks it.
+#[test]
+fn window_scaling_both_ways() {
+    let cfg = Config {
+        recv_buffer: 1 << 20,
+        ..plain()
+    };
+    let cfg = Config {
+        window_scaling: true,
+        ..cfg
+    };
+    let (mut h, syn) = H::connect(cfg.clone());
+    assert_eq!(syn.window_scale, Some(5));
+    h.recv(seq(IRS).syn().ack(ISS + 1).ws(3).wnd(500));
+    // 1 MiB >> 5 = 32768.
+    h.sent(seq(ISS + 1).ack(IRS + 1).wnd(32768));
+    h.recv(seq(IRS + 1).ack(ISS + 1).wnd(500));
+    assert_eq!(h.t.info().snd_wnd, 4000);
+    // The peer did not offer scaling: neither side scales.
+    let (mut h, _) = H::connect(cfg);
+    h.recv(seq(IRS).syn().ack(ISS + 1).wnd(500));
+    h.sent(seq(ISS + 1).ack(IRS + 1).wnd(65535));
+    assert_eq!((h.t.info().snd_wscale, h.t.info().rcv_wscale), (0, 0));
+}
+
+/// MSS 0 and 48 are clamped up to 88; a larger MSS than our path is capped.
+#[test]
+fn mss_clamped() {
+    for (peer, want) in [(0, 88), (48, 88), (88, 88), (9000, 1460), (536, 536)] {
+        let (mut h, _) = H::connect(plain());
+        h.recv(seq(IRS).syn().ack(ISS + 1).mss(peer));
+        assert_eq!(h.t.info().snd_mss, want, "peer MSS {peer}");
+    }
+    // No MSS option: 536.
+    let (mut h, _) = H::connect(plain());
+    h.recv(seq(IRS).syn().ack(ISS + 1));
+    assert_eq!(h.t.info().snd_mss, 536);
+    // Segments are cut at the clamped MSS.
+    let (mut h, _) = H::connect(Config {
+        nodelay: true,
+        ..plain()
+    });
+    h.recv(seq(IRS).syn().ack(ISS + 1).mss(48));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    h.t.send(&[7; 100]);
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(&[7; 88]));
+    h.sent(seq(ISS + 89).ack(IRS + 1).data(&[7; 12]));
+}
+
+/// RFC 7323 §5.3: a segment whose TSval is older than TS.Recent is dropped
+/// and acknowledged; TS.Recent follows in-order segments.
+#[test]
+fn timestamps_and_paws() {
+    let (mut h, _) = H::connect(Config {
+        timestamps: true,
+        ..plain()
+    });
+    h.at_ms(1000);
+    h.recv(seq(IRS).syn().ack(ISS + 1).ts(500, 1000));
+    h.sent(seq(ISS + 1).ack(IRS + 1).ts(1000, 500));
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"new").ts(600, 1000));
+    h.skip_to_timer();
+    h.sent(seq(ISS + 1).ack(IRS + 4).ts(1040, 600));
+    // An old duplicate from a previous incarnation: TSval 550 < 600.
+    h.recv(seq(IRS + 4).ack(ISS + 1).data(b"old").ts(550, 1000));
+    h.sent(seq(ISS + 1).ack(IRS + 4).ts(1040, 600));
+    assert_eq!(h.read_all(), b"new");
+    assert_eq!(h.t.info().paws_rejected, 1);
+    // RTT from TSecr: data sent at 1040, echoed at 1140.
+    h.t.send(b"x");
+    h.sent(seq(ISS + 1).ack(IRS + 4).data(b"x").ts(1040, 600));
+    h.at_ms(1140);
+    h.recv(seq(IRS + 4).ack(ISS + 2).ts(700, 1040));
+    // SRTT = 7/8 * 0 (the SYN's sample) + 1/8 * 100 ms.
+    assert_eq!(h.t.info().rtt, Duration::from_micros(12_500));
+}
+
+// ------------------------------------------------------------------
+// RFC 5961.
+// ------------------------------------------------------------------
+
+/// RST: exact RCV.NXT resets, elsewhere in the window draws a challenge
+/// ACK, outside the window is silently dropped.
+#[test]
+fn rst_in_and_out_of_window() {
+    let mut h = H::established(plain());
+    h.recv(seq(IRS + 100).rst());
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(h.t.state(), State::Established);
+    h.recv(seq(IRS + 1_000_000).rst());
+    h.silent();
+    // Challenge ACKs are rate limited (one per 500 ms).
+    h.recv(seq(IRS + 200).rst());
+    h.silent();
+    h.advance(Duration::from_millis(500));
+    h.recv(seq(IRS + 200).rst());
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    h.recv(seq(IRS + 1).rst());
+    h.silent();
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(h.t.error(), Some(TcpError::Reset));
+    let r = h.t.readiness();
+    assert!(r.hung_up && r.readable && !r.writable);
+}
+
+/// RFC 5961 §4.2: a SYN on an open connection draws a challenge ACK.
+#[test]
+fn syn_in_established_draws_challenge_ack() {
+    let mut h = H::established(plain());
+    h.recv(seq(IRS + 10).syn());
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(h.t.state(), State::Established);
+    h.advance(Duration::from_secs(1));
+    h.recv(seq(9_999_999).syn());
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(h.t.state(), State::Established);
+}
+
+/// RFC 5961 §5.2: an ACK of data not yet sent is answered with an ACK and
+/// dropped, with its data.
+#[test]
+fn ack_of_unsent_data_dropped() {
+    let mut h = H::established(plain());
+    h.recv(seq(IRS + 1).ack(ISS + 500).data(b"zzz"));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(h.t.recv_queued(), 0);
+}
+
+// ------------------------------------------------------------------
+// Data.
+// ------------------------------------------------------------------
+
+/// A lone segment is acknowledged after 40 ms; every second full-sized one
+/// at once (RFC 5681 §4.2, Linux's delayed ACK).
+#[test]
+fn delayed_ack() {
+    let mut h = H::established(plain());
+    let t0 = h.now;
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(&[1; 1460]));
+    h.silent();
+    assert_eq!(h.t.next_timer(), Some(t0 + Duration::from_millis(40)));
+    h.skip_to_timer();
+    h.sent(seq(ISS + 1).ack(IRS + 1461));
+    h.recv(seq(IRS + 1461).ack(ISS + 1).data(&[2; 1460]));
+    h.silent();
+    h.recv(seq(IRS + 2921).ack(ISS + 1).data(&[3; 1460]));
+    h.sent(seq(ISS + 1).ack(IRS + 4381));
+    assert_eq!(h.t.next_timer(), None);
+    assert_eq!(h.read_all().len(), 4380);
+    assert_eq!(h.t.info().bytes_received, 4380);
+}
+
+/// Out-of-order segments are acknowledged at once (with SACK blocks), held,
+/// and delivered when the hole fills.
+#[test]
+fn out_of_order_reassembly_with_sack() {
+    let mut h = H::established(Config { sack: true, ..plain() });
+    // Re-establish with SACK permitted by the peer.
+    let (mut h2, _) = H::connect(Config { sack: true, ..plain() });
+    h2.recv(seq(IRS).syn().ack(ISS + 1).sack_perm());
+    h2.sent(seq(ISS + 1).ack(IRS + 1));
+    std::mem::swap(&mut h, &mut h2);
+    h.recv(seq(IRS + 11).ack(ISS + 1).data(b"world"));
+    h.sent(seq(ISS + 1).ack(IRS + 1).sack(IRS + 11, IRS + 16));
+    h.recv(seq(IRS + 21).ack(ISS + 1).data(b"!"));
+    // RFC 2018 §4: the first block holds the segment that triggered the ACK.
+    h.sent(
+        seq(ISS + 1)
+            .ack(IRS + 1)
+            .sack(IRS + 21, IRS + 22)
+            .sack(IRS + 11, IRS + 16),
+    );
+    assert_eq!(h.t.recv_queued(), 0);
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"hello, "));
+    h.sent(
+        seq(ISS + 1)
+            .ack(IRS + 8)
+            .sack(IRS + 21, IRS + 22)
+            .sack(IRS + 11, IRS + 16),
+    );
+    h.recv(seq(IRS + 8).ack(ISS + 1).data(b"abc"));
+    h.sent(seq(ISS + 1).ack(IRS + 16).sack(IRS + 21, IRS + 22));
+    h.recv(seq(IRS + 16).ack(ISS + 1).data(b"12345"));
+    h.sent(seq(ISS + 1).ack(IRS + 22));
+    assert_eq!(h.read_all(), b"hello, abcworld12345!");
+}
+
+/// A flood of disjoint out-of-order segments cannot grow memory: the
+/// ranges are bounded, later ones dropped and counted.
+#[test]
+fn out_of_order_flood_is_bounded() {
+    let mut h = H::established(plain());
+    for i in 0..10_000u32 {
+        h.recv(seq(IRS + 2 + 2 * i).ack(ISS + 1).data(b"x"));
+        while h.t.poll(h.now).is_some() {}
+    }
+    let held = h.t.rcvbuf.ooo_ranges().len();
+    assert_eq!(held, crate::tcp::buffer::MAX_OOO_RANGES);
+    assert_eq!(h.t.rcvbuf.capacity(), 64 * 1024, "the buffer never grows");
+    assert!(h.t.info().ooo_dropped > 9000);
+    // The stream still completes once the real data arrives.
+    let data: Vec<u8> = (0..200).map(|i| if i % 2 == 1 { b'x' } else { b'y' }).collect();
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(&data));
+    assert_eq!(h.read_all(), data);
+}
+
+/// Nagle (RFC 896): a small write waits while data is unacknowledged;
+/// TCP_NODELAY sends it at once.
+#[test]
+fn nagle_and_nodelay() {
+    let mut h = H::established(plain());
+    h.t.send(b"a");
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"a"));
+    h.t.send(b"b");
+    h.silent();
+    h.t.send(b"c");
+    h.silent();
+    h.recv(seq(IRS + 1).ack(ISS + 2));
+    h.sent(seq(ISS + 2).ack(IRS + 1).data(b"bc"));
+    h.t.set_nodelay(true);
+    h.t.send(b"d");
+    h.sent(seq(ISS + 4).ack(IRS + 1).data(b"d"));
+}
+
+/// The send buffer is bounded; `send` takes what fits.
+#[test]
+fn send_buffer_bounded() {
+    let mut h = H::established(Config {
+        send_buffer: 1000,
+        ..plain()
+    });
+    assert_eq!(h.t.send(&[0; 1500]), 1000);
+    assert!(!h.t.readiness().writable);
+    assert_eq!(h.t.send(b"x"), 0);
+}
+
+// ------------------------------------------------------------------
+// Retransmission.
+// ------------------------------------------------------------------
+
+/// RFC 6298: first RTO 1 s, doubled on each expiry; Karn: the ACK of a
+/// retransmitted segment gives no RTT sample.
+#[test]
+fn rto_backoff_and_karn() {
+    // The SYN is timed: its answer comes 300 ms later.
+    let (mut h, _) = H::connect(plain());
+    h.advance(Duration::from_millis(300));
+    h.recv(seq(IRS).syn().ack(ISS + 1).mss(1460));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(h.t.info().rtt, Duration::from_millis(300));
+    let rto = h.t.info().rto;
+    assert_eq!(rto, Duration::from_millis(900));
+    h.t.send(b"data");
+    let t0 = h.now;
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"data"));
+    let mut wait = rto;
+    let mut at = t0;
+    for _ in 0..3 {
+        at += wait;
+        h.skip_to_timer();
+        assert_eq!(h.now, at);
+        h.sent(seq(ISS + 1).ack(IRS + 1).data(b"data"));
+        wait *= 2;
+    }
+    assert_eq!(h.t.info().retransmits, 3);
+    assert_eq!(h.t.info().total_retrans, 3);
+    // The ACK comes; Karn: no sample, SRTT still 300 ms.
+    h.advance(Duration::from_millis(10));
+    h.recv(seq(IRS + 1).ack(ISS + 5));
+    assert_eq!(h.t.info().rtt, Duration::from_millis(300));
+    assert_eq!(h.t.info().retransmits, 0);
+    assert_eq!(h.t.next_timer(), None);
+    // Fresh data is timed again.
+    h.t.send(b"more");
+    h.sent(seq(ISS + 5).ack(IRS + 1).data(b"more"));
+    h.advance(Duration::from_millis(100));
+    h.recv(seq(IRS + 1).ack(ISS + 9));
+    assert_eq!(h.t.info().rtt, Duration::from_millis(275));
+}
+
+/// The RTO never drops below 200 ms nor exceeds 120 s; data retries give up
+/// with ETIMEDOUT.
+#[test]
+fn rto_bounds_and_give_up() {
+    let mut h = H::established(plain());
+    assert_eq!(h.t.info().rto, timers::RTO_MIN);
+    h.t.send(b"x");
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"x"));
+    let mut last = h.now;
+    for _ in 0..15 {
+        h.skip_to_timer();
+        assert!(h.now - last <= timers::RTO_MAX);
+        last = h.now;
+        h.sent(seq(ISS + 1).ack(IRS + 1).data(b"x"));
+    }
+    assert_eq!(h.t.info().rto, timers::RTO_MAX);
+    h.skip_to_timer();
+    h.silent();
+    assert_eq!(h.t.error(), Some(TcpError::TimedOut));
+}
+
+/// TCP_USER_TIMEOUT cuts the retries short.
+#[test]
+fn user_timeout() {
+    let mut h = H::established(Config {
+        user_timeout: Some(Duration::from_secs(3)),
+        ..plain()
+    });
+    let t0 = h.now;
+    h.t.send(b"x");
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"x"));
+    while h.t.state() != State::Closed {
+        h.skip_to_timer();
+        while h.t.poll(h.now).is_some() {}
+    }
+    assert_eq!(h.t.error(), Some(TcpError::TimedOut));
+    let took = h.now - t0;
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(7),
+        "{took:?}"
+    );
+}
+
+/// Three duplicate ACKs: fast retransmit; limited transmit sends new data
+/// on the first two (RFC 3042); a full ACK ends recovery.
+#[test]
+fn fast_retransmit_newreno() {
+    let mut h = H::established(Config {
+        nodelay: true,
+        ..plain()
+    });
+    let mss = 1460usize;
+    let data = vec![9u8; mss * 12];
+    h.t.send(&data);
+    // Initial window: 10 segments.
+    for i in 0..10 {
+        h.sent(seq(ISS + 1 + (i * mss) as u32).ack(IRS + 1).data(&data[..mss]));
+    }
+    h.silent();
+    // Segment 0 is lost; 1.. arrive and each draws a duplicate ACK.
+    h.recv(seq(IRS + 1).ack(ISS + 1));
+    h.sent(seq(ISS + 1 + (10 * mss) as u32).ack(IRS + 1).data(&data[..mss]));
+    h.recv(seq(IRS + 1).ack(ISS + 1));
+    h.sent(seq(ISS + 1 + (11 * mss) as u32).ack(IRS + 1).data(&data[..mss]));
+    h.recv(seq(IRS + 1).ack(ISS + 1));
+    // Fast retransmit of the first segment.
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(&data[..mss]));
+    h.silent();
+    assert_eq!(h.t.info().total_retrans, 1);
+    // A full ACK (everything up to "recover").
+    h.recv(seq(IRS + 1).ack(ISS + 1 + (12 * mss) as u32));
+    assert!(!h.t.ccs.in_recovery);
+    assert_eq!(h.t.info().unacked, 0);
+    assert_eq!(h.t.info().bytes_acked, (12 * mss) as u64);
+}
+
+// ------------------------------------------------------------------
+// Windows and probes.
+// ------------------------------------------------------------------
+
+/// A zero window stops data; persist probes follow with backoff; the
+/// window update that answers one lets data flow.
+#[test]
+fn zero_window_persist_probes() {
+    let mut h = H::established(plain());
+    h.recv(seq(IRS + 1).ack(ISS + 1).wnd(0));
+    h.t.send(b"blocked");
+    h.silent();
+    let t0 = h.now;
+    // Probes at 200 ms, then 400 ms after that, then 800 ms ...
+    let mut at = t0;
+    for wait in [200u64, 400, 800] {
+        at += Duration::from_millis(wait);
+        h.skip_to_timer();
+        assert_eq!(h.now, at);
+        // <SEQ=SND.UNA-1><ACK=RCV.NXT><CTL=ACK>, no data.
+        h.sent(seq(ISS).ack(IRS + 1));
+        h.silent();
+        h.recv(seq(IRS + 1).ack(ISS + 1).wnd(0));
+        h.silent();
+    }
+    assert_eq!(h.t.state(), State::Established, "a peer that answers is kept");
+    h.recv(seq(IRS + 1).ack(ISS + 1).wnd(4));
+    // Four bytes fit, but less than half the largest window the peer
+    // offered: sender SWS avoidance (RFC 1122 §4.2.3.4) waits for the
+    // override timeout.
+    h.silent();
+    let t1 = h.now;
+    h.skip_to_timer();
+    assert_eq!(h.now - t1, Duration::from_millis(200));
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"bloc"));
+    h.recv(seq(IRS + 1).ack(ISS + 5).wnd(100));
+    h.sent(seq(ISS + 5).ack(IRS + 1).data(b"ked"));
+}
+
+/// A receiver with a full buffer announces a zero window, answers probes,
+/// and announces the window once the program reads.
+#[test]
+fn receive_window_closes_and_reopens() {
+    let mut h = H::established(Config {
+        recv_buffer: 4000,
+        ..plain()
+    });
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(&[1; 1460]));
+    h.recv(seq(IRS + 1461).ack(ISS + 1).data(&[2; 1460]));
+    h.sent(seq(ISS + 1).ack(IRS + 2921).wnd(1080));
+    h.recv(seq(IRS + 2921).ack(ISS + 1).data(&[3; 1460]));
+    h.skip_to_timer();
+    h.sent(seq(ISS + 1).ack(IRS + 4001).wnd(0));
+    // Probe <SEQ=RCV.NXT-1>: answered with the (zero) window.
+    h.recv(seq(IRS + 4000).ack(ISS + 1));
+    h.sent(seq(ISS + 1).ack(IRS + 4001).wnd(0));
+    // Data beyond the zero window is not taken.
+    h.recv(seq(IRS + 4001).ack(ISS + 1).data(b"over"));
+    h.sent(seq(ISS + 1).ack(IRS + 4001).wnd(0));
+    let mut buf = [0; 3000];
+    assert_eq!(h.t.recv(&mut buf), 3000);
+    h.sent(seq(ISS + 1).ack(IRS + 4001).wnd(3000));
+}
+
+/// Keepalive: probes after `idle`, every `interval`, then ETIMEDOUT and a
+/// reset after `count` unanswered ones. An answer starts the idle time over.
+#[test]
+fn keepalive_times_out() {
+    let ka = Keepalive {
+        idle: Duration::from_secs(10),
+        interval: Duration::from_secs(2),
+        count: 3,
+    };
+    let mut h = H::established(Config {
+        keepalive: Some(ka),
+        ..plain()
+    });
+    let t0 = h.now;
+    h.skip_to_timer();
+    assert_eq!(h.now - t0, Duration::from_secs(10));
+    h.sent(seq(ISS).ack(IRS + 1));
+    // Answered: idle again.
+    h.recv(seq(IRS + 1).ack(ISS + 1));
+    let t1 = h.now;
+    for i in 0..3u32 {
+        h.skip_to_timer();
+        assert_eq!(h.now - t1, Duration::from_secs(10) + ka.interval * i);
+        h.sent(seq(ISS).ack(IRS + 1));
+    }
+    h.skip_to_timer();
+    assert_eq!(h.now - t1, Duration::from_secs(16));
+    h.sent(seq(ISS + 1).ack(IRS + 1).rst());
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(h.t.error(), Some(TcpError::TimedOut));
+}
+
+// ------------------------------------------------------------------
+// Closing.
+// ------------------------------------------------------------------
+
+/// RFC 9293 Figure 12, normal close sequence, from TCP Peer A's side:
+/// FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT, CLOSED after 2*MSL (60 s).
+#[test]
+fn we_close_first() {
+    let mut h = H::established(plain());
+    h.t.send(b"bye");
+    h.t.shutdown_write();
+    assert_eq!(h.t.state(), State::FinWait1);
+    assert_eq!(h.t.send(b"more"), 0);
+    // <SEQ=1001><ACK=5001><CTL=FIN,ACK> with the data.
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"bye").fin());
+    h.recv(seq(IRS + 1).ack(ISS + 5));
+    assert_eq!(h.t.state(), State::FinWait2);
+    h.silent();
+    // Half-closed: the peer can still send.
+    h.recv(seq(IRS + 1).ack(ISS + 5).data(b"reply"));
+    h.recv(seq(IRS + 6).ack(ISS + 5).fin());
+    assert_eq!(h.t.state(), State::TimeWait);
+    h.sent(seq(ISS + 5).ack(IRS + 7));
+    assert_eq!(h.read_all(), b"reply");
+    assert!(h.t.is_eof());
+    assert!(h.t.readiness().hung_up);
+    // A retransmitted FIN is acknowledged and restarts the 2*MSL timer.
+    let t0 = h.now;
+    h.advance(Duration::from_secs(30));
+    h.recv(seq(IRS + 6).ack(ISS + 5).fin());
+    h.sent(seq(ISS + 5).ack(IRS + 7));
+    h.skip_to_timer();
+    assert_eq!(h.now - t0, Duration::from_secs(90));
+    h.silent();
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(h.t.error(), None);
+}
+
+/// Peer closes first: CLOSE-WAIT, LAST-ACK, CLOSED.
+#[test]
+fn peer_closes_first() {
+    let mut h = H::established(plain());
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"end").fin());
+    assert_eq!(h.t.state(), State::CloseWait);
+    assert_eq!(h.t.state().to_string(), "CLOSE-WAIT");
+    h.sent(seq(ISS + 1).ack(IRS + 5));
+    let r = h.t.readiness();
+    assert!(r.readable && r.read_hup && r.writable && !r.hung_up);
+    assert_eq!(h.read_all(), b"end");
+    assert!(h.t.is_eof());
+    // We can still send in CLOSE-WAIT.
+    h.t.send(b"ok");
+    h.t.close(h.now);
+    assert_eq!(h.t.state(), State::LastAck);
+    h.sent(seq(ISS + 1).ack(IRS + 5).data(b"ok").fin());
+    h.recv(seq(IRS + 5).ack(ISS + 4));
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(h.t.error(), None);
+}
+
+/// RFC 9293 Figure 13, simultaneous close: CLOSING, then TIME-WAIT.
+#[test]
+fn simultaneous_close() {
+    let mut h = H::established(plain());
+    h.t.close(h.now);
+    h.sent(seq(ISS + 1).ack(IRS + 1).fin());
+    // The peer's FIN crosses ours: it does not acknowledge our FIN.
+    h.recv(seq(IRS + 1).ack(ISS + 1).fin());
+    assert_eq!(h.t.state(), State::Closing);
+    h.sent(seq(ISS + 2).ack(IRS + 2));
+    h.recv(seq(IRS + 2).ack(ISS + 2));
+    assert_eq!(h.t.state(), State::TimeWait);
+    h.skip_to_timer();
+    h.silent();
+    assert_eq!(h.t.state(), State::Closed);
+}
+
+/// Our FIN lost: retransmitted by the RTO in FIN-WAIT-1.
+#[test]
+fn fin_retransmitted() {
+    let mut h = H::established(plain());
+    h.t.close(h.now);
+    h.sent(seq(ISS + 1).ack(IRS + 1).fin());
+    h.skip_to_timer();
+    h.sent(seq(ISS + 1).ack(IRS + 1).fin());
+    h.recv(seq(IRS + 1).ack(ISS + 2));
+    assert_eq!(h.t.state(), State::FinWait2);
+    // An orphan does not wait forever in FIN-WAIT-2.
+    h.skip_to_timer();
+    h.silent();
+    assert_eq!(h.t.state(), State::Closed);
+}
+
+/// A FIN that arrives ahead of missing data takes effect when the hole
+/// fills.
+#[test]
+fn out_of_order_fin() {
+    let mut h = H::established(plain());
+    h.recv(seq(IRS + 4).ack(ISS + 1).data(b"def").fin());
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(h.t.state(), State::Established);
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"abc"));
+    assert_eq!(h.t.state(), State::CloseWait);
+    h.sent(seq(ISS + 1).ack(IRS + 8));
+    assert_eq!(h.read_all(), b"abcdef");
+    assert!(h.t.is_eof());
+}
+
+/// close() with unread data resets the connection (RFC 2525 §2.17).
+#[test]
+fn close_with_unread_data_resets() {
+    let mut h = H::established(plain());
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"unread"));
+    h.t.close(h.now);
+    h.sent(seq(ISS + 1).ack(IRS + 7).rst());
+    assert_eq!(h.t.state(), State::Closed);
+    h.silent();
+}
+
+/// Data arriving after close() also draws a reset.
+#[test]
+fn data_after_close_resets() {
+    let mut h = H::established(plain());
+    h.t.close(h.now);
+    h.sent(seq(ISS + 1).ack(IRS + 1).fin());
+    h.recv(seq(IRS + 1).ack(ISS + 2).data(b"late"));
+    h.sent(seq(ISS + 2).ack(IRS + 1).rst());
+    assert_eq!(h.t.state(), State::Closed);
+}
+
+/// SO_LINGER 0 and abort() reset; abort in SYN-SENT sends nothing.
+#[test]
+fn linger_zero_and_abort() {
+    let mut h = H::established(plain());
+    h.t.set_linger_zero(true);
+    h.t.send(b"pending");
+    h.t.close(h.now);
+    h.sent(seq(ISS + 1).ack(IRS + 1).rst());
+    h.silent();
+    let (mut h, _) = H::connect(plain());
+    h.t.abort();
+    h.silent();
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(h.t.next_timer(), None);
+}
+
+// ------------------------------------------------------------------
+// Two tcpcbs back to back.
+// ------------------------------------------------------------------
+
+/// A tiny lossy, reordering, duplicating link between two tcpcbs.
+struct Pipe {
+    rng: SimRng,
+    loss: f64,
+    /// (deliver at, to b?, segment bytes).
+    queue: Vec<(Instant, bool, OwnedSeg)>,
+}
+
+#[derive(Clone)]
+struct OwnedSeg {
+    seg: Segment,
+    payload: Vec<u8>,
+}
+
+impl Pipe {
+    fn push(&mut self, now: Instant, to_b: bool, s: OwnedSeg) {
+        if self.rng.chance(self.loss) {
+            return;
+        }
+        let delay = Duration::from_millis(10 + self.rng.below(15));
+        if self.rng.chance(0.01) {
+            self.queue
+                .push((now + delay + Duration::from_millis(3), to_b, s.clone()));
+        }
+        self.queue.push((now + delay, to_b, s));
+    }
+}
+
+fn drain(t: &mut Tcb, now: Instant, pipe: &mut Pipe, to_b: bool) {
+    while let Some(seg) = t.poll(now) {
+        let (a, b) = t.payload(&seg);
+        pipe.push(
+            now,
+            to_b,
+            OwnedSeg {
+                seg,
+                payload: [a, b].concat(),
+            },
+        );
+    }
+}
+
+fn transfer(seed: u64, loss: f64, cfg: Config, len: usize) {
+    let mut rng = SimRng::new(seed);
+    let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+    let mut pipe = Pipe {
+        rng: SimRng::derive(seed, 1),
+        loss,
+        queue: Vec::new(),
+    };
+    let mut now = Instant::from_secs(1);
+    let (mut a, syn) = Tcb::connect(cfg.clone(), SeqNum(0xffff_f000), now);
+    let mut b: Option<Tcb> = None;
+    // The "listener": b is created from a's SYN when it arrives.
+    pipe.push(
+        now,
+        true,
+        OwnedSeg {
+            seg: syn,
+            payload: vec![],
+        },
+    );
+    let mut sent = 0;
+    let mut received = Vec::with_capacity(len);
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = now + Duration::from_secs(3000);
+    while now < deadline {
+        // Deliver everything due.
+        pipe.queue.sort_by_key(|q| q.0);
+        while let Some(&(at, _, _)) = pipe.queue.first() {
+            if at > now {
+                break;
+            }
+            let (_, to_b, s) = pipe.queue.remove(0);
+            let repr = s.seg.repr(&s.payload);
+            if to_b {
+                let fresh_syn = s.seg.control == TcpControl::Syn && s.seg.ack.is_none();
+                // A retransmitted SYN before b heard anything else: the
+                // listener's syncache answers it again.
+                let b_idle = b.as_ref().is_none_or(|b| b.info().segs_in == 0);
+                match &mut b {
+                    Some(b) if !(fresh_syn && b_idle) => b.on_segment(now, &repr),
+                    _ if fresh_syn => {
+                        let hs = Handshake {
+                            iss: SeqNum(0x7fff_fff0),
+                            irs: s.seg.seq,
+                            peer_window: s.seg.window,
+                            peer_mss: s.seg.mss,
+                            peer_wscale: s.seg.window_scale,
+                            sack_permitted: s.seg.sack_permitted,
+                            ts_recent: s.seg.timestamp.map(|t| t.0),
+                        };
+                        // The syncache's SYN-ACK, then the tcpcb.
+                        let mut bcfg = cfg.clone();
+                        std::mem::swap(&mut bcfg.local_port, &mut bcfg.remote_port);
+                        let tb = Tcb::accept(bcfg, &hs, now);
+                        let synack = Segment {
+                            src_port: REMOTE,
+                            dst_port: LOCAL,
+                            seq: hs.iss,
+                            ack: Some(hs.irs + 1),
+                            control: TcpControl::Syn,
+                            push: false,
+                            window: 65535,
+                            mss: Some(cfg.mss),
+                            window_scale: s.seg.window_scale.map(|_| tb.info().rcv_wscale),
+                            sack_permitted: s.seg.sack_permitted,
+                            sack: [None; MAX_SACK_BLOCKS],
+                            timestamp: s.seg.timestamp.map(|(v, _)| (now.as_millis() as u32, v)),
+                            payload_len: 0,
+                        };
+                        pipe.push(
+                            now,
+                            false,
+                            OwnedSeg {
+                                seg: synack,
+                                payload: vec![],
+                            },
+                        );
+                        b = Some(tb);
+                    }
+                    _ => {}
+                }
+            } else {
+                a.on_segment(now, &repr);
+            }
+        }
+        // The programs: a writes everything then closes; b reads.
+        if a.state() == State::Established && sent < len {
+            sent += a.send(&data[sent..]);
+            if sent == len {
+                a.close(now);
+            }
+        }
+        if let Some(b) = &mut b {
+            loop {
+                let n = b.recv(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                received.extend_from_slice(&buf[..n]);
+            }
+            if b.is_eof() && b.state() == State::CloseWait {
+                b.close(now);
+            }
+            drain(b, now, &mut pipe, false);
+        }
+        drain(&mut a, now, &mut pipe, true);
+        if received.len() == len
+            && b.as_ref().is_some_and(|b| b.state() == State::Closed)
+            && matches!(a.state(), State::TimeWait | State::Closed)
+        {
+            break;
+        }
+        // Next event.
+        let next = [
+            pipe.queue.iter().map(|q| q.0).min(),
+            a.next_timer(),
+            b.as_ref().and_then(|b| b.next_timer()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .expect("something pending");
+        now = next.max(now);
+    }
+    assert_eq!(received.len(), len, "seed {seed}: bytes delivered");
+    assert!(received == data, "seed {seed}: bytes differ");
+    assert_eq!(b.unwrap().error(), None);
+    assert_eq!(a.error(), None);
+    assert!(matches!(a.state(), State::TimeWait | State::Closed));
+}
+
+#[test]
+fn back_to_back_one_megabyte_clean() {
+    transfer(1, 0.0, Config::new(LOCAL, REMOTE), 1 << 20);
+}
+
+#[test]
+fn back_to_back_one_megabyte_lossy_with_options() {
+    for seed in 0..3 {
+        transfer(seed, 0.03, Config::new(LOCAL, REMOTE), 1 << 20);
+    }
+}
+
+#[test]
+fn back_to_back_one_megabyte_lossy_without_options() {
+    for seed in 10..12 {
+        transfer(seed, 0.03, plain(), 1 << 20);
+    }
+}
