@@ -7,10 +7,8 @@
 
 pub mod buffer;
 pub mod cc;
-pub mod cc_shim;
 pub mod isn;
 pub mod sack;
-pub mod sack_shim;
 pub mod seq;
 pub mod syncache;
 pub mod tcb;

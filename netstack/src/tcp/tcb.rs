@@ -31,8 +31,8 @@ use core::fmt;
 use core::time::Duration;
 
 use super::buffer::{RecvBuffer, SendBuffer};
-use super::cc_shim::{self as cc, CcState, CongestionControl};
-use super::sack_shim::Scoreboard;
+use super::cc::{self, CcState, CongestionControl};
+use super::sack::Scoreboard;
 use super::timers::{self, RttEstimator};
 use super::SeqNum;
 use crate::time::Instant;
@@ -468,6 +468,8 @@ pub struct Tcb {
     persist_since: Option<Instant>,
     keepalive_probes: u32,
     last_recv: Instant,
+    /// When we last sent a segment occupying sequence space.
+    last_send: Instant,
     last_challenge: Option<Instant>,
 
     // Pending output.
@@ -488,7 +490,7 @@ fn ts_before(a: u32, b: u32) -> bool {
 impl Tcb {
     fn new(cfg: Config, iss: SeqNum, now: Instant) -> Tcb {
         let cc = cc::by_name(cfg.congestion)
-            .or_else(|| cc::by_name("cubic"))
+            .or_else(|| cc::by_name(cc::DEFAULT))
             .expect("default congestion control");
         let sndbuf = SendBuffer::new(cfg.send_buffer);
         let rcvbuf = RecvBuffer::new(cfg.recv_buffer);
@@ -546,6 +548,7 @@ impl Tcb {
             persist_since: None,
             keepalive_probes: 0,
             last_recv: now,
+            last_send: now,
             last_challenge: None,
             ack_now: false,
             unacked_rcv_bytes: 0,
@@ -1714,6 +1717,7 @@ impl Tcb {
 
     fn note_sent(&mut self, now: Instant, seg: &Segment) {
         if seg.seq_len() > 0 {
+            self.last_send = now;
             if self.rtx_at.is_none() {
                 self.rtx_at = Some(now + self.rtt.backed_off(self.backoff));
             }
@@ -1841,6 +1845,12 @@ impl Tcb {
             return None;
         }
         self.force_send = false;
+        let idle = now.saturating_duration_since(self.last_send);
+        if flight == 0 && idle > self.rtt.rto() {
+            // RFC 5681 §4.1: restart from at most the initial window after
+            // an idle period longer than the RTO.
+            self.cc.after_idle(&mut self.ccs, now, idle);
+        }
         let control = if fin { TcpControl::Fin } else { TcpControl::None };
         let seq = self.snd_nxt;
         let seg = self.segment(now, seq, len, control);
