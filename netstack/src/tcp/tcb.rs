@@ -1292,8 +1292,9 @@ impl Tcb {
             return;
         }
 
-        // Sixth, URG: ignored (RFC 6093 deprecates its use). Seventh and
-        // eighth: the text and FIN.
+        // Sixth, URG: ignored (RFC 6093 deprecates its use); urgent bytes
+        // stay in the stream, as with SO_OOBINLINE. Seventh and eighth: the
+        // text and FIN.
         self.process_text_and_fin(now, seq, payload, fin);
     }
 
@@ -1792,15 +1793,22 @@ impl Tcb {
             return Some(seg);
         }
         if self.sack_ok {
-            let pipe = self
-                .scoreboard
-                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.snd_mss);
-            if pipe + self.snd_mss <= self.ccs.cwnd {
-                let (seq, len) = self
-                    .scoreboard
-                    .next_seg(self.snd_una, self.snd_max, self.high_rxt, self.snd_mss)?;
+            // RFC 6675 §5 (C): "If cwnd - pipe >= 1 SMSS, the sender SHOULD
+            // transmit one or more segments" chosen by NextSeg.
+            let (una, max, rxt, mss) = (self.snd_una, self.snd_max, self.high_rxt, self.snd_mss);
+            let pipe = self.scoreboard.pipe(una, max, rxt, mss);
+            if pipe + mss <= self.ccs.cwnd {
+                // Rule (2), new data, is `send_new`'s; rule (3) retransmits
+                // when there is no new data the window lets us send.
+                let unsent = self.sndbuf.len() as i64 - i64::from(self.snd_nxt.diff(self.snd_buf_seq));
+                let new_data_ok = unsent > 0 && self.snd_wnd_room() > 0;
+                let (seq, len) = match self.scoreboard.next_seg(una, max, rxt, mss) {
+                    Some(s) => s,
+                    None if !new_data_ok => self.scoreboard.next_seg_with(una, max, rxt, mss, false)?,
+                    None => return None,
+                };
                 let seg = self.retransmission(now, seq, len)?;
-                self.high_rxt = seq + seg.seq_len();
+                self.high_rxt = self.high_rxt.max(seq + seg.seq_len());
                 return Some(seg);
             }
         }

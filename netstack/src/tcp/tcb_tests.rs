@@ -732,6 +732,89 @@ fn fast_retransmit_newreno() {
     assert_eq!(h.t.info().bytes_acked, (12 * mss) as u64);
 }
 
+/// Established with a 100-byte MSS, TCP_NODELAY, and SACK if `sack`.
+fn small_mss(sack: bool) -> H {
+    let (mut h, _) = H::connect(Config {
+        nodelay: true,
+        sack,
+        ..plain()
+    });
+    let synack = seq(IRS).syn().ack(ISS + 1).mss(100);
+    h.recv(if sack { synack.sack_perm() } else { synack });
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    h
+}
+
+/// Sends everything the tcpcb wants to send now; returns (seq, len) pairs.
+fn flush(h: &mut H) -> Vec<(u32, usize)> {
+    let mut out = Vec::new();
+    while let Some(s) = h.t.poll(h.now) {
+        out.push((s.seq.0, s.payload_len));
+    }
+    out
+}
+
+/// RFC 6582: two losses in one window. Three duplicate ACKs retransmit the
+/// first; the partial ACK that follows retransmits the second at once;
+/// the full ACK ends recovery.
+#[test]
+fn newreno_partial_ack() {
+    let mut h = small_mss(false);
+    let data = vec![5u8; 1000];
+    h.t.send(&data);
+    let first = flush(&mut h);
+    assert_eq!(first.len(), 10, "initial window: 10 segments");
+    // Segments 0 and 5 lost: segments 1-4 draw duplicate ACKs.
+    let mut retransmitted = Vec::new();
+    for _ in 0..3 {
+        h.recv(seq(IRS + 1).ack(ISS + 1));
+        retransmitted.extend(flush(&mut h));
+    }
+    assert_eq!(retransmitted, vec![(ISS + 1, 100)], "fast retransmit of segment 0 only");
+    assert!(h.t.ccs.in_recovery);
+    h.recv(seq(IRS + 1).ack(ISS + 1));
+    assert_eq!(flush(&mut h), vec![], "segment 4's duplicate ACK: window inflated, no new data");
+    // The retransmission fills the first hole: ACK up to segment 5.
+    h.recv(seq(IRS + 1).ack(ISS + 501));
+    assert_eq!(flush(&mut h), vec![(ISS + 501, 100)], "partial ACK: retransmit segment 5");
+    assert!(h.t.ccs.in_recovery);
+    h.recv(seq(IRS + 1).ack(ISS + 1001));
+    assert!(!h.t.ccs.in_recovery);
+    assert_eq!(h.t.info().total_retrans, 2);
+    assert_eq!(h.t.info().unacked, 0);
+}
+
+/// RFC 6675: with SACK, recovery retransmits only the holes.
+#[test]
+fn sack_recovery_retransmits_holes_only() {
+    let mut h = small_mss(true);
+    let data = vec![6u8; 1000];
+    h.t.send(&data);
+    assert_eq!(flush(&mut h).len(), 10);
+    let (a, b) = (ISS + 1, ISS + 1001);
+    // Segments 0 and 3 lost; 1-2 and 4-9 SACKed, one ACK each.
+    let mut sent = Vec::new();
+    let mut blocks: Vec<(u32, u32)> = Vec::new();
+    for i in [1u32, 2, 4, 5, 6, 7, 8, 9] {
+        let (l, r) = (a + 100 * i, a + 100 * (i + 1));
+        match blocks.iter_mut().find(|bl| bl.1 == l) {
+            Some(bl) => bl.1 = r,
+            None => blocks.push((l, r)),
+        }
+        let mut s = seq(IRS + 1).ack(a);
+        for &(l, r) in blocks.iter().rev() {
+            s = s.sack(l, r);
+        }
+        h.recv(s);
+        sent.extend(flush(&mut h));
+    }
+    let rtx: Vec<_> = sent.iter().filter(|(s, _)| *s < b).copied().collect();
+    assert_eq!(rtx, vec![(a, 100), (a + 300, 100)], "the two holes, each once");
+    h.recv(seq(IRS + 1).ack(b));
+    assert!(!h.t.ccs.in_recovery);
+    assert_eq!(h.t.info().bytes_acked, 1000);
+}
+
 // ------------------------------------------------------------------
 // Windows and probes.
 // ------------------------------------------------------------------
