@@ -773,10 +773,18 @@ fn newreno_partial_ack() {
     assert_eq!(retransmitted, vec![(ISS + 1, 100)], "fast retransmit of segment 0 only");
     assert!(h.t.ccs.in_recovery);
     h.recv(seq(IRS + 1).ack(ISS + 1));
-    assert_eq!(flush(&mut h), vec![], "segment 4's duplicate ACK: window inflated, no new data");
+    assert_eq!(
+        flush(&mut h),
+        vec![],
+        "segment 4's duplicate ACK: window inflated, no new data"
+    );
     // The retransmission fills the first hole: ACK up to segment 5.
     h.recv(seq(IRS + 1).ack(ISS + 501));
-    assert_eq!(flush(&mut h), vec![(ISS + 501, 100)], "partial ACK: retransmit segment 5");
+    assert_eq!(
+        flush(&mut h),
+        vec![(ISS + 501, 100)],
+        "partial ACK: retransmit segment 5"
+    );
     assert!(h.t.ccs.in_recovery);
     h.recv(seq(IRS + 1).ack(ISS + 1001));
     assert!(!h.t.ccs.in_recovery);
