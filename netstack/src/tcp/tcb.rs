@@ -470,7 +470,12 @@ pub struct Tcb {
     last_recv: Instant,
     /// When we last sent a segment occupying sequence space.
     last_send: Instant,
-    last_challenge: Option<Instant>,
+    /// When we last answered an out-of-window segment or sent a challenge
+    /// ACK (Linux's `last_oow_ack_time`).
+    last_oow_ack: Option<Instant>,
+    /// TSval at the latest retransmission timeout: echoes older than it
+    /// give no RTT sample.
+    ts_rto_floor: Option<u32>,
 
     // Pending output.
     ack_now: bool,
@@ -549,7 +554,8 @@ impl Tcb {
             keepalive_probes: 0,
             last_recv: now,
             last_send: now,
-            last_challenge: None,
+            last_oow_ack: None,
+            ts_rto_floor: None,
             ack_now: false,
             unacked_rcv_bytes: 0,
             send_probe: false,
@@ -948,6 +954,7 @@ impl Tcb {
         self.high_rxt = self.snd_una;
         // Karn's rule: no RTT sample from a retransmitted segment.
         self.rtt_probe = None;
+        self.ts_rto_floor = Some(self.ts_now(now));
         // §5.5: "back off the timer (RTO <- RTO * 2)"; §5.6: restart it.
         self.rtx_at = Some(now + self.rtt.backed_off(self.backoff));
     }
@@ -1144,15 +1151,44 @@ impl Tcb {
         }
     }
 
+    /// A challenge ACK (RFC 5961 §7: "rate-limit the challenge ACKs"),
+    /// at most one per 500 ms like Linux.
     fn challenge_ack(&mut self, now: Instant) {
         if self
-            .last_challenge
+            .last_oow_ack
             .is_some_and(|t| now.saturating_duration_since(t) < CHALLENGE_ACK_INTERVAL)
         {
             return;
         }
-        self.last_challenge = Some(now);
+        self.last_oow_ack = Some(now);
         self.ack_now = true;
+    }
+
+    /// The ACK that answers an unacceptable segment. Answers to segments
+    /// without data, SYN or FIN share the challenge ACK's rate limit, so two
+    /// stacks that disagree cannot ping-pong ACKs (Linux's
+    /// `tcp_oow_rate_limited`); others are answered at once.
+    fn ack_unacceptable(&mut self, now: Instant, seg_len: u32) {
+        if seg_len == 0 {
+            self.challenge_ack(now);
+        } else {
+            self.ack_now = true;
+        }
+    }
+
+    /// A duplicate ACK that reordering delivered after a later segment: it
+    /// changes nothing but the duplicate ACK count and SACK information, so
+    /// PAWS lets it through (Linux's `tcp_disordered_ack`): no data, ACK of
+    /// SND.UNA, SEQ at RCV.NXT, same window, and TSval at most one RTO old.
+    fn disordered_ack(&self, seq: SeqNum, seg: &TcpRepr) -> bool {
+        let Some((tsval, _)) = seg.timestamp else { return false };
+        let rto_ms = self.rtt.backed_off(self.backoff).as_millis() as u32;
+        seg.payload.is_empty()
+            && seg.control == TcpControl::None
+            && seg.ack_number == Some(self.snd_una.0)
+            && seq == self.rcv_nxt
+            && u32::from(seg.window_len) << self.snd_wscale == self.snd_wnd
+            && self.ts_recent.wrapping_sub(tsval) <= rto_ms
     }
 
     /// RFC 9293 §3.10.7.4, "Otherwise": every state after SYN-SENT.
@@ -1171,9 +1207,9 @@ impl Tcb {
         // segment."
         if let (true, Some((tsval, _)), false) = (self.ts_ok, seg.timestamp, rst) {
             let valid = now.saturating_duration_since(self.ts_recent_at) < PAWS_IDLE;
-            if valid && ts_before(tsval, self.ts_recent) {
+            if valid && ts_before(tsval, self.ts_recent) && !self.disordered_ack(seq, seg) {
                 self.counters.paws_rejected += 1;
-                self.ack_now = true;
+                self.ack_unacceptable(now, seg_len);
                 return;
             }
         }
@@ -1217,7 +1253,7 @@ impl Tcb {
         // should be sent in reply (unless the RST bit is set [...])".
         let zero_window_probe = self.rcv_wnd() == 0 && seq == self.rcv_nxt;
         if !self.acceptable(seq, seg_len) && !zero_window_probe {
-            self.ack_now = true;
+            self.ack_unacceptable(now, seg_len);
             if self.state == State::TimeWait && fin {
                 // "The only thing that can arrive in this state is a
                 // retransmission of the remote FIN. Acknowledge it, and
@@ -1314,7 +1350,9 @@ impl Tcb {
     fn take_rtt_sample(&mut self, now: Instant, ack: SeqNum, ts: Option<(u32, u32)>) -> Option<Duration> {
         let sample = match (self.ts_ok, ts) {
             // RFC 7323 §4.1: the RTT from TSecr of an ACK of new data.
-            (true, Some((_, tsecr))) if tsecr != 0 => {
+            // Karn's rule for timestamps: an echo from before the latest
+            // timeout times the wait for the retransmission as well.
+            (true, Some((_, tsecr))) if tsecr != 0 && !self.ts_rto_floor.is_some_and(|f| ts_before(tsecr, f)) => {
                 let ms = self.ts_now(now).wrapping_sub(tsecr);
                 (ms < 1 << 31).then(|| Duration::from_millis(u64::from(ms)))
             }

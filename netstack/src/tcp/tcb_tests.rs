@@ -1111,7 +1111,9 @@ fn drain(t: &mut Tcb, now: Instant, pipe: &mut Pipe, to_b: bool) {
     }
 }
 
-fn transfer(seed: u64, loss: f64, cfg: Config, len: usize) {
+/// Moves `len` random bytes from an active opener to a passive one over a
+/// [`Pipe`], both close; returns the virtual time it took.
+fn transfer(seed: u64, loss: f64, cfg: Config, len: usize) -> Duration {
     let mut rng = SimRng::new(seed);
     let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
     let mut pipe = Pipe {
@@ -1240,23 +1242,51 @@ fn transfer(seed: u64, loss: f64, cfg: Config, len: usize) {
     assert_eq!(b.unwrap().error(), None);
     assert_eq!(a.error(), None);
     assert!(matches!(a.state(), State::TimeWait | State::Closed));
+    now - Instant::from_secs(1)
 }
 
 #[test]
 fn back_to_back_one_megabyte_clean() {
-    transfer(1, 0.0, Config::new(LOCAL, REMOTE), 1 << 20);
+    let took = transfer(1, 0.0, Config::new(LOCAL, REMOTE), 1 << 20);
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 #[test]
 fn back_to_back_one_megabyte_lossy_with_options() {
     for seed in 0..3 {
-        transfer(seed, 0.03, Config::new(LOCAL, REMOTE), 1 << 20);
+        let took = transfer(seed, 0.03, Config::new(LOCAL, REMOTE), 1 << 20);
+        assert!(took < Duration::from_secs(30), "seed {seed}: {took:?}");
     }
 }
 
 #[test]
 fn back_to_back_one_megabyte_lossy_without_options() {
     for seed in 10..12 {
-        transfer(seed, 0.03, plain(), 1 << 20);
+        let took = transfer(seed, 0.03, plain(), 1 << 20);
+        assert!(took < Duration::from_secs(30), "seed {seed}: {took:?}");
+    }
+}
+
+/// Many seeds, heavier loss, both option sets. Slow in debug builds: run
+/// with `cargo test --release -- --ignored back_to_back_stress`.
+#[test]
+#[ignore = "stress run; use --release --ignored"]
+fn back_to_back_stress() {
+    for seed in 100..160 {
+        let loss = [0.0, 0.01, 0.05, 0.1, 0.2][seed as usize % 5];
+        let cfg = if seed % 2 == 0 {
+            Config::new(LOCAL, REMOTE)
+        } else {
+            plain()
+        };
+        let cfg = Config {
+            nodelay: seed % 3 == 0,
+            congestion: ["cubic", "newreno", "reno"][seed as usize % 3],
+            ..cfg
+        };
+        let took = transfer(seed, loss, cfg, 300_000);
+        // An RTT estimate inflated by stale timestamp echoes once made this
+        // take half an hour.
+        assert!(took < Duration::from_secs(120), "seed {seed}: {took:?}");
     }
 }
