@@ -21,8 +21,8 @@
 //! copies each byte once, straight into the frame.
 //!
 //! Not for: demultiplexing, listening sockets and the handshake of passive
-//! opens (the syncache hands over a finished handshake through
-//! [`Tcb::accept`]), ISN choice (the caller passes the ISS in), answering
+//! opens (the syncache hands over a finished handshake, [`Negotiated`],
+//! through [`Tcb::accept`]), ISN choice (the caller passes the ISS in), answering
 //! segments for connections that do not exist (the demultiplexer's RST),
 //! congestion window arithmetic (`tcp::cc`) and the SACK scoreboard
 //! (`tcp::sack`).
@@ -33,6 +33,7 @@ use core::time::Duration;
 use super::buffer::{RecvBuffer, SendBuffer};
 use super::cc::{self, CcState, CongestionControl};
 use super::sack::Scoreboard;
+use super::syncache::Negotiated;
 use super::timers::{self, RttEstimator};
 use super::SeqNum;
 use crate::time::Instant;
@@ -207,27 +208,6 @@ impl Config {
         }
         s
     }
-}
-
-/// What a listener's syncache negotiated, handed over to create the tcpcb
-/// of a passively opened connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Handshake {
-    /// Our initial sequence number.
-    pub iss: SeqNum,
-    /// The peer's initial sequence number.
-    pub irs: SeqNum,
-    /// The window of the ACK that completed the handshake, as on the wire.
-    pub peer_window: u16,
-    /// The peer's MSS option.
-    pub peer_mss: Option<u16>,
-    /// The peer's window scale option, if we offered ours too (then our
-    /// shift is [`Config`]'s).
-    pub peer_wscale: Option<u8>,
-    /// Both sides sent SACK-permitted.
-    pub sack_permitted: bool,
-    /// Timestamps were negotiated: the peer's latest TSval.
-    pub ts_recent: Option<u32>,
 }
 
 /// A segment to send. The payload is `payload_len` bytes of the send buffer
@@ -578,17 +558,30 @@ impl Tcb {
     }
 
     /// Passive open completed by a listener's syncache: a tcpcb in
-    /// ESTABLISHED.
-    pub fn accept(cfg: Config, hs: &Handshake, now: Instant) -> Tcb {
-        let Handshake {
-            iss,
+    /// ESTABLISHED with what the handshake negotiated. Ports come from the
+    /// handshake's addresses, the TSval offset from its timestamp state; the
+    /// rest of `cfg` applies. Hand the ACK that completed the handshake to
+    /// [`Tcb::on_segment`] next: it may carry data and the peer's window.
+    pub fn accept(cfg: Config, n: &Negotiated, now: Instant) -> Tcb {
+        let Negotiated {
+            local,
+            remote,
             irs,
+            iss,
+            mss,
+            snd_wscale,
+            rcv_wscale,
+            sack_ok,
+            ts,
             peer_window,
-            peer_mss,
-            peer_wscale,
-            sack_permitted,
-            ts_recent,
-        } = *hs;
+            from_cookie,
+        } = *n;
+        let cfg = Config {
+            local_port: local.port(),
+            remote_port: remote.port(),
+            ts_offset: ts.map_or(cfg.ts_offset, |t| t.offset),
+            ..cfg
+        };
         let mut t = Tcb::new(cfg, iss, now);
         t.state = State::Established;
         t.snd_una = iss + 1;
@@ -599,12 +592,37 @@ impl Tcb {
         t.irs = irs;
         t.rcv_nxt = irs + 1;
         t.last_ack_sent = irs + 1;
-        t.negotiate(peer_mss, peer_wscale, sack_permitted, ts_recent, now);
-        t.snd_wnd = u32::from(peer_window) << t.snd_wscale;
+        match (snd_wscale, rcv_wscale) {
+            (Some(snd), Some(rcv)) => {
+                t.ws_ok = true;
+                t.snd_wscale = snd.min(14);
+                t.rcv_wscale = rcv.min(14);
+            }
+            _ => {
+                t.ws_ok = false;
+                t.snd_wscale = 0;
+                t.rcv_wscale = 0;
+            }
+        }
+        t.sack_ok = sack_ok;
+        t.ts_ok = ts.is_some();
+        if let Some(ts) = ts {
+            t.ts_recent = ts.ts_recent;
+            t.ts_recent_at = now;
+        }
+        t.set_snd_mss(Some(mss));
+        // A cache entry remembers the SYN's window (never scaled); a cookie
+        // only has the final ACK's (RFC 7323 §2.2).
+        t.snd_wnd = if from_cookie {
+            u32::from(peer_window) << t.snd_wscale
+        } else {
+            u32::from(peer_window)
+        };
         t.max_snd_wnd = t.snd_wnd;
-        t.snd_wl1 = irs + 1;
+        t.snd_wl1 = irs;
         t.snd_wl2 = iss + 1;
-        // Our SYN-ACK announced min(buffer, 65535) unscaled.
+        // The SYN-ACK announced at most 65535 (unscaled); what the buffer
+        // holds is what we accept.
         t.rcv_adv = t.rcv_nxt + (t.rcvbuf.window().min(0xffff) as u32);
         t.arm_keepalive(now);
         t
@@ -632,8 +650,13 @@ impl Tcb {
             self.ts_recent = v;
             self.ts_recent_at = now;
         }
-        // Clamp the peer's MSS up to MIN_MSS (0 and 48 would make tiny
-        // segments) and down to what our path carries.
+        self.set_snd_mss(peer_mss);
+    }
+
+    /// The send MSS from the peer's MSS option, clamped up to [`MIN_MSS`]
+    /// (0 and 48 would make tiny segments) and down to what our path
+    /// carries, less the timestamps option; then the initial window.
+    fn set_snd_mss(&mut self, peer_mss: Option<u16>) {
         let mss = peer_mss
             .unwrap_or(DEFAULT_MSS)
             .max(MIN_MSS)

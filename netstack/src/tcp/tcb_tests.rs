@@ -6,6 +6,8 @@
 
 use super::*;
 use crate::sim::SimRng;
+use crate::tcp::syncache::{AckInfo, ListenOptions, SynAck, SynAction, SynInfo, Syncache, SyncacheConfig};
+use core::net::SocketAddr;
 
 const ISS: u32 = 1000;
 const IRS: u32 = 5000;
@@ -264,29 +266,112 @@ fn active_open_three_way_handshake() {
     h.sent(seq(ISS + 1).ack(IRS + 1).data(b"hello"));
 }
 
-/// A passive open handed over by the syncache starts in ESTABLISHED.
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], port))
+}
+
+/// What our listener offers: a 128 KiB buffer (shift 2), SACK, timestamps
+/// as `cfg` says.
+fn listen_options(cfg: &Config) -> ListenOptions {
+    ListenOptions {
+        mss: cfg.mss,
+        wscale: cfg.window_scaling.then_some(2),
+        sack: cfg.sack,
+        timestamps: cfg.timestamps,
+        window: 65535,
+        backlog: 128,
+    }
+}
+
+fn syn_info(s: &Segment) -> SynInfo {
+    SynInfo {
+        peer_isn: s.seq,
+        mss: s.mss,
+        wscale: s.window_scale,
+        sack_ok: s.sack_permitted,
+        tsval: s.timestamp.map(|t| t.0),
+        window: s.window,
+        fin: false,
+    }
+}
+
+fn synack_segment(sa: &SynAck) -> Segment {
+    Segment {
+        src_port: sa.local.port(),
+        dst_port: sa.remote.port(),
+        seq: sa.seq,
+        ack: Some(sa.ack),
+        control: TcpControl::Syn,
+        push: false,
+        window: sa.window,
+        mss: Some(sa.mss),
+        window_scale: sa.wscale,
+        sack_permitted: sa.sack_ok,
+        sack: [None; MAX_SACK_BLOCKS],
+        timestamp: sa.ts,
+        payload_len: 0,
+    }
+}
+
+/// A passive open: the syncache answers the SYN, the final ACK completes
+/// the handshake, the tcpcb starts in ESTABLISHED with what was negotiated.
 #[test]
 fn passive_open_from_syncache() {
-    let hs = Handshake {
-        iss: SeqNum(ISS),
-        irs: SeqNum(IRS),
-        peer_window: 100,
-        peer_mss: Some(1200),
-        peer_wscale: Some(4),
-        sack_permitted: true,
-        ts_recent: None,
+    let now = Instant::from_secs(5);
+    let cfg = Config::new(REMOTE, LOCAL);
+    let opts = listen_options(&cfg);
+    let mut sc = Syncache::new(SyncacheConfig::default(), [7; 16]);
+    let syn = SynInfo {
+        peer_isn: SeqNum(IRS),
+        mss: Some(1200),
+        wscale: Some(4),
+        sack_ok: true,
+        tsval: Some(300),
+        window: 100,
+        fin: false,
     };
+    let SynAction::SendSynAck(sa) = sc.on_syn(now, addr(REMOTE), addr(LOCAL), &syn, &opts) else {
+        panic!("no SYN-ACK")
+    };
+    let ack = AckInfo {
+        seq: SeqNum(IRS + 1),
+        ack: sa.seq + 1,
+        window: 50,
+        ts: sa.ts.map(|(v, _)| (301, v)),
+    };
+    let n = sc
+        .on_ack(now, addr(REMOTE), addr(LOCAL), &ack, &opts)
+        .expect("handshake completes");
+    let iss = n.iss.0;
     let mut h = H {
-        t: Tcb::accept(Config::new(REMOTE, LOCAL), &hs, Instant::ZERO),
-        now: Instant::ZERO,
+        t: Tcb::accept(cfg, &n, now),
+        now,
     };
     assert_eq!(h.t.state(), State::Established);
     let i = h.t.info();
-    assert_eq!((i.snd_wnd, i.snd_mss, i.timestamps, i.sack), (1600, 1200, false, true));
-    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"GET /"));
+    assert_eq!(
+        (i.snd_wnd, i.snd_mss, i.timestamps, i.sack),
+        (100, 1200 - 12, true, true)
+    );
+    assert_eq!((i.snd_wscale, i.rcv_wscale), (4, 2));
+    // The completing ACK: window 50 << 4.
+    h.recv(seq(IRS + 1).ack(iss + 1).wnd(50).ts(301, sa.ts.unwrap().0));
+    assert_eq!(h.t.info().snd_wnd, 800);
+    h.recv(
+        seq(IRS + 1)
+            .ack(iss + 1)
+            .wnd(50)
+            .data(b"GET /")
+            .ts(302, sa.ts.unwrap().0),
+    );
     assert_eq!(h.read_all(), b"GET /");
     h.t.send(b"200");
-    h.sent(seq(ISS + 1).ack(IRS + 6).data(b"200"));
+    let got = h.sent(seq(iss + 1).ack(IRS + 6).data(b"200"));
+    // Our TSval continues the syncache's clock offset; TSecr echoes 302.
+    let ts = got.timestamp.expect("timestamps");
+    assert_eq!(ts.1, 302);
+    assert_eq!(ts.0, sa.ts.unwrap().0, "same clock and offset as the SYN-ACK");
+    assert_eq!((got.src_port, got.dst_port), (REMOTE, LOCAL));
 }
 
 /// RFC 9293 Figure 7, simultaneous connection synchronization.
@@ -1124,7 +1209,12 @@ fn transfer(seed: u64, loss: f64, cfg: Config, len: usize) -> Duration {
     let mut now = Instant::from_secs(1);
     let (mut a, syn) = Tcb::connect(cfg.clone(), SeqNum(0xffff_f000), now);
     let mut b: Option<Tcb> = None;
-    // The "listener": b is created from a's SYN when it arrives.
+    // b's side starts as a listener with a syncache.
+    let mut bcfg = cfg.clone();
+    std::mem::swap(&mut bcfg.local_port, &mut bcfg.remote_port);
+    let opts = listen_options(&bcfg);
+    let mut sc = Syncache::new(SyncacheConfig::default(), [9; 16]);
+    let (la, lb) = (addr(LOCAL), addr(REMOTE));
     pipe.push(
         now,
         true,
@@ -1146,57 +1236,41 @@ fn transfer(seed: u64, loss: f64, cfg: Config, len: usize) -> Duration {
             }
             let (_, to_b, s) = pipe.queue.remove(0);
             let repr = s.seg.repr(&s.payload);
-            if to_b {
-                let fresh_syn = s.seg.control == TcpControl::Syn && s.seg.ack.is_none();
-                // A retransmitted SYN before b heard anything else: the
-                // listener's syncache answers it again.
-                let b_idle = b.as_ref().is_none_or(|b| b.info().segs_in == 0);
-                match &mut b {
-                    Some(b) if !(fresh_syn && b_idle) => b.on_segment(now, &repr),
-                    _ if fresh_syn => {
-                        let hs = Handshake {
-                            iss: SeqNum(0x7fff_fff0),
-                            irs: s.seg.seq,
-                            peer_window: s.seg.window,
-                            peer_mss: s.seg.mss,
-                            peer_wscale: s.seg.window_scale,
-                            sack_permitted: s.seg.sack_permitted,
-                            ts_recent: s.seg.timestamp.map(|t| t.0),
-                        };
-                        // The syncache's SYN-ACK, then the tcpcb.
-                        let mut bcfg = cfg.clone();
-                        std::mem::swap(&mut bcfg.local_port, &mut bcfg.remote_port);
-                        let tb = Tcb::accept(bcfg, &hs, now);
-                        let synack = Segment {
-                            src_port: REMOTE,
-                            dst_port: LOCAL,
-                            seq: hs.iss,
-                            ack: Some(hs.irs + 1),
-                            control: TcpControl::Syn,
-                            push: false,
-                            window: 65535,
-                            mss: Some(cfg.mss),
-                            window_scale: s.seg.window_scale.map(|_| tb.info().rcv_wscale),
-                            sack_permitted: s.seg.sack_permitted,
-                            sack: [None; MAX_SACK_BLOCKS],
-                            timestamp: s.seg.timestamp.map(|(v, _)| (now.as_millis() as u32, v)),
-                            payload_len: 0,
-                        };
-                        pipe.push(
-                            now,
-                            false,
-                            OwnedSeg {
-                                seg: synack,
-                                payload: vec![],
-                            },
-                        );
+            if !to_b {
+                a.on_segment(now, &repr);
+                continue;
+            }
+            if let Some(b) = &mut b {
+                b.on_segment(now, &repr);
+                continue;
+            }
+            // The listener.
+            match (s.seg.control, s.seg.ack) {
+                (TcpControl::Syn, None) => {
+                    if let SynAction::SendSynAck(sa) = sc.on_syn(now, lb, la, &syn_info(&s.seg), &opts) {
+                        let seg = synack_segment(&sa);
+                        pipe.push(now, false, OwnedSeg { seg, payload: vec![] });
+                    }
+                }
+                (TcpControl::None | TcpControl::Fin, Some(ack)) => {
+                    let info = AckInfo {
+                        seq: s.seg.seq,
+                        ack,
+                        window: s.seg.window,
+                        ts: s.seg.timestamp,
+                    };
+                    if let Some(n) = sc.on_ack(now, lb, la, &info, &opts) {
+                        let mut tb = Tcb::accept(bcfg.clone(), &n, now);
+                        tb.on_segment(now, &repr);
                         b = Some(tb);
                     }
-                    _ => {}
                 }
-            } else {
-                a.on_segment(now, &repr);
+                _ => {}
             }
+        }
+        while let Some(sa) = sc.poll(now) {
+            let seg = synack_segment(&sa);
+            pipe.push(now, false, OwnedSeg { seg, payload: vec![] });
         }
         // The programs: a writes everything then closes; b reads.
         if a.state() == State::Established && sent < len {
@@ -1230,6 +1304,7 @@ fn transfer(seed: u64, loss: f64, cfg: Config, len: usize) -> Duration {
             pipe.queue.iter().map(|q| q.0).min(),
             a.next_timer(),
             b.as_ref().and_then(|b| b.next_timer()),
+            sc.next_timer(),
         ]
         .into_iter()
         .flatten()
