@@ -716,15 +716,16 @@ impl Tcb {
     /// non-empty `buf` means nothing to read, or end of file when
     /// [`Tcb::is_eof`].
     pub fn recv(&mut self, buf: &mut [u8]) -> usize {
-        let before = self.adv_window();
         let n = self.rcvbuf.read(buf);
-        // Window update once the window grew by enough to matter (receiver
-        // side of RFC 1122 §4.2.3.3's SWS avoidance).
+        // RFC 1122 §4.2.3.3, receiver SWS avoidance: announce a larger window
+        // once it "can be increased by min(RCV.BUFF/2, Eff.snd.MSS)" over the
+        // one last announced — and, as Linux does (`tcp_cleanup_rbuf`), only
+        // once it is at least twice what the peer has left, so a program
+        // reading along a flowing stream does not add ACKs.
         if n > 0 && self.state.receives_data() {
-            let now_free = self.rcvbuf.window() as u32;
-            let grow = now_free.saturating_sub(before);
-            let threshold = (self.rcvbuf.capacity() as u32 / 2).min(2 * self.rcv_mss);
-            if grow >= threshold {
+            let (new, left) = (self.adv_window(), self.rcv_wnd());
+            let threshold = (self.rcvbuf.capacity() as u32 / 2).min(self.rcv_mss);
+            if new.saturating_sub(left) >= threshold && new >= 2 * left {
                 self.ack_now = true;
             }
         }
@@ -1524,7 +1525,7 @@ impl Tcb {
                 // segment [...] deflate the congestion window by the amount of
                 // new data acknowledged [...] add back one SMSS".
                 self.rtx_head = !self.sack_ok;
-                self.inflation = self.inflation.saturating_sub(acked) + self.snd_mss;
+                self.inflation = self.inflation.saturating_sub(acked).saturating_add(self.snd_mss);
             }
         } else {
             self.dupacks = 0;
@@ -1533,11 +1534,15 @@ impl Tcb {
     }
 
     fn on_dup_ack(&mut self, now: Instant) {
-        self.dupacks += 1;
+        self.dupacks = self.dupacks.saturating_add(1);
         if self.ccs.in_recovery {
             // RFC 6582 §3.2 step 4: "increment cwnd by SMSS" (kept as
             // inflation beside the congestion controller's window).
-            self.inflation += self.snd_mss;
+            // No more inflation than there is data in flight: a peer cannot
+            // open the window by repeating ACKs (RFC 5681 §3.2's ACK
+            // division concern).
+            let flight = self.snd_max.diff(self.snd_una).max(0) as u32;
+            self.inflation = self.inflation.saturating_add(self.snd_mss).min(flight);
             return;
         }
         let lost = self.sack_ok && self.scoreboard.is_lost(self.snd_una, self.snd_mss);
@@ -1594,7 +1599,7 @@ impl Tcb {
                         // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: an ACK for at
                         // least every second full-sized segment, and within
                         // the delayed-ACK time otherwise.
-                        self.unacked_rcv_bytes += n as u32;
+                        self.unacked_rcv_bytes = self.unacked_rcv_bytes.saturating_add(n as u32);
                         if self.unacked_rcv_bytes >= 2 * self.rcv_mss {
                             self.ack_now = true;
                         } else if self.delack_at.is_none() {
@@ -1766,14 +1771,14 @@ impl Tcb {
             } else {
                 0
             };
-            (cwnd + limited).saturating_sub(flight)
+            cwnd.saturating_add(limited).saturating_sub(flight)
         } else if self.sack_ok {
             let pipe = self
                 .scoreboard
                 .pipe(self.snd_una, self.snd_max, self.high_rxt, self.snd_mss);
             cwnd.saturating_sub(pipe)
         } else {
-            (cwnd + self.inflation).saturating_sub(flight)
+            cwnd.saturating_add(self.inflation).saturating_sub(flight)
         }
     }
 
@@ -1858,7 +1863,7 @@ impl Tcb {
             // transmit one or more segments" chosen by NextSeg.
             let (una, max, rxt, mss) = (self.snd_una, self.snd_max, self.high_rxt, self.snd_mss);
             let pipe = self.scoreboard.pipe(una, max, rxt, mss);
-            if pipe + mss <= self.ccs.cwnd {
+            if pipe.saturating_add(mss) <= self.ccs.cwnd {
                 // Rule (2), new data, is `send_new`'s; rule (3) retransmits
                 // when there is no new data the window lets us send.
                 let unsent = self.sndbuf.len() as i64 - i64::from(self.snd_nxt.diff(self.snd_buf_seq));
