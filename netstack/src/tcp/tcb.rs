@@ -401,6 +401,8 @@ pub struct Tcb {
     last_ack_sent: SeqNum,
     snd_mss: u32,
     rcv_mss: u32,
+    /// The peer's MSS option (clamped up to [`MIN_MSS`]).
+    peer_mss: u16,
 
     sndbuf: SendBuffer,
     rcvbuf: RecvBuffer,
@@ -505,6 +507,7 @@ impl Tcb {
             last_ack_sent: SeqNum(0),
             snd_mss: u32::from(DEFAULT_MSS).min(mss),
             rcv_mss: u32::from(DEFAULT_MSS).min(mss),
+            peer_mss: DEFAULT_MSS,
             sndbuf,
             rcvbuf,
             fin_queued: false,
@@ -553,7 +556,7 @@ impl Tcb {
         t.state = State::SynSent;
         t.ccs.mss = t.snd_mss;
         t.cc.init(&mut t.ccs);
-        let syn = t.output(now).expect("SYN-SENT sends a SYN");
+        let syn = t.poll(now).expect("SYN-SENT sends a SYN");
         (t, syn)
     }
 
@@ -657,14 +660,34 @@ impl Tcb {
     /// (0 and 48 would make tiny segments) and down to what our path
     /// carries, less the timestamps option; then the initial window.
     fn set_snd_mss(&mut self, peer_mss: Option<u16>) {
-        let mss = peer_mss
-            .unwrap_or(DEFAULT_MSS)
-            .max(MIN_MSS)
-            .min(self.cfg.mss.max(MIN_MSS));
+        self.peer_mss = peer_mss.unwrap_or(DEFAULT_MSS).max(MIN_MSS);
+        self.update_snd_mss();
+        self.cc.init(&mut self.ccs);
+    }
+
+    fn update_snd_mss(&mut self) {
+        let mss = self.peer_mss.min(self.cfg.mss.max(MIN_MSS));
         let opts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
         self.snd_mss = u32::from(mss) - opts;
         self.ccs.mss = self.snd_mss;
-        self.cc.init(&mut self.ccs);
+    }
+
+    /// The path carries less than before (ICMP "fragmentation needed" or
+    /// "packet too big", RFC 1191 / RFC 8201): `mss` is the largest segment
+    /// payload the new path MTU allows. Segments in flight were likely
+    /// dropped, so they are sent again at once, cut to the new size
+    /// (Linux's `tcp_simple_retransmit`); congestion state is untouched.
+    pub fn set_path_mss(&mut self, mss: u16) {
+        let mss = mss.max(MIN_MSS);
+        if mss >= self.cfg.mss {
+            return;
+        }
+        self.cfg.mss = mss;
+        self.update_snd_mss();
+        if self.state.is_synchronized() && self.snd_nxt != self.snd_una {
+            self.snd_nxt = self.snd_una;
+            self.rtt_probe = None;
+        }
     }
 
     // ---------------------------------------------------------------

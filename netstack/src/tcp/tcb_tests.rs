@@ -510,6 +510,29 @@ fn mss_clamped() {
     h.sent(seq(ISS + 89).ack(IRS + 1).data(&[7; 12]));
 }
 
+/// A smaller path MTU: what is in flight goes again at once, cut to the
+/// new size.
+#[test]
+fn path_mtu_drop_resends_smaller() {
+    let mut h = H::established(Config {
+        nodelay: true,
+        ..plain()
+    });
+    h.t.send(&[1; 2000]);
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(&[1; 1460]));
+    h.sent(seq(ISS + 1461).ack(IRS + 1).data(&[1; 540]));
+    h.t.set_path_mss(1000);
+    assert_eq!(h.t.info().snd_mss, 1000);
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(&[1; 1000]));
+    h.sent(seq(ISS + 1001).ack(IRS + 1).data(&[1; 1000]));
+    h.silent();
+    // Never below the minimum, never up again by this call.
+    h.t.set_path_mss(10);
+    assert_eq!(h.t.info().snd_mss, u32::from(MIN_MSS));
+    h.t.set_path_mss(1400);
+    assert_eq!(h.t.info().snd_mss, u32::from(MIN_MSS));
+}
+
 /// RFC 7323 §5.3: a segment whose TSval is older than TS.Recent is dropped
 /// and acknowledged; TS.Recent follows in-order segments.
 #[test]
