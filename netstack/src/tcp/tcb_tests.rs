@@ -561,6 +561,77 @@ fn timestamps_and_paws() {
     assert_eq!(h.t.info().rtt, Duration::from_micros(12_500));
 }
 
+/// Established with timestamps; the peer's clock starts at 500 ms.
+fn with_timestamps() -> H {
+    let (mut h, _) = H::connect(Config {
+        timestamps: true,
+        nodelay: true,
+        ..plain()
+    });
+    h.at_ms(1000);
+    h.recv(seq(IRS).syn().ack(ISS + 1).ts(500, 1000));
+    h.sent(seq(ISS + 1).ack(IRS + 1).ts(1000, 500));
+    h
+}
+
+/// Reordering delivers a duplicate ACK after a newer segment: PAWS lets it
+/// through (Linux's disordered-ACK rule) so it still counts.
+#[test]
+fn reordered_duplicate_ack_passes_paws() {
+    let mut h = with_timestamps();
+    h.t.send(b"abcd");
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"abcd"));
+    h.recv(seq(IRS + 1).ack(ISS + 1).ts(520, 1000));
+    h.recv(seq(IRS + 1).ack(ISS + 1).ts(510, 1000));
+    assert_eq!(h.t.info().paws_rejected, 0);
+    assert_eq!(h.t.dupacks, 2);
+    // An old segment with data is still rejected.
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"x").ts(505, 1000));
+    assert_eq!(h.t.info().paws_rejected, 1);
+    h.sent(seq(ISS + 5).ack(IRS + 1));
+    assert_eq!(h.t.recv_queued(), 0);
+}
+
+/// Karn's rule with timestamps: after a timeout, an ACK echoing a TSval
+/// from before it gives no RTT sample.
+#[test]
+fn timestamp_echo_from_before_timeout_is_not_sampled() {
+    let mut h = with_timestamps();
+    let srtt = h.t.info().rtt;
+    h.t.send(b"abcd");
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"abcd").ts(1000, 500));
+    // RTO: 200 ms (the SYN's sample was 0 ms).
+    h.skip_to_timer();
+    assert_eq!(h.now, Instant::from_millis(1200));
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"abcd").ts(1200, 500));
+    // The ACK of the original transmission (it was only late) arrives.
+    h.at_ms(1210);
+    h.recv(seq(IRS + 1).ack(ISS + 5).ts(600, 1000));
+    assert_eq!(h.t.info().rtt, srtt, "no 210 ms sample");
+    // The next echo of a fresh TSval is sampled.
+    h.t.send(b"e");
+    h.sent(seq(ISS + 5).ack(IRS + 1).data(b"e").ts(1210, 600));
+    h.at_ms(1250);
+    h.recv(seq(IRS + 1).ack(ISS + 6).ts(700, 1210));
+    assert_eq!(h.t.info().rtt, Duration::from_millis(5), "7/8 * 0 + 1/8 * 40 ms");
+}
+
+/// Answers to out-of-window segments without data are rate limited, so
+/// two stacks that disagree cannot ping-pong ACKs; data is answered.
+#[test]
+fn out_of_window_acks_rate_limited() {
+    let mut h = H::established(plain());
+    h.recv(seq(IRS + 900_000).ack(ISS + 1));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    h.recv(seq(IRS + 900_000).ack(ISS + 1));
+    h.silent();
+    h.recv(seq(IRS - 10).ack(ISS + 1).data(b"old"));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    h.advance(Duration::from_millis(500));
+    h.recv(seq(IRS + 900_000).ack(ISS + 1));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+}
+
 // ------------------------------------------------------------------
 // RFC 5961.
 // ------------------------------------------------------------------
