@@ -415,6 +415,9 @@ pub struct Tcb {
     ooo_fin: Option<SeqNum>,
     /// Sequence number of the latest out-of-order segment (for SACK).
     last_ooo: Option<SeqNum>,
+    /// Duplicate data to report in the next ACK's first SACK block (D-SACK,
+    /// RFC 2883).
+    dsack: Option<(SeqNum, SeqNum)>,
     /// The program closed the socket (no more reads).
     orphaned: bool,
 
@@ -514,6 +517,7 @@ impl Tcb {
             fin_received: false,
             ooo_fin: None,
             last_ooo: None,
+            dsack: None,
             orphaned: false,
             cc,
             ccs: CcState::default(),
@@ -994,6 +998,8 @@ impl Tcb {
         // RFC 6582 §4: after a timeout, "recover" is the highest sequence
         // number sent, so duplicate ACKs of old data do not start recovery.
         self.recover = self.snd_max;
+        // RFC 2018 §8: "After a retransmit timeout the data sender SHOULD
+        // turn off all of the SACKed bits".
         self.scoreboard.clear();
         // RFC 6298 §5.4: "Retransmit the earliest segment that has not
         // been acknowledged"; BSD-style, go back to SND.UNA.
@@ -1301,6 +1307,11 @@ impl Tcb {
         let zero_window_probe = self.rcv_wnd() == 0 && seq == self.rcv_nxt;
         if !self.acceptable(seq, seg_len) && !zero_window_probe {
             self.ack_unacceptable(now, seg_len);
+            if self.sack_ok && !payload.is_empty() && seq + payload.len() as u32 <= self.rcv_nxt {
+                // RFC 2883 §4: "the first SACK block should specify the
+                // [...] duplicate segment".
+                self.dsack = Some((seq, seq + payload.len() as u32));
+            }
             if self.state == State::TimeWait && fin {
                 // "The only thing that can arrive in this state is a
                 // retransmission of the remote FIN. Acknowledge it, and
@@ -1333,13 +1344,18 @@ impl Tcb {
             if d > payload.len() {
                 fin = false;
             }
+            if self.sack_ok && !payload.is_empty() {
+                let dup = d.min(payload.len()) as u32;
+                self.dsack = Some((seq, seq + dup));
+                self.ack_now = true;
+            }
             payload = &payload[d.min(payload.len())..];
             seq = self.rcv_nxt;
         }
-        if zero_window_probe && self.rcv_wnd() == 0 {
-            if !payload.is_empty() || fin {
-                self.ack_now = true;
-            }
+        if zero_window_probe && self.rcv_wnd() == 0 && !payload.is_empty() {
+            // No room for the data (nor for a FIN after it); a bare FIN
+            // takes no room and is taken, as Linux does.
+            self.ack_now = true;
             payload = &[];
             fin = false;
         }
@@ -1437,14 +1453,18 @@ impl Tcb {
         } else {
             u32::from(seg.window_len) << self.snd_wscale
         };
-        let sack_blocks: [Option<(SeqNum, SeqNum)>; MAX_SACK_BLOCKS] =
-            seg.sack_ranges.map(|r| r.map(|(l, r)| (SeqNum(l), SeqNum(r))));
+        let mut blocks = [(SeqNum(0), SeqNum(0)); MAX_SACK_BLOCKS];
+        let mut n = 0;
+        for &(l, r) in seg.sack_ranges.iter().flatten() {
+            blocks[n] = (SeqNum(l), SeqNum(r));
+            n += 1;
+        }
         let mut newly_sacked = 0;
-        if self.sack_ok && sack_blocks.iter().any(Option::is_some) {
-            let blocks: Vec<(SeqNum, SeqNum)> = sack_blocks.iter().flatten().copied().collect();
+        if self.sack_ok && (n > 0 || !self.scoreboard.is_empty()) {
+            // Also drops what this ACK covers cumulatively.
             newly_sacked = self
                 .scoreboard
-                .update(ack.max(self.snd_una), self.snd_max, &blocks)
+                .update(ack.max(self.snd_una), self.snd_max, &blocks[..n])
                 .newly_sacked;
         }
 
@@ -1542,7 +1562,6 @@ impl Tcb {
                 self.inflation = 0;
                 self.dupacks = 0;
                 self.cc.on_recovery_exit(&mut self.ccs, now);
-                self.scoreboard.clear();
             } else {
                 // Partial acknowledgment: "retransmit the first unacknowledged
                 // segment [...] deflate the congestion window by the amount of
@@ -1730,8 +1749,15 @@ impl Tcb {
             // RFC 2018 §4: "The first SACK block [...] MUST specify the
             // contiguous block of data containing the segment which
             // triggered this ACK"; the others follow.
-            let max = if self.ts_ok { 3 } else { 4 };
+            let mut max = if self.ts_ok { 3 } else { 4 };
             let ranges = self.rcvbuf.ooo_ranges();
+            let mut slots = sack.iter_mut();
+            if let (Some((s, e)), true) = (self.dsack.take(), ack.is_some()) {
+                if let Some(slot) = slots.next() {
+                    *slot = Some((s.0, e.0));
+                    max -= 1;
+                }
+            }
             let latest = self.last_ooo.map(|q| q.diff(self.rcv_nxt)).and_then(|off| {
                 let off = usize::try_from(off).ok()?;
                 ranges.iter().position(|&(s, e)| (s..e).contains(&off))
@@ -1739,7 +1765,7 @@ impl Tcb {
             let order = latest
                 .into_iter()
                 .chain((0..ranges.len()).filter(|&i| Some(i) != latest));
-            for (slot, i) in sack.iter_mut().zip(order.take(max)) {
+            for (slot, i) in slots.zip(order.take(max)) {
                 let (s, e) = ranges[i];
                 *slot = Some(((self.rcv_nxt + s as u32).0, (self.rcv_nxt + e as u32).0));
             }

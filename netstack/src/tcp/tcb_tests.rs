@@ -742,6 +742,28 @@ fn out_of_order_reassembly_with_sack() {
     assert_eq!(h.read_all(), b"hello, abcworld12345!");
 }
 
+/// RFC 2883: a duplicate segment is reported in the first SACK block of
+/// the ACK it draws (D-SACK), so the sender can tell a spurious
+/// retransmission.
+#[test]
+fn duplicate_data_reported_by_dsack() {
+    let (mut h, _) = H::connect(Config { sack: true, ..plain() });
+    h.recv(seq(IRS).syn().ack(ISS + 1).sack_perm());
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"abcd"));
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"abcd"));
+    h.sent(seq(ISS + 1).ack(IRS + 5).sack(IRS + 1, IRS + 5));
+    // Partly new: the old part is reported, the new part taken.
+    h.recv(seq(IRS + 3).ack(ISS + 1).data(b"cdef"));
+    h.sent(seq(ISS + 1).ack(IRS + 7).sack(IRS + 3, IRS + 5));
+    // Reported once only.
+    h.recv(seq(IRS + 7).ack(ISS + 1).data(b"g"));
+    h.skip_to_timer();
+    let ack = h.sent(seq(ISS + 1).ack(IRS + 8));
+    assert_eq!(ack.sack, [None; MAX_SACK_BLOCKS]);
+    assert_eq!(h.read_all(), b"abcdefg");
+}
+
 /// A flood of disjoint out-of-order segments cannot grow memory: the
 /// ranges are bounded, later ones dropped and counted.
 #[test]
