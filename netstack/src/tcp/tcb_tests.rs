@@ -1481,3 +1481,79 @@ fn back_to_back_stress() {
         assert!(took < Duration::from_secs(120), "seed {seed}: {took:?}");
     }
 }
+
+/// No panic on any input: random segments (sequence and acknowledgment
+/// numbers near and far from the real ones, every control, options, data)
+/// against connections in every state, with the program reading, writing
+/// and closing in between.
+#[test]
+fn random_segments_never_panic() {
+    let mut rng = SimRng::new(42);
+    for round in 0..60u64 {
+        let cfg = if round % 2 == 0 {
+            Config::new(LOCAL, REMOTE)
+        } else {
+            plain()
+        };
+        let (mut h, _) = H::connect(Config {
+            recv_buffer: 4096,
+            send_buffer: 4096,
+            ..cfg
+        });
+        if round % 3 != 0 {
+            h.recv(seq(IRS).syn().ack(ISS + 1).mss(536).ws(3).sack_perm().ts(1, 1));
+        }
+        let mut buf = [0u8; 700];
+        for _ in 0..2000 {
+            let near = |rng: &mut SimRng, base: u32| -> u32 {
+                match rng.below(4) {
+                    0 => rng.next_u64() as u32,
+                    1 => base.wrapping_add(rng.below(20_000) as u32).wrapping_sub(10_000),
+                    _ => base.wrapping_add(rng.below(1_000) as u32).wrapping_sub(500),
+                }
+            };
+            let mut s = seq(near(&mut rng, h.t.rcv_nxt.0));
+            if rng.chance(0.9) {
+                s = s.ack(near(&mut rng, h.t.snd_una.0));
+            }
+            s.ctl = [TcpControl::None, TcpControl::Syn, TcpControl::Fin, TcpControl::Rst][rng.below(4) as usize];
+            if rng.chance(0.3) {
+                s.ctl = TcpControl::None;
+            }
+            s.wnd = Some(rng.below(65536) as u16);
+            s.data = vec![0x5a; rng.below(600) as usize];
+            if rng.chance(0.5) {
+                s.ts = Some((rng.next_u64() as u32, rng.next_u64() as u32));
+            }
+            if rng.chance(0.2) {
+                let l = near(&mut rng, h.t.snd_una.0);
+                s.sack = vec![(l, l.wrapping_add(rng.below(3000) as u32))];
+            }
+            if rng.chance(0.05) {
+                s.mss = Some(rng.below(2000) as u16);
+                s.ws = Some(rng.below(20) as u8);
+            }
+            h.recv(s);
+            match rng.below(10) {
+                0 => {
+                    h.t.send(&buf[..rng.below(700) as usize]);
+                }
+                1 => {
+                    h.t.recv(&mut buf);
+                }
+                2 if rng.chance(0.05) => h.t.shutdown_write(),
+                3 if rng.chance(0.02) => h.t.close(h.now),
+                _ => {}
+            }
+            h.advance(Duration::from_millis(rng.below(50)));
+            while let Some(seg) = h.t.poll(h.now) {
+                let (a, b) = h.t.payload(&seg);
+                assert_eq!(a.len() + b.len(), seg.payload_len);
+            }
+            let _ = (h.t.readiness(), h.t.info(), h.t.next_timer());
+            if h.t.state() == State::Closed {
+                break;
+            }
+        }
+    }
+}
