@@ -154,11 +154,21 @@ impl Interface {
             match self.reasm_v4.push(now, key, off, pkt.more_frags(), pkt.payload()) {
                 Ok(Some(whole)) => {
                     self.counters.ipv4_reassembled += 1;
+                    // The header an ICMP error quotes: the datagram as a
+                    // whole, not the last fragment (whose offset would make
+                    // the peer ignore the quote).
+                    let mut fixed = [0u8; 60];
+                    let hl = header.len();
+                    fixed[..hl].copy_from_slice(header);
+                    let mut fp = Ipv4Packet::new_unchecked(&mut fixed[..hl]);
+                    fp.set_frag(false, false, 0);
+                    fp.set_total_len((hl + whole.len()).min(u16::MAX as usize) as u16);
+                    fp.fill_checksum(ChecksumMode::Compute);
                     let up = Upper {
                         src: IpAddr::V4(src),
                         dst: IpAddr::V4(dst),
                         proto: repr.protocol,
-                        header,
+                        header: &fixed[..hl],
                         payload: &whole,
                         l4_mode: ChecksumMode::Compute,
                         group,
@@ -237,7 +247,7 @@ impl Interface {
         let data = &payload[ext.offset..];
         if frag.is_atomic() {
             // RFC 6946: process in isolation.
-            self.process_ipv6_fragmentable(now, up, frag.next_header, data);
+            self.process_ipv6_fragmentable(now, up, frag.next_header, data, false);
             return;
         }
         let key = Ipv6FragKey {
@@ -252,7 +262,7 @@ impl Interface {
             Ok(Some(whole)) => {
                 self.counters.ipv6_reassembled += 1;
                 up.l4_mode = ChecksumMode::Compute;
-                self.process_ipv6_fragmentable(now, up, frag.next_header, &whole);
+                self.process_ipv6_fragmentable(now, up, frag.next_header, &whole, true);
             }
             Ok(None) => {}
             Err(_) => self.counters.drop_ipv6_fragment += 1,
@@ -261,8 +271,17 @@ impl Interface {
 
     /// The fragmentable part of an IPv6 datagram: more extension headers
     /// (never hop-by-hop, never another fragment header), then the upper
-    /// layer.
-    fn process_ipv6_fragmentable<'a>(&mut self, now: Instant, mut up: Upper<'a>, next_header: u8, data: &'a [u8]) {
+    /// layer. For a `reassembled` datagram, ICMP errors quote a fixed header
+    /// followed directly by the upper layer, as if it had never been
+    /// fragmented.
+    fn process_ipv6_fragmentable<'a>(
+        &mut self,
+        now: Instant,
+        mut up: Upper<'a>,
+        next_header: u8,
+        data: &'a [u8],
+        reassembled: bool,
+    ) {
         let ext = match Ipv6ExtHeaders::parse(next_header, data, false) {
             Ok(e) if e.fragment.is_none() => e,
             Ok(_) => {
@@ -276,7 +295,16 @@ impl Interface {
         };
         up.proto = ext.next_header;
         up.payload = &data[ext.offset..];
-        self.process_upper(now, up);
+        if !reassembled {
+            self.process_upper(now, up);
+            return;
+        }
+        let mut fixed = [0u8; ipv6::HEADER_LEN];
+        fixed.copy_from_slice(&up.header[..ipv6::HEADER_LEN]);
+        let mut fp = Ipv6Packet::new_unchecked(&mut fixed[..]);
+        fp.set_next_header(up.proto);
+        fp.set_payload_len(up.payload.len().min(u16::MAX as usize) as u16);
+        self.process_upper(now, Upper { header: &fixed, ..up });
     }
 
     fn ext_error(&mut self, e: ExtHeaderError) {

@@ -1297,3 +1297,61 @@ fn packet_too_big_v6_lowers_path_mtu() {
         "fragment headers"
     );
 }
+
+#[test]
+fn port_unreachable_for_a_reassembled_datagram_quotes_it_whole() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let whole = udp(sa(PEER4, 1), sa(US4, 4242), &[9; 40]);
+    let frames = vec![
+        v4_fragment(5, 0, true, &whole[..24]),
+        v4_fragment(5, 24, false, &whole[24..]),
+    ];
+    let out = run(&mut i, &mut nic, t(0), frames);
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    let r = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&p.payload[..]).unwrap()).unwrap();
+    let Icmpv4Repr::DstUnreachable { code: 3, data, .. } = r else {
+        panic!("{r:?}")
+    };
+    let q = Ipv4Packet::new_checked(data).unwrap();
+    assert!(!q.is_fragment());
+    assert!(q.verify_checksum());
+    assert_eq!(q.total_len() as usize, 20 + whole.len());
+    assert_eq!(q.payload(), &whole[..]);
+}
+
+#[test]
+fn ipv6_port_unreachable_for_a_reassembled_datagram_quotes_it_whole() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let whole = udp(sa(peer6(), 1), sa(us6(), 4242), &[9; 40]);
+    let frag = |offset: u16, more: bool, data: &[u8]| {
+        let mut p = vec![0u8; 8];
+        Ipv6FragmentHeader {
+            next_header: 17,
+            offset,
+            more_frags: more,
+            ident: 77,
+        }
+        .emit(&mut p);
+        p.extend_from_slice(data);
+        eth(US_MAC, PEER_MAC, EtherType::Ipv6, &ipv6(peer6(), us6(), 44, 64, &p))
+    };
+    let out = run(
+        &mut i,
+        &mut nic,
+        t(0),
+        vec![frag(0, true, &whole[..24]), frag(24, false, &whole[24..])],
+    );
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    let r = Icmpv6Repr::parse(&us6(), &peer6(), &Icmpv6Packet::new_checked(&p.payload[..]).unwrap()).unwrap();
+    let Icmpv6Repr::DstUnreachable { code: 4, data } = r else {
+        panic!("{r:?}")
+    };
+    let q = Ipv6Packet::new_checked(data).unwrap();
+    assert_eq!((q.next_header(), q.payload()), (17, &whole[..]));
+}
