@@ -20,6 +20,16 @@ use crate::wire::{
     Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket, UdpRepr,
 };
 
+/// An ICMP error to send.
+#[derive(Debug, Clone, Copy)]
+enum IcmpOut {
+    /// Destination unreachable with this code (ICMPv4 or ICMPv6 numbering,
+    /// per the datagram's version).
+    Unreachable(u8),
+    /// ICMPv6 parameter problem: code and pointer.
+    ParamProblem(u8, u32),
+}
+
 /// The upper-layer part of a received IP datagram.
 #[derive(Debug, Clone, Copy)]
 struct Upper<'a> {
@@ -35,6 +45,10 @@ struct Upper<'a> {
     /// Sent to a broadcast or multicast address.
     group: bool,
     hop_limit: u8,
+    /// IPv6: offset in the received packet of the byte naming `proto`
+    /// (for Parameter Problem pointers); `None` when the packet was
+    /// reassembled or is IPv4.
+    nh_pointer: Option<u32>,
 }
 
 impl Interface {
@@ -173,6 +187,7 @@ impl Interface {
                         l4_mode: ChecksumMode::Compute,
                         group,
                         hop_limit: repr.hop_limit,
+                        nh_pointer: None,
                     };
                     self.process_upper(now, up);
                 }
@@ -190,6 +205,7 @@ impl Interface {
             l4_mode: ChecksumMode::rx_l4(&meta),
             group,
             hop_limit: repr.hop_limit,
+            nh_pointer: None,
         };
         self.process_upper(now, up);
     }
@@ -239,12 +255,14 @@ impl Interface {
             l4_mode: ChecksumMode::rx_l4(&meta),
             group,
             hop_limit: repr.hop_limit,
+            nh_pointer: Some(ext.next_header_at.map_or(6, |x| (ipv6::HEADER_LEN + x) as u32)),
         };
         let Some(frag) = ext.fragment else {
             self.process_upper(now, up);
             return;
         };
         let data = &payload[ext.offset..];
+        up.nh_pointer = None;
         if frag.is_atomic() {
             // RFC 6946: process in isolation.
             self.process_ipv6_fragmentable(now, up, frag.next_header, data, false);
@@ -324,8 +342,19 @@ impl Interface {
             (ip_proto::IPV6_NONXT, IpAddr::V6(_)) => {}
             _ => {
                 self.counters.drop_unknown_protocol += 1;
-                if up.src.is_ipv4() {
-                    self.send_icmp_unreachable(now, &up, icmpv4::unreachable::PROTOCOL);
+                match up.nh_pointer {
+                    _ if up.src.is_ipv4() => {
+                        self.send_icmp_error(now, &up, IcmpOut::Unreachable(icmpv4::unreachable::PROTOCOL))
+                    }
+                    // RFC 8200 section 4: "send an ICMP Parameter Problem
+                    // message ... Code value of 1 ... Pointer field
+                    // containing the offset of the unrecognized value".
+                    Some(pointer) => self.send_icmp_error(
+                        now,
+                        &up,
+                        IcmpOut::ParamProblem(icmpv6::param_problem::NEXT_HEADER, pointer),
+                    ),
+                    None => {}
                 }
             }
         }
@@ -365,7 +394,7 @@ impl Interface {
                     } else {
                         icmpv6::unreachable::PORT
                     };
-                    self.send_icmp_unreachable(now, &up, code);
+                    self.send_icmp_error(now, &up, IcmpOut::Unreachable(code));
                 }
             }
             return;
@@ -398,10 +427,9 @@ impl Interface {
         self.notify(i, EV_READABLE);
     }
 
-    /// Sends an ICMP destination unreachable about `up`, unless RFC 1122
-    /// section 3.2.2 / RFC 4443 section 2.4 (e) forbid it or the rate limit
-    /// says no.
-    fn send_icmp_unreachable(&mut self, now: Instant, up: &Upper<'_>, code: u8) {
+    /// Sends an ICMP error about `up`, unless RFC 1122 section 3.2.2 /
+    /// RFC 4443 section 2.4 (e) forbid it or the rate limit says no.
+    fn send_icmp_error(&mut self, now: Instant, up: &Upper<'_>, what: IcmpOut) {
         if up.group || up.src.is_unspecified() {
             return;
         }
@@ -423,6 +451,7 @@ impl Interface {
                 let take = room.saturating_sub(inv.len()).min(up.payload.len());
                 inv.extend_from_slice(&up.payload[..take]);
                 inv.truncate(room);
+                let IcmpOut::Unreachable(code) = what else { return };
                 let repr = Icmpv4Repr::DstUnreachable {
                     code,
                     next_hop_mtu: 0,
@@ -445,7 +474,14 @@ impl Interface {
                 let take = room.saturating_sub(inv.len()).min(up.payload.len());
                 inv.extend_from_slice(&up.payload[..take]);
                 inv.truncate(room);
-                let repr = Icmpv6Repr::DstUnreachable { code, data: &inv };
+                let repr = match what {
+                    IcmpOut::Unreachable(code) => Icmpv6Repr::DstUnreachable { code, data: &inv },
+                    IcmpOut::ParamProblem(code, pointer) => Icmpv6Repr::ParamProblem {
+                        code,
+                        pointer,
+                        data: &inv,
+                    },
+                };
                 let hl = self.config.hop_limit;
                 self.send_icmpv6(now, ours, peer, hl, None, repr);
             }
@@ -595,6 +631,9 @@ impl Interface {
             }
             Icmpv6Repr::TimeExceeded { data, .. } => {
                 self.deliver_icmp_error(now, IcmpErrorKind::TimeExceeded, up.src, data, false)
+            }
+            Icmpv6Repr::ParamProblem { data, .. } => {
+                self.deliver_icmp_error(now, IcmpErrorKind::ParameterProblem, up.src, data, false)
             }
             Icmpv6Repr::Ndp(ndp) => self.process_ndp(now, &up, src, dst, ndp),
         }

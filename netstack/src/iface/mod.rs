@@ -179,6 +179,8 @@ pub enum SocketError {
     ProtocolUnavailable,
     /// Broadcast without `SO_BROADCAST` (`EACCES`).
     PermissionDenied,
+    /// The peer reported a malformed packet (`EPROTO`).
+    ProtocolError,
 }
 
 /// Which ICMP error arrived.
@@ -196,6 +198,8 @@ pub enum IcmpErrorKind {
     PacketTooBig(u32),
     /// Time (hop limit or reassembly) exceeded.
     TimeExceeded,
+    /// ICMPv6 parameter problem.
+    ParameterProblem,
     /// Communication administratively prohibited, or another code.
     Other {
         /// ICMP type.
@@ -216,6 +220,7 @@ impl IcmpErrorKind {
             IcmpErrorKind::ProtocolUnreachable => Some(SocketError::ProtocolUnavailable),
             IcmpErrorKind::PortUnreachable => Some(SocketError::ConnectionRefused),
             IcmpErrorKind::PacketTooBig(_) => None,
+            IcmpErrorKind::ParameterProblem => Some(SocketError::ProtocolError),
             IcmpErrorKind::Other { .. } => Some(SocketError::HostUnreachable),
         }
     }

@@ -1355,3 +1355,35 @@ fn ipv6_port_unreachable_for_a_reassembled_datagram_quotes_it_whole() {
     let q = Ipv6Packet::new_checked(data).unwrap();
     assert_eq!((q.next_header(), q.payload()), (17, &whole[..]));
 }
+
+#[test]
+fn unknown_ipv6_next_header_gets_parameter_problem() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let plain = eth(
+        US_MAC,
+        PEER_MAC,
+        EtherType::Ipv6,
+        &ipv6(peer6(), us6(), 253, 64, &[0; 8]),
+    );
+    // After a hop-by-hop header the naming byte is the first of that header.
+    let hbh = eth(
+        US_MAC,
+        PEER_MAC,
+        EtherType::Ipv6,
+        &ipv6(peer6(), us6(), 0, 64, &[253, 0, 1, 4, 0, 0, 0, 0]),
+    );
+    let out = run(&mut i, &mut nic, t(0), vec![plain, hbh]);
+    assert_eq!(out.len(), 2);
+    for (f, want) in out.iter().zip([6u32, 40]) {
+        let p = parse(f);
+        let r = Icmpv6Repr::parse(&us6(), &peer6(), &Icmpv6Packet::new_checked(&p.payload[..]).unwrap()).unwrap();
+        let Icmpv6Repr::ParamProblem { code, pointer, data } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!((code, pointer), (1, want));
+        assert_eq!(data[pointer as usize], 253);
+    }
+    assert_eq!(i.counters().drop_unknown_protocol, 2);
+}

@@ -55,6 +55,16 @@ pub mod unreachable {
     pub const PORT: u8 = 4;
 }
 
+/// Parameter-problem codes.
+pub mod param_problem {
+    /// Erroneous header field.
+    pub const HEADER_FIELD: u8 = 0;
+    /// Unrecognized Next Header type.
+    pub const NEXT_HEADER: u8 = 1;
+    /// Unrecognized IPv6 option.
+    pub const OPTION: u8 = 2;
+}
+
 /// A view over an ICMPv6 message.
 #[derive(Debug, Clone)]
 pub struct Icmpv6Packet<T: AsRef<[u8]>> {
@@ -207,6 +217,15 @@ pub enum Icmpv6Repr<'a> {
         /// The start of the packet that caused it.
         data: &'a [u8],
     },
+    /// Parameter problem (RFC 4443 section 3.4).
+    ParamProblem {
+        /// Code (see [`param_problem`]).
+        code: u8,
+        /// Offset of the offending byte in the invoking packet.
+        pointer: u32,
+        /// The start of the packet that caused it.
+        data: &'a [u8],
+    },
     /// A neighbor discovery message.
     Ndp(NdpRepr),
 }
@@ -233,6 +252,11 @@ impl<'a> Icmpv6Repr<'a> {
             (msg_type::DST_UNREACHABLE, code) => Ok(Icmpv6Repr::DstUnreachable { code, data }),
             (msg_type::PKT_TOO_BIG, 0) => Ok(Icmpv6Repr::PktTooBig { mtu: p.mtu(), data }),
             (msg_type::TIME_EXCEEDED, code) if code <= 1 => Ok(Icmpv6Repr::TimeExceeded { code, data }),
+            (msg_type::PARAM_PROBLEM, code) => Ok(Icmpv6Repr::ParamProblem {
+                code,
+                pointer: p.rest(),
+                data,
+            }),
             (msg_type::NEIGHBOR_SOLICIT | msg_type::NEIGHBOR_ADVERT, _) => NdpRepr::parse(p).map(Icmpv6Repr::Ndp),
             _ => Err(Error::Unsupported),
         }
@@ -245,7 +269,8 @@ impl<'a> Icmpv6Repr<'a> {
             | Icmpv6Repr::EchoReply { data, .. }
             | Icmpv6Repr::DstUnreachable { data, .. }
             | Icmpv6Repr::PktTooBig { data, .. }
-            | Icmpv6Repr::TimeExceeded { data, .. } => HEADER_LEN + data.len(),
+            | Icmpv6Repr::TimeExceeded { data, .. }
+            | Icmpv6Repr::ParamProblem { data, .. } => HEADER_LEN + data.len(),
             Icmpv6Repr::Ndp(n) => n.buffer_len(),
         }
     }
@@ -263,6 +288,7 @@ impl<'a> Icmpv6Repr<'a> {
             Icmpv6Repr::DstUnreachable { code, data } => (msg_type::DST_UNREACHABLE, code, 0, data),
             Icmpv6Repr::PktTooBig { mtu, data } => (msg_type::PKT_TOO_BIG, 0, mtu, data),
             Icmpv6Repr::TimeExceeded { code, data } => (msg_type::TIME_EXCEEDED, code, 0, data),
+            Icmpv6Repr::ParamProblem { code, pointer, data } => (msg_type::PARAM_PROBLEM, code, pointer, data),
             Icmpv6Repr::Ndp(n) => {
                 n.emit(p);
                 p.fill_checksum(src, dst);
@@ -332,6 +358,24 @@ mod tests {
             Icmpv6Repr::parse(&src(), &dst(), &Icmpv6Packet::new_checked(&out[..]).unwrap()).unwrap(),
             r
         );
+    }
+
+    #[test]
+    fn golden_param_problem() {
+        // Unrecognized next header at offset 6 of the invoking packet;
+        // checksum computed independently (Python).
+        let b = hex("04 01 a168 00000006 60000000 0000 fd 40");
+        let p = Icmpv6Packet::new_checked(&b[..]).unwrap();
+        let r = Icmpv6Repr::parse(&src(), &dst(), &p).unwrap();
+        let want = Icmpv6Repr::ParamProblem {
+            code: param_problem::NEXT_HEADER,
+            pointer: 6,
+            data: &b[8..],
+        };
+        assert_eq!(r, want);
+        let mut out = vec![0u8; want.buffer_len()];
+        want.emit(&src(), &dst(), &mut Icmpv6Packet::new_unchecked(&mut out[..]));
+        assert_eq!(out, b);
     }
 
     #[test]

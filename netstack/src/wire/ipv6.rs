@@ -260,6 +260,10 @@ pub struct Ipv6ExtHeaders {
     pub offset: usize,
     /// The fragment header, if the walk stopped at one.
     pub fragment: Option<Ipv6FragmentHeader>,
+    /// Where, within the walked bytes, the byte naming `next_header` is;
+    /// `None` when no header was walked (it is the caller's: the fixed
+    /// header's Next Header field). For ICMPv6 Parameter Problem pointers.
+    pub next_header_at: Option<usize>,
 }
 
 /// Why the extension-header walk refused a packet, beyond truncation.
@@ -295,6 +299,7 @@ impl Ipv6ExtHeaders {
     /// (hop-by-hop options are only allowed there).
     pub fn parse(mut next_header: u8, payload: &[u8], first: bool) -> core::result::Result<Self, ExtHeaderError> {
         let mut offset = 0usize;
+        let mut next_header_at = None;
         for n in 0..=MAX_EXT_HEADERS {
             match next_header {
                 ip_proto::HOP_BY_HOP | ip_proto::IPV6_OPTS | ip_proto::IPV6_ROUTE => {
@@ -323,6 +328,7 @@ impl Ipv6ExtHeaders {
                         check_options(&hdr[2..])?;
                     }
                     next_header = hdr[0];
+                    next_header_at = Some(offset);
                     offset += len;
                 }
                 ip_proto::IPV6_FRAG => {
@@ -331,6 +337,7 @@ impl Ipv6ExtHeaders {
                         next_header: frag.next_header,
                         offset: offset + FRAG_HEADER_LEN,
                         fragment: Some(frag),
+                        next_header_at: Some(offset),
                     });
                 }
                 _ => {
@@ -338,6 +345,7 @@ impl Ipv6ExtHeaders {
                         next_header,
                         offset,
                         fragment: None,
+                        next_header_at,
                     });
                 }
             }
@@ -487,6 +495,7 @@ mod tests {
                     more_frags: true,
                     ident: 0xdeadbeef
                 }),
+                next_header_at: Some(24),
             }
         );
         let mut out = [0u8; 8];
@@ -552,7 +561,15 @@ mod tests {
             ExtHeaderError::Malformed
         );
         // No next header.
+        // Where the byte naming the upper layer sits.
+        let p = hex("3c 00 01 04 00000000 3a 00 01 04 00000000");
+        let e = Ipv6ExtHeaders::parse(ip_proto::HOP_BY_HOP, &p, true).unwrap();
+        assert_eq!(
+            (e.next_header, e.offset, e.next_header_at),
+            (ip_proto::ICMPV6, 16, Some(8))
+        );
         let e = Ipv6ExtHeaders::parse(ip_proto::IPV6_NONXT, &[], true).unwrap();
+        assert_eq!(e.next_header_at, None);
         assert_eq!((e.next_header, e.offset), (ip_proto::IPV6_NONXT, 0));
     }
 
