@@ -164,7 +164,7 @@ pub enum Icmpv4Repr<'a> {
     },
     /// Destination unreachable.
     DstUnreachable {
-        /// Code (see [`unreachable`]).
+        /// Code (see [`mod@unreachable`]).
         code: u8,
         /// Next-hop MTU (code 4 only; zero otherwise).
         next_hop_mtu: u16,

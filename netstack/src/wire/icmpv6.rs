@@ -198,7 +198,7 @@ pub enum Icmpv6Repr<'a> {
     },
     /// Destination unreachable.
     DstUnreachable {
-        /// Code (see [`unreachable`]).
+        /// Code (see [`mod@unreachable`]).
         code: u8,
         /// The start of the packet that caused it.
         data: &'a [u8],
