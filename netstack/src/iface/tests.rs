@@ -717,6 +717,21 @@ fn connected_socket_filters_and_wins() {
     let out = run(&mut i, &mut nic, t(1), vec![]);
     let p = parse(&out[0]);
     assert_eq!(p.ip_dst, IpAddr::V4(PEER4));
+    // Disconnecting forgets the peer and the address connect picked.
+    i.udp_disconnect(conn).unwrap();
+    assert_eq!(i.udp_peer_addr(conn).unwrap(), None);
+    assert_eq!(i.udp_local_addr(conn).unwrap(), Some(sa(Ipv4Addr::UNSPECIFIED, 6000)));
+    run(
+        &mut i,
+        &mut nic,
+        t(2),
+        vec![udp_frame(sa(PEER4, 99), sa(US4, 6000), b"anyone")],
+    );
+    assert_eq!(
+        i.udp_recv(conn).unwrap().data,
+        b"anyone",
+        "the most recently bound wildcard socket"
+    );
 }
 
 #[test]

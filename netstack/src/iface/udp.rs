@@ -140,6 +140,9 @@ pub(crate) struct UdpSocket {
     pub(crate) owner: u32,
     /// `SO_BROADCAST`.
     pub(crate) broadcast: bool,
+    /// The local address was chosen by `bind`, not by `connect` (Linux
+    /// `SOCK_BINDADDR_LOCK`): disconnecting keeps it.
+    addr_locked: bool,
     pub(crate) recv_err: bool,
     bind_seq: u64,
     pub(crate) rx: VecDeque<Datagram>,
@@ -163,6 +166,7 @@ impl UdpSocket {
             reuse_port: false,
             owner: 0,
             broadcast: false,
+            addr_locked: false,
             recv_err: false,
             bind_seq: 0,
             rx: VecDeque::new(),
@@ -411,6 +415,7 @@ impl UdpTable {
         let seq = self.next_bind_seq;
         let s = self.get_mut(h)?;
         s.local = Some(addr);
+        s.addr_locked = !addr.ip().is_unspecified();
         s.bind_seq = seq;
         self.by_port.entry(addr.port()).or_default().push(h.index);
         self.hash(h.index);
@@ -441,7 +446,15 @@ impl UdpTable {
     pub(crate) fn disconnect(&mut self, h: SocketHandle) -> Result<(), SocketError> {
         self.get(h)?;
         self.unhash(h.index);
-        self.get_mut(h)?.remote = None;
+        let s = self.get_mut(h)?;
+        s.remote = None;
+        if let (Some(l), false) = (s.local, s.addr_locked) {
+            let any = match s.family {
+                Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                Family::V6 { .. } => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
+            s.local = Some(SocketAddr::new(any, l.port()));
+        }
         self.hash(h.index);
         Ok(())
     }
