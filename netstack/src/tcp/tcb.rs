@@ -22,10 +22,14 @@
 //!
 //! Not for: demultiplexing, listening sockets and the handshake of passive
 //! opens (the syncache hands over a finished handshake, [`Negotiated`],
-//! through [`Tcb::accept`]), ISN choice (the caller passes the ISS in), answering
-//! segments for connections that do not exist (the demultiplexer's RST),
-//! congestion window arithmetic (`tcp::cc`) and the SACK scoreboard
-//! (`tcp::sack`).
+//! through [`Tcb::accept`]), ISN choice (the caller passes the ISS in),
+//! answering segments for connections that do not exist (the
+//! demultiplexer's RST), reusing a TIME-WAIT connection for a new SYN (RFC
+//! 6191 is the demultiplexer's call; the tcpcb answers such a SYN with a
+//! challenge ACK), congestion window arithmetic (`tcp::cc`) and the SACK
+//! scoreboard (`tcp::sack`). Urgent data is not special: URG is ignored and
+//! its bytes stay in the stream (as with `SO_OOBINLINE`); ECN is not
+//! negotiated.
 
 use core::fmt;
 use core::time::Duration;
@@ -1705,7 +1709,15 @@ impl Tcb {
         let free = (self.rcvbuf.window() as u32).min(max);
         // Round down to what the scaled field can say.
         let free = free >> self.rcv_wscale << self.rcv_wscale;
-        free.max(self.rcv_wnd())
+        let left = self.rcv_wnd();
+        if free >= left {
+            free
+        } else {
+            // Never shrink: what is left of the last window, rounded up so
+            // the scaled field does not cut it (Linux's `tcp_select_window`).
+            let unit = (1u32 << self.rcv_wscale) - 1;
+            left.saturating_add(unit) >> self.rcv_wscale << self.rcv_wscale
+        }
     }
 
     fn rst(&self, seq: SeqNum, ack: Option<SeqNum>) -> Segment {
