@@ -1171,6 +1171,9 @@ impl Tcb {
             self.take_rtt_sample(now, a, seg.timestamp);
             self.snd_una = a;
             self.snd_nxt = self.snd_nxt.max(a);
+            if self.backoff > 0 {
+                self.rtt.syn_timed_out();
+            }
             self.backoff = 0;
             self.rtx_at = None;
             self.unacked_since = None;
@@ -1335,7 +1338,10 @@ impl Tcb {
         // RFC 7323 §4.3: "If SEG.TSval >= TS.Recent and SEG.SEQ <=
         // Last.ACK.sent, then SEG.TSval is copied to TS.Recent".
         if let (true, Some((tsval, _))) = (self.ts_ok, seg.timestamp) {
-            if !ts_before(tsval, self.ts_recent) && seq <= self.last_ack_sent {
+            // §5.5: after 24 idle days TS.Recent is no longer valid and
+            // the segment's TSval replaces it.
+            let expired = now.saturating_duration_since(self.ts_recent_at) >= PAWS_IDLE;
+            if (expired || !ts_before(tsval, self.ts_recent)) && seq <= self.last_ack_sent {
                 self.ts_recent = tsval;
                 self.ts_recent_at = now;
             }

@@ -428,6 +428,20 @@ fn syn_sent_bad_ack_and_refusal() {
     assert_eq!(h.t.take_error(), None);
 }
 
+/// RFC 6298 §5.7: after a retransmitted SYN (no RTT sample, Karn), data
+/// starts with a 3 s RTO.
+#[test]
+fn rto_three_seconds_after_syn_retransmission() {
+    let (mut h, _) = H::connect(plain());
+    h.skip_to_timer();
+    h.sent(seq(ISS).syn());
+    h.advance(Duration::from_millis(100));
+    h.recv(seq(IRS).syn().ack(ISS + 1));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(h.t.info().rtt, Duration::ZERO, "no sample");
+    assert_eq!(h.t.info().rto, Duration::from_secs(3));
+}
+
 /// SYN retransmitted 6 times with RTO 1, 2, 4, ... s, then ETIMEDOUT.
 #[test]
 fn syn_retries_time_out() {

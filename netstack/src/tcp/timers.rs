@@ -16,6 +16,9 @@ pub const RTO_MIN: Duration = Duration::from_millis(200);
 pub const RTO_MAX: Duration = Duration::from_secs(120);
 /// RTO before any RTT sample (RFC 6298 §2.1: "set RTO <- 1 second").
 pub const RTO_INITIAL: Duration = Duration::from_secs(1);
+/// RTO once data flows after the SYN had to be retransmitted (RFC 6298
+/// §5.7; Linux's `TCP_TIMEOUT_FALLBACK`).
+pub const RTO_SYN_FALLBACK: Duration = Duration::from_secs(3);
 /// Delayed-ACK timeout (Linux's `TCP_DELACK_MIN`).
 pub const DELAYED_ACK: Duration = Duration::from_millis(40);
 /// TIME-WAIT length, 2*MSL (Linux's `TCP_TIMEWAIT_LEN`).
@@ -80,6 +83,17 @@ impl RttEstimator {
         // "RTO <- SRTT + max (G, K*RTTVAR)", K = 4, then Linux's bounds.
         let srtt = self.srtt.unwrap_or_default();
         self.rto = (srtt + (self.rttvar * 4).max(GRANULARITY)).clamp(RTO_MIN, RTO_MAX);
+    }
+
+    /// RFC 6298 §5.7: "If the timer expires awaiting the ACK of a SYN
+    /// segment and the TCP implementation is using an RTO less than 3
+    /// seconds, the RTO MUST be re-initialized to 3 seconds when data
+    /// transmission begins". Only without a sample (Karn's rule leaves none
+    /// after a retransmitted SYN).
+    pub fn syn_timed_out(&mut self) {
+        if self.srtt.is_none() {
+            self.rto = self.rto.max(RTO_SYN_FALLBACK);
+        }
     }
 
     /// Smoothed RTT, if measured.
