@@ -1077,6 +1077,31 @@ fn zero_window_persist_probes() {
     h.sent(seq(ISS + 5).ack(IRS + 1).data(b"ked"));
 }
 
+/// TCP_USER_TIMEOUT also ends a window that stays closed, even while the
+/// peer answers every probe (as Linux does since 5.11).
+#[test]
+fn user_timeout_ends_persist() {
+    let mut h = H::established(Config {
+        user_timeout: Some(Duration::from_secs(5)),
+        ..plain()
+    });
+    h.recv(seq(IRS + 1).ack(ISS + 1).wnd(0));
+    h.t.send(b"x");
+    h.silent();
+    let t0 = h.now;
+    while h.t.state() == State::Established {
+        h.skip_to_timer();
+        while h.t.poll(h.now).is_some() {}
+        h.recv(seq(IRS + 1).ack(ISS + 1).wnd(0));
+    }
+    assert_eq!(h.t.error(), Some(TcpError::TimedOut));
+    let took = h.now - t0;
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(12),
+        "{took:?}"
+    );
+}
+
 /// A receiver with a full buffer announces a zero window, answers probes,
 /// and announces the window once the program reads.
 #[test]
