@@ -12,7 +12,8 @@ use crate::wire::ipv6::addr as v6addr;
 use crate::wire::ndp::NdpRepr;
 use crate::wire::{
     ethernet, ip_proto, ipv4, ipv6, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
-    Icmpv6Packet, Icmpv6Repr, Ipv4Packet, Ipv4Repr, Ipv6FragmentHeader, Ipv6Packet, Ipv6Repr, UdpPacket, UdpRepr,
+    Icmpv6Packet, Icmpv6Repr, Ipv4Packet, Ipv4Repr, Ipv6FragmentHeader, Ipv6Packet, Ipv6Repr, TcpPacket, TcpRepr,
+    UdpPacket, UdpRepr,
 };
 
 const ETH: usize = ethernet::HEADER_LEN;
@@ -464,6 +465,46 @@ impl Interface {
         let repr = UdpRepr { src_port, dst_port };
         self.output_ip(now, ip, |b, mode| {
             repr.emit(&mut UdpPacket::new_unchecked(b), &ph, data, mode)
+        })
+    }
+
+    /// Builds and sends one TCP segment: `repr`'s header and options, then
+    /// the payload from `payload.0` followed by `payload.1` (the two halves
+    /// of a send ring; `repr.payload` is not used). IPv4 segments carry DF
+    /// (TCP does path MTU discovery); the checksum is offloaded when the
+    /// device can (as learned at the last [`Interface::poll`]). For the TCP
+    /// layer, which plugs in with the next issue.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn output_tcp(
+        &mut self,
+        now: crate::time::Instant,
+        src: IpAddr,
+        dst: IpAddr,
+        repr: &TcpRepr<'_>,
+        payload: (&[u8], &[u8]),
+    ) -> Result<(), SocketError> {
+        let ph = match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => PseudoHeader::V4(s, d),
+            (IpAddr::V6(s), IpAddr::V6(d)) => PseudoHeader::V6(s, d),
+            _ => return Err(SocketError::AddressFamily),
+        };
+        let (a, b) = payload;
+        let ip = IpOut {
+            src,
+            dst,
+            proto: ip_proto::TCP,
+            l4_len: repr.header_len() + a.len() + b.len(),
+            dont_frag: dst.is_ipv4(),
+            hop_limit: self.config.hop_limit,
+            link: None,
+        };
+        self.output_ip(now, ip, |buf, mode| {
+            let mut p = TcpPacket::new_unchecked(buf);
+            repr.emit_header(&mut p);
+            let pl = p.payload_mut();
+            pl[..a.len()].copy_from_slice(a);
+            pl[a.len()..].copy_from_slice(b);
+            p.fill_checksum(&ph, mode);
         })
     }
 

@@ -1402,3 +1402,60 @@ fn unknown_ipv6_next_header_gets_parameter_problem() {
     }
     assert_eq!(i.counters().drop_unknown_protocol, 2);
 }
+
+#[test]
+fn tcp_segments_go_out_with_payload_in_two_pieces() {
+    for offload in [false, true] {
+        let mut i = iface();
+        let mut nic = TestNic::new();
+        nic.caps.checksum = ChecksumCaps {
+            ipv4_rx: false,
+            ipv4_tx: offload,
+            l4_rx: false,
+            l4_tx: offload,
+        };
+        learn_peer(&mut i);
+        // The interface learns the device's offloads when it polls it.
+        i.poll(t(0), &mut nic);
+        let repr = TcpRepr {
+            src_port: 40000,
+            dst_port: 80,
+            seq_number: 1000,
+            ack_number: Some(77),
+            window_len: 512,
+            timestamp: Some((5, 6)),
+            ..Default::default()
+        };
+        for (src, dst) in [
+            (IpAddr::V4(US4), IpAddr::V4(PEER4)),
+            (IpAddr::V6(us6()), IpAddr::V6(peer6())),
+        ] {
+            i.output_tcp(t(0), src, dst, &repr, (b"GET / ", b"HTTP/1.1")).unwrap();
+        }
+        let out = run(&mut i, &mut nic, t(0), vec![]);
+        assert_eq!(out.len(), 2);
+        for f in out {
+            let (ip_payload, ph) = if f[12..14] == [0x08, 0x00] {
+                let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+                assert!(ip.dont_frag());
+                (ip.payload().to_vec(), PseudoHeader::V4(US4, PEER4))
+            } else {
+                let ip = Ipv6Packet::new_checked(&f[14..]).unwrap();
+                (ip.payload().to_vec(), PseudoHeader::V6(us6(), peer6()))
+            };
+            let p = TcpPacket::new_checked(&ip_payload[..]).unwrap();
+            // Offload covers IPv6 too: the field holds the pseudo-header sum.
+            let mode = if offload {
+                ChecksumMode::Offload
+            } else {
+                ChecksumMode::Compute
+            };
+            let r = TcpRepr::parse(&p, &ph, mode).unwrap();
+            assert_eq!(r.payload, b"GET / HTTP/1.1");
+            assert_eq!(TcpRepr { payload: &[], ..r }, repr);
+            if mode == ChecksumMode::Offload {
+                assert_eq!(p.checksum(), ph.sum(6, ip_payload.len()).fold());
+            }
+        }
+    }
+}

@@ -451,6 +451,16 @@ impl<'a> TcpRepr<'a> {
     /// boundary; SACK blocks that do not fit in 40 bytes are left out),
     /// payload and checksum. The buffer must be exactly [`Self::buffer_len`].
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut TcpPacket<T>, ph: &PseudoHeader, mode: ChecksumMode) {
+        self.emit_header(p);
+        p.payload_mut()[..self.payload.len()].copy_from_slice(self.payload);
+        p.fill_checksum(ph, mode);
+    }
+
+    /// Writes header and options only, for a payload the caller copies in
+    /// itself (e.g. from the two halves of a ring buffer) before calling
+    /// [`TcpPacket::fill_checksum`]. `self.payload` is not used; the buffer
+    /// must be [`Self::header_len`] plus the payload's length.
+    pub fn emit_header<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut TcpPacket<T>) {
         let hl = self.header_len();
         p.set_src_port(self.src_port);
         p.set_dst_port(self.dst_port);
@@ -510,8 +520,6 @@ impl<'a> TcpRepr<'a> {
             }
         }
         debug_assert_eq!(at + HEADER_LEN, hl);
-        p.payload_mut()[..self.payload.len()].copy_from_slice(self.payload);
-        p.fill_checksum(ph, mode);
     }
 }
 
@@ -596,6 +604,27 @@ mod tests {
         assert_eq!(back.payload, b"xyz");
         assert_eq!(back.ack_number, Some(9));
         assert!(back.push);
+    }
+
+    #[test]
+    fn emit_header_then_payload_in_pieces() {
+        let r = TcpRepr {
+            payload: b"hello world",
+            ..syn_repr()
+        };
+        let mut whole = vec![0u8; r.buffer_len()];
+        r.emit(
+            &mut TcpPacket::new_unchecked(&mut whole[..]),
+            &ph(),
+            ChecksumMode::Compute,
+        );
+        let mut pieces = vec![0u8; r.buffer_len()];
+        let mut p = TcpPacket::new_unchecked(&mut pieces[..]);
+        TcpRepr { payload: &[], ..r }.emit_header(&mut p);
+        p.payload_mut()[..5].copy_from_slice(b"hello");
+        p.payload_mut()[5..].copy_from_slice(b" world");
+        p.fill_checksum(&ph(), ChecksumMode::Compute);
+        assert_eq!(pieces, whole);
     }
 
     #[test]
