@@ -247,6 +247,46 @@ mod tests {
         assert_eq!(&out[..16], b"0123456789abcdef");
     }
 
+    /// Random overlapping pieces of a stream, in random order, with reads in
+    /// between: what is read is the stream, in order, and the range list is
+    /// always sorted, disjoint and within the window.
+    #[test]
+    fn recv_buffer_matches_a_model() {
+        let mut rng = crate::sim::SimRng::new(7);
+        for _ in 0..200 {
+            let cap = 1 + rng.below(300) as usize;
+            let stream: Vec<u8> = (0..3000).map(|_| rng.next_u64() as u8).collect();
+            let mut b = RecvBuffer::new(cap);
+            let (mut nxt, mut out) = (0usize, Vec::new());
+            for _ in 0..2000 {
+                if out.len() == stream.len() {
+                    break;
+                }
+                let off = rng.below(cap as u64 + 10) as usize;
+                let len = rng.below(80) as usize;
+                let end = (nxt + off + len).min(stream.len());
+                let start = (nxt + off).min(end);
+                match b.insert(off, &stream[start..end]) {
+                    Ok(n) => nxt += n,
+                    Err(RecvRefused::TooManyRanges) => assert_eq!(b.ooo_ranges().len(), MAX_OOO_RANGES),
+                }
+                let r = b.ooo_ranges();
+                assert!(r.windows(2).all(|w| w[0].1 < w[1].0), "{r:?}");
+                assert!(r.iter().all(|&(s, e)| 0 < s && s < e && e <= b.window()), "{r:?}");
+                if rng.chance(0.3) {
+                    let mut buf = vec![0; rng.below(100) as usize];
+                    let n = b.read(&mut buf);
+                    out.extend_from_slice(&buf[..n]);
+                }
+                assert_eq!(out.len() + b.len(), nxt);
+            }
+            let mut rest = vec![0; b.len()];
+            b.read(&mut rest);
+            out.extend_from_slice(&rest);
+            assert_eq!(out[..], stream[..out.len()]);
+        }
+    }
+
     #[test]
     fn recv_buffer_range_count_is_bounded() {
         let mut b = RecvBuffer::new(1024);
