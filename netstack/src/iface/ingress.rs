@@ -411,9 +411,9 @@ impl Interface {
     }
 
     fn deliver_udp(&mut self, i: u32, from: SocketAddr, to: IpAddr, data: &[u8]) {
-        let (max_bytes, max_dgrams) = (self.udp.config.rx_queue_bytes, self.udp.config.rx_queue_datagrams);
+        let max_dgrams = self.udp.config.rx_queue_datagrams;
         let Some(s) = self.udp.by_index_mut(i) else { return };
-        if s.rx.len() >= max_dgrams || s.rx_bytes + data.len() > max_bytes {
+        if s.rx.len() >= max_dgrams || s.rx_bytes + data.len() > s.rx_limit {
             self.counters.drop_udp_queue_full += 1;
             return;
         }

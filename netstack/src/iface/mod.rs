@@ -654,6 +654,37 @@ impl Interface {
         Ok(())
     }
 
+    /// Sets `SO_RCVBUF` as Linux does: the request is clamped to
+    /// [`UdpConfig::max_buffer_request`], doubled (for bookkeeping
+    /// overhead), and at least 2304 bytes. Returns what `getsockopt` then
+    /// reports. Here it bounds the payload bytes queued.
+    pub fn udp_set_recv_buffer(&mut self, h: SocketHandle, bytes: usize) -> Result<usize, SocketError> {
+        let v = (bytes.min(self.udp.config.max_buffer_request) * 2).max(2304);
+        self.udp.get_mut(h)?.rx_limit = v;
+        Ok(v)
+    }
+
+    /// Sets `SO_SNDBUF` as Linux does (clamped, doubled, at least 4608).
+    /// Returns what `getsockopt` then reports.
+    pub fn udp_set_send_buffer(&mut self, h: SocketHandle, bytes: usize) -> Result<usize, SocketError> {
+        let v = (bytes.min(self.udp.config.max_buffer_request) * 2).max(4608);
+        self.udp.get_mut(h)?.tx_limit = v;
+        Ok(v)
+    }
+
+    /// `getsockopt(SO_RCVBUF)` and `getsockopt(SO_SNDBUF)`.
+    pub fn udp_buffer_sizes(&self, h: SocketHandle) -> Result<(usize, usize), SocketError> {
+        let s = self.udp.get(h)?;
+        Ok((s.rx_limit, s.tx_limit))
+    }
+
+    /// Payload bytes queued to receive and to send (`FIONREAD` counts the
+    /// next datagram, see [`Interface::udp_peek_len`]; `SIOCOUTQ`).
+    pub fn udp_queued(&self, h: SocketHandle) -> Result<(usize, usize), SocketError> {
+        let s = self.udp.get(h)?;
+        Ok((s.rx_bytes, s.tx_bytes))
+    }
+
     /// Sets `SO_BROADCAST`: without it, sending or connecting to a broadcast
     /// address fails with `EACCES`, as on Linux.
     pub fn udp_set_broadcast(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
@@ -795,11 +826,10 @@ impl Interface {
             self.counters.drop_tx_no_route += 1;
             return Err(SocketError::NetworkUnreachable);
         }
-        let cfg = &self.udp.config;
-        let (max_bytes, max_dgrams) = (cfg.tx_queue_bytes, cfg.tx_queue_datagrams);
+        let max_dgrams = self.udp.config.tx_queue_datagrams;
         self.autobind(h)?;
         let s = self.udp.get_mut(h)?;
-        if s.tx.len() >= max_dgrams || (s.tx_bytes + data.len() > max_bytes && !s.tx.is_empty()) {
+        if s.tx.len() >= max_dgrams || (s.tx_bytes + data.len() > s.tx_limit && !s.tx.is_empty()) {
             s.tx_blocked = true;
             return Err(SocketError::WouldBlock);
         }

@@ -1459,3 +1459,23 @@ fn tcp_segments_go_out_with_payload_in_two_pieces() {
         }
     }
 }
+
+#[test]
+fn socket_buffers_follow_linux() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let s = i.udp_open(Family::V4);
+    assert_eq!(i.udp_buffer_sizes(s).unwrap(), (212_992, 212_992));
+    assert_eq!(i.udp_set_recv_buffer(s, 1000).unwrap(), 2304);
+    assert_eq!(i.udp_set_recv_buffer(s, 10_000_000).unwrap(), 425_984);
+    assert_eq!(i.udp_set_send_buffer(s, 1).unwrap(), 4608);
+    i.udp_set_recv_buffer(s, 1200).unwrap();
+    i.udp_bind(s, sa(US4, 1)).unwrap();
+    // 2400 bytes of room: two 1000-byte datagrams fit, the third does not.
+    let frames: Vec<_> = (0..3)
+        .map(|_| udp_frame(sa(PEER4, 2), sa(US4, 1), &[0; 1000]))
+        .collect();
+    run(&mut i, &mut nic, t(0), frames);
+    assert_eq!(i.udp_queued(s).unwrap(), (2000, 0));
+    assert_eq!(i.counters().drop_udp_queue_full, 1);
+}

@@ -48,6 +48,9 @@ pub struct UdpConfig {
     pub ephemeral_ports: (u16, u16),
     /// Errors remembered per socket with `IP_RECVERR`.
     pub error_queue_len: usize,
+    /// Largest `SO_RCVBUF`/`SO_SNDBUF` a program may ask for, before Linux's
+    /// doubling (`net.core.rmem_max`/`wmem_max`).
+    pub max_buffer_request: usize,
 }
 
 impl Default for UdpConfig {
@@ -59,6 +62,7 @@ impl Default for UdpConfig {
             tx_queue_datagrams: 1024,
             ephemeral_ports: (32768, 60999),
             error_queue_len: 16,
+            max_buffer_request: 212_992,
         }
     }
 }
@@ -147,6 +151,10 @@ pub(crate) struct UdpSocket {
     bind_seq: u64,
     pub(crate) rx: VecDeque<Datagram>,
     pub(crate) rx_bytes: usize,
+    /// Payload bytes the receive queue may hold (`SO_RCVBUF`).
+    pub(crate) rx_limit: usize,
+    /// Payload bytes the send queue may hold (`SO_SNDBUF`).
+    pub(crate) tx_limit: usize,
     pub(crate) tx: VecDeque<TxDatagram>,
     pub(crate) tx_bytes: usize,
     pub(crate) tx_blocked: bool,
@@ -157,9 +165,11 @@ pub(crate) struct UdpSocket {
 }
 
 impl UdpSocket {
-    fn new(family: Family) -> Self {
+    fn new(family: Family, config: &UdpConfig) -> Self {
         UdpSocket {
             family,
+            rx_limit: config.rx_queue_bytes,
+            tx_limit: config.tx_queue_bytes,
             local: None,
             remote: None,
             reuse_addr: false,
@@ -262,7 +272,7 @@ impl UdpTable {
     }
 
     pub(crate) fn open(&mut self, family: Family) -> SocketHandle {
-        let sock = Some(UdpSocket::new(family));
+        let sock = Some(UdpSocket::new(family, &self.config));
         match self.free.pop() {
             Some(i) => {
                 let s = &mut self.slots[i as usize];
