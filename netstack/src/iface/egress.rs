@@ -4,7 +4,7 @@
 use core::num::NonZeroU16;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{IcmpErrorKind, Interface, OutFrame, SocketError, EV_ERROR, EV_WRITABLE};
+use super::{IcmpErrorKind, Interface, OutFrame, PmtuDiscovery, SocketError, EV_ERROR, EV_WRITABLE};
 use crate::neighbor::{Event, SendOutcome};
 use crate::nic::{L4Proto, TxMeta};
 use crate::wire::checksum::{ChecksumMode, PseudoHeader};
@@ -25,6 +25,13 @@ pub(crate) enum LinkDst {
     Direct(EthernetAddress),
     /// Resolve this next hop through the neighbor cache.
     Resolve(IpAddr),
+}
+
+/// Per-socket options that shape a UDP datagram on the wire.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct UdpOpts {
+    pub(crate) pmtu_discovery: PmtuDiscovery,
+    pub(crate) hop_limit: Option<u8>,
 }
 
 /// An IP packet to send.
@@ -181,7 +188,7 @@ impl Interface {
             self.dispatch(now, link, OutFrame { data: f, meta });
             return Ok(());
         }
-        if v4 && ip.dont_frag {
+        if ip.dont_frag {
             self.counters.drop_tx_too_big += 1;
             return Err(SocketError::MessageTooLong);
         }
@@ -442,6 +449,7 @@ impl Interface {
         src_port: u16,
         dst: SocketAddr,
         data: &[u8],
+        opts: UdpOpts,
     ) -> Result<(), SocketError> {
         let dst_port = NonZeroU16::new(dst.port()).ok_or(SocketError::InvalidArgument)?;
         let ph = match (src, dst.ip()) {
@@ -450,16 +458,26 @@ impl Interface {
             _ => return Err(SocketError::AddressFamily),
         };
         let l4_len = 8 + data.len();
-        // Linux's default IP_PMTUDISC_WANT: DF on what fits the path MTU,
-        // fragment locally what does not.
-        let fits = ipv4::HEADER_LEN + l4_len <= self.path_mtu(now, dst.ip());
+        let hl = if dst.is_ipv4() {
+            ipv4::HEADER_LEN
+        } else {
+            ipv6::HEADER_LEN
+        };
+        let fits = hl + l4_len <= self.path_mtu(now, dst.ip());
+        // IPv4: the DF bit. IPv6 has none; there "don't fragment" means no
+        // local fragmentation (IPV6_PMTUDISC_DO).
+        let dont_frag = match opts.pmtu_discovery {
+            PmtuDiscovery::Dont => false,
+            PmtuDiscovery::Want => dst.is_ipv4() && fits,
+            PmtuDiscovery::Do => true,
+        };
         let ip = IpOut {
             src,
             dst: dst.ip(),
             proto: ip_proto::UDP,
             l4_len,
-            dont_frag: dst.is_ipv4() && fits,
-            hop_limit: self.config.hop_limit,
+            dont_frag,
+            hop_limit: opts.hop_limit.unwrap_or(self.config.hop_limit),
             link: None,
         };
         let repr = UdpRepr { src_port, dst_port };
@@ -470,8 +488,9 @@ impl Interface {
 
     /// Builds and sends one TCP segment: `repr`'s header and options, then
     /// the payload from `payload.0` followed by `payload.1` (the two halves
-    /// of a send ring; `repr.payload` is not used). IPv4 segments carry DF
-    /// (TCP does path MTU discovery); the checksum is offloaded when the
+    /// of a send ring; `repr.payload` is not used). Never fragmented: IPv4
+    /// segments carry DF (TCP does path MTU discovery) and a segment larger
+    /// than the path MTU fails with `MessageTooLong`; the checksum is offloaded when the
     /// device can (as learned at the last [`Interface::poll`]). For the TCP
     /// layer, which plugs in with the next issue.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -494,7 +513,7 @@ impl Interface {
             dst,
             proto: ip_proto::TCP,
             l4_len: repr.header_len() + a.len() + b.len(),
-            dont_frag: dst.is_ipv4(),
+            dont_frag: true,
             hop_limit: self.config.hop_limit,
             link: None,
         };
@@ -525,6 +544,10 @@ impl Interface {
                 s.tx_bytes -= d.data.len();
                 let unblocked = core::mem::take(&mut s.tx_blocked);
                 let Some(local) = s.local else { break };
+                let opts = UdpOpts {
+                    pmtu_discovery: s.pmtu_discovery,
+                    hop_limit: s.hop_limit,
+                };
                 if unblocked {
                     self.notify(i, EV_WRITABLE);
                 }
@@ -534,7 +557,7 @@ impl Interface {
                     Some(local.ip())
                 };
                 let r = match src {
-                    Some(src) => self.output_udp(now, src, local.port(), d.dst, &d.data),
+                    Some(src) => self.output_udp(now, src, local.port(), d.dst, &d.data, opts),
                     None => Err(SocketError::NetworkUnreachable),
                 };
                 match r {

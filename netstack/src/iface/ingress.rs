@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::egress::IpOut;
 use super::udp::Datagram;
-use super::{IcmpError, IcmpErrorKind, Interface, EV_ERROR, EV_READABLE};
+use super::{IcmpError, IcmpErrorKind, Interface, PmtuDiscovery, EV_ERROR, EV_READABLE};
 use crate::neighbor::Evidence;
 use crate::nic::RxMeta;
 use crate::reassembly::{Ipv4FragKey, Ipv6FragKey};
@@ -751,14 +751,21 @@ impl Interface {
         };
         let qlen = self.udp.config.error_queue_len;
         let Some(s) = self.udp.by_index_mut(i) else { return };
-        let mut ev = false;
-        if s.remote.is_some() {
-            if let Some(e) = kind.socket_error() {
-                s.error = Some(e);
-                ev = true;
+        let (err, mut hard) = kind.linux_error();
+        if let IcmpErrorKind::PacketTooBig(_) = kind {
+            if s.pmtu_discovery == PmtuDiscovery::Dont {
+                // Linux: IPv4 reports nothing at all, IPv6 only to IP_RECVERR.
+                if v4 {
+                    self.counters.icmp_errors_delivered += 1;
+                    return;
+                }
+                hard = false;
             }
         }
-        if s.recv_err {
+        // __udp4_lib_err: "if (!inet->recverr) { if (!harderr ||
+        // sk->sk_state != TCP_ESTABLISHED) goto out; } else ip_icmp_error()";
+        // then sk_err is set.
+        let ev = if s.recv_err {
             if s.errqueue.len() >= qlen {
                 s.errqueue.pop_front();
             }
@@ -767,7 +774,12 @@ impl Interface {
                 reporter,
                 dst: remote,
             });
-            ev = true;
+            true
+        } else {
+            hard && s.remote.is_some()
+        };
+        if ev {
+            s.error = Some(err);
         }
         self.counters.icmp_errors_delivered += 1;
         if ev {

@@ -181,6 +181,12 @@ pub enum SocketError {
     PermissionDenied,
     /// The peer reported a malformed packet (`EPROTO`).
     ProtocolError,
+    /// Source route failed (`EOPNOTSUPP`).
+    NotSupported,
+    /// Destination host unknown (`EHOSTDOWN`).
+    HostDown,
+    /// Source host isolated (`ENONET`).
+    NoNetwork,
 }
 
 /// Which ICMP error arrived.
@@ -210,20 +216,58 @@ pub enum IcmpErrorKind {
 }
 
 impl IcmpErrorKind {
-    /// The error a connected socket reports for it (Linux
-    /// `icmp_err_convert` / `icmpv6_err_convert`); `None` for path MTU news,
-    /// which only updates the path MTU.
-    pub fn socket_error(&self) -> Option<SocketError> {
-        match self {
-            IcmpErrorKind::NetUnreachable => Some(SocketError::NetworkUnreachable),
-            IcmpErrorKind::HostUnreachable | IcmpErrorKind::TimeExceeded => Some(SocketError::HostUnreachable),
-            IcmpErrorKind::ProtocolUnreachable => Some(SocketError::ProtocolUnavailable),
-            IcmpErrorKind::PortUnreachable => Some(SocketError::ConnectionRefused),
-            IcmpErrorKind::PacketTooBig(_) => None,
-            IcmpErrorKind::ParameterProblem => Some(SocketError::ProtocolError),
-            IcmpErrorKind::Other { .. } => Some(SocketError::HostUnreachable),
+    /// The errno Linux reports for it, and whether the error is "hard"
+    /// (reported on a connected socket even without `IP_RECVERR`): Linux's
+    /// `icmp_err_convert` and `icmpv6_err_convert` tables as
+    /// `__udp4_lib_err`/`__udp6_lib_err` use them. "Too big" is hard unless
+    /// the socket's path MTU discovery is [`PmtuDiscovery::Dont`], which the
+    /// caller decides.
+    pub fn linux_error(&self) -> (SocketError, bool) {
+        use SocketError as E;
+        match *self {
+            IcmpErrorKind::NetUnreachable => (E::NetworkUnreachable, false),
+            IcmpErrorKind::HostUnreachable => (E::HostUnreachable, false),
+            IcmpErrorKind::ProtocolUnreachable => (E::ProtocolUnavailable, true),
+            IcmpErrorKind::PortUnreachable => (E::ConnectionRefused, true),
+            IcmpErrorKind::PacketTooBig(_) => (E::MessageTooLong, true),
+            IcmpErrorKind::TimeExceeded => (E::HostUnreachable, false),
+            IcmpErrorKind::ParameterProblem => (E::ProtocolError, true),
+            // ICMPv4 destination unreachable, the other codes.
+            IcmpErrorKind::Other { msg_type: 3, code } => match code {
+                5 => (E::NotSupported, false),
+                6 | 9 => (E::NetworkUnreachable, true),
+                7 => (E::HostDown, true),
+                8 => (E::NoNetwork, true),
+                11 => (E::NetworkUnreachable, false),
+                12 => (E::HostUnreachable, false),
+                10 | 13..=15 => (E::HostUnreachable, true),
+                _ => (E::HostUnreachable, false),
+            },
+            // ICMPv6 destination unreachable, the other codes.
+            IcmpErrorKind::Other { msg_type: 1, code } => match code {
+                1 | 5 | 6 => (E::PermissionDenied, true),
+                2 => (E::HostUnreachable, false),
+                _ => (E::ProtocolError, true),
+            },
+            IcmpErrorKind::Other { .. } => (E::ProtocolError, true),
         }
     }
+}
+
+/// Path MTU discovery for a socket's datagrams (`IP_MTU_DISCOVER`,
+/// `IPV6_MTU_DISCOVER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PmtuDiscovery {
+    /// `IP_PMTUDISC_DONT`: never set DF; fragment locally; "too big" is not
+    /// an error.
+    Dont,
+    /// `IP_PMTUDISC_WANT` (Linux's default): DF on what fits the path MTU,
+    /// fragment locally what does not.
+    #[default]
+    Want,
+    /// `IP_PMTUDISC_DO`: always DF, never fragment locally; a datagram
+    /// larger than the path MTU fails with `EMSGSIZE`.
+    Do,
 }
 
 /// An ICMP error about a datagram a socket sent.
@@ -426,6 +470,8 @@ pub struct Interface {
     icmp_limit: RateLimiter,
     counters: Counters,
     scratch: Vec<u32>,
+    /// The time of the last poll, for calls that take no `now`.
+    last_now: Instant,
 }
 
 impl Interface {
@@ -466,6 +512,7 @@ impl Interface {
             icmp_limit: RateLimiter::new(config.icmp_error_rate, config.icmp_error_burst),
             counters: Counters::default(),
             scratch: Vec::new(),
+            last_now: Instant::ZERO,
             config,
         }
     }
@@ -549,6 +596,7 @@ impl Interface {
     /// it, run timers due at `now`, send what sockets queued, transmit.
     /// Returns the number of frames received.
     pub fn poll<N: Nic>(&mut self, now: Instant, nic: &mut N) -> usize {
+        self.last_now = self.last_now.max(now);
         let caps = nic.capabilities();
         self.mtu = self.config.mtu.min(caps.mtu);
         self.caps_checksum = caps.checksum;
@@ -685,6 +733,19 @@ impl Interface {
         Ok((s.rx_bytes, s.tx_bytes))
     }
 
+    /// Sets path MTU discovery (`IP_MTU_DISCOVER` / `IPV6_MTU_DISCOVER`).
+    pub fn udp_set_pmtu_discovery(&mut self, h: SocketHandle, mode: PmtuDiscovery) -> Result<(), SocketError> {
+        self.udp.get_mut(h)?.pmtu_discovery = mode;
+        Ok(())
+    }
+
+    /// Sets the TTL / hop limit of unicast datagrams (`IP_TTL`,
+    /// `IPV6_UNICAST_HOPS`); `None` restores the interface default.
+    pub fn udp_set_hop_limit(&mut self, h: SocketHandle, hop_limit: Option<u8>) -> Result<(), SocketError> {
+        self.udp.get_mut(h)?.hop_limit = hop_limit;
+        Ok(())
+    }
+
     /// Sets `SO_BROADCAST`: without it, sending or connecting to a broadcast
     /// address fails with `EACCES`, as on Linux.
     pub fn udp_set_broadcast(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
@@ -819,7 +880,9 @@ impl Interface {
             SocketAddr::V4(_) => 65535 - 20 - 8,
             SocketAddr::V6(_) => 65535 - 8,
         };
-        if data.len() > max {
+        let headers = if dst.is_ipv4() { 28 } else { 48 };
+        let never_fragment = s.pmtu_discovery == PmtuDiscovery::Do;
+        if data.len() > max || (never_fragment && headers + data.len() > self.path_mtu(self.last_now, dst.ip())) {
             return Err(SocketError::MessageTooLong);
         }
         if self.source_for(dst.ip()).is_none() {
@@ -846,7 +909,8 @@ impl Interface {
     }
 
     /// Takes the next datagram into `buf` (`recvfrom`): truncated to `buf`
-    /// as Linux does, the rest discarded.
+    /// as Linux does, the rest discarded. A pending error (`SO_ERROR`) is
+    /// returned first, once.
     pub fn udp_recv_from(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<RecvMeta, SocketError> {
         let d = self.udp_recv(h)?;
         let n = d.data.len().min(buf.len());
@@ -864,12 +928,17 @@ impl Interface {
     /// canonical (IPv4 unmapped); [`Interface::udp_recv_from`] maps it.
     pub fn udp_recv(&mut self, h: SocketHandle) -> Result<Datagram, SocketError> {
         let s = self.udp.get_mut(h)?;
+        // Linux checks sk_err before the queue ("Caller is allowed not to
+        // check sk->sk_err before skb_recv_datagram()").
+        if let Some(e) = s.error.take() {
+            return Err(e);
+        }
         match s.rx.pop_front() {
             Some(d) => {
                 s.rx_bytes -= d.data.len();
                 Ok(d)
             }
-            None => Err(s.error.take().unwrap_or(SocketError::WouldBlock)),
+            None => Err(SocketError::WouldBlock),
         }
     }
 

@@ -895,7 +895,11 @@ fn frag_needed_lowers_path_mtu_and_later_datagrams_fragment() {
     });
     run(&mut i, &mut nic, t(1), vec![err]);
     assert_eq!(i.path_mtu(t(1), IpAddr::V4(PEER4)), 1000);
-    assert_eq!(i.udp_take_error(s).unwrap(), None, "path MTU news is not an error");
+    // Linux (IP_PMTUDISC_WANT) reports EMSGSIZE once on a connected socket.
+    assert_eq!(
+        i.udp_send_to(s, &[7u8; 1400], None).unwrap_err(),
+        SocketError::MessageTooLong
+    );
     i.udp_send_to(s, &[7u8; 1400], None).unwrap();
     let out = run(&mut i, &mut nic, t(2), vec![]);
     assert_eq!(out.len(), 2);
@@ -910,6 +914,11 @@ fn failed_resolution_reports_host_unreachable() {
     let mut nic = TestNic::new();
     let s = i.udp_open(Family::V4);
     i.udp_connect(s, sa(PEER4, 9)).unwrap();
+    // A soft error: Linux reports it only with IP_RECVERR.
+    i.udp_set_recv_err(s, true).unwrap();
+    let quiet = i.udp_open(Family::V4);
+    i.udp_connect(quiet, sa(PEER4, 10)).unwrap();
+    i.udp_send_to(quiet, b"anyone?", None).unwrap();
     i.udp_send_to(s, b"anyone?", None).unwrap();
     let mut requests = 0;
     for ms in (0..5000).step_by(100) {
@@ -917,7 +926,12 @@ fn failed_resolution_reports_host_unreachable() {
     }
     assert_eq!(requests, 3, "three ARP requests");
     assert_eq!(i.udp_take_error(s).unwrap(), Some(SocketError::HostUnreachable));
-    assert_eq!(i.counters().drop_tx_neighbor, 1);
+    assert_eq!(
+        i.udp_recv_error(s).unwrap().unwrap().kind,
+        IcmpErrorKind::HostUnreachable
+    );
+    assert_eq!(i.udp_take_error(quiet).unwrap(), None);
+    assert_eq!(i.counters().drop_tx_neighbor, 2);
 }
 
 // ---------------------------------------------------------------------------
@@ -1304,6 +1318,10 @@ fn packet_too_big_v6_lowers_path_mtu() {
         )],
     );
     assert_eq!(i.path_mtu(t(1), IpAddr::V6(peer6())), 1280);
+    assert_eq!(
+        i.udp_send_to(s, &[1u8; 1400], None).unwrap_err(),
+        SocketError::MessageTooLong
+    );
     i.udp_send_to(s, &[1u8; 1400], None).unwrap();
     let out = run(&mut i, &mut nic, t(2), vec![]);
     assert_eq!(out.len(), 2);
@@ -1478,4 +1496,84 @@ fn socket_buffers_follow_linux() {
     run(&mut i, &mut nic, t(0), frames);
     assert_eq!(i.udp_queued(s).unwrap(), (2000, 0));
     assert_eq!(i.counters().drop_udp_queue_full, 1);
+}
+
+#[test]
+fn pmtu_discovery_modes() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let dont = i.udp_open(Family::V4);
+    i.udp_set_pmtu_discovery(dont, PmtuDiscovery::Dont).unwrap();
+    i.udp_set_hop_limit(dont, Some(3)).unwrap();
+    i.udp_connect(dont, sa(PEER4, 9)).unwrap();
+    let want = i.udp_open(Family::V4);
+    i.udp_connect(want, sa(PEER4, 10)).unwrap();
+    i.udp_send_to(dont, &[0; 100], None).unwrap();
+    i.udp_send_to(want, &[0; 100], None).unwrap();
+    let out = run(&mut i, &mut nic, t(0), vec![]);
+    let ip0 = Ipv4Packet::new_checked(&out[0][14..]).unwrap();
+    let ip1 = Ipv4Packet::new_checked(&out[1][14..]).unwrap();
+    assert!(!ip0.dont_frag() && ip1.dont_frag());
+    assert_eq!((ip0.hop_limit(), ip1.hop_limit()), (3, 64));
+    // "Too big" is no error for IP_PMTUDISC_DONT, EMSGSIZE for the default.
+    for f in &out {
+        let err = icmpv4_error(Icmpv4Repr::DstUnreachable {
+            code: 4,
+            next_hop_mtu: 576,
+            data: &f[14..14 + 28],
+        });
+        run(&mut i, &mut nic, t(1), vec![err]);
+    }
+    assert_eq!(i.udp_take_error(dont).unwrap(), None);
+    assert_eq!(i.udp_take_error(want).unwrap(), Some(SocketError::MessageTooLong));
+    // IP_PMTUDISC_DO: larger than the path MTU fails at once, never fragments.
+    let strict = i.udp_open(Family::V6 { v6only: true });
+    i.udp_set_pmtu_discovery(strict, PmtuDiscovery::Do).unwrap();
+    assert_eq!(
+        i.udp_send_to(strict, &[0; 1500], Some(sa(peer6(), 9))).unwrap_err(),
+        SocketError::MessageTooLong
+    );
+    i.udp_send_to(strict, &[0; 1452], Some(sa(peer6(), 9))).unwrap();
+    assert_eq!(run(&mut i, &mut nic, t(2), vec![]).len(), 1);
+}
+
+#[test]
+fn icmp_errors_follow_linux_hard_and_soft() {
+    assert_eq!(
+        IcmpErrorKind::PortUnreachable.linux_error(),
+        (SocketError::ConnectionRefused, true)
+    );
+    assert_eq!(
+        IcmpErrorKind::HostUnreachable.linux_error(),
+        (SocketError::HostUnreachable, false)
+    );
+    assert_eq!(
+        IcmpErrorKind::NetUnreachable.linux_error(),
+        (SocketError::NetworkUnreachable, false)
+    );
+    assert_eq!(
+        IcmpErrorKind::Other { msg_type: 3, code: 13 }.linux_error(),
+        (SocketError::HostUnreachable, true)
+    );
+    assert_eq!(
+        IcmpErrorKind::Other { msg_type: 1, code: 1 }.linux_error(),
+        (SocketError::PermissionDenied, true)
+    );
+    // A soft error on a connected socket without IP_RECVERR: nothing.
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let s = i.udp_open(Family::V4);
+    i.udp_connect(s, sa(PEER4, 53)).unwrap();
+    i.udp_send_to(s, b"q", None).unwrap();
+    let out = run(&mut i, &mut nic, t(0), vec![]);
+    let err = icmpv4_error(Icmpv4Repr::DstUnreachable {
+        code: 1,
+        next_hop_mtu: 0,
+        data: &out[0][14..14 + 28],
+    });
+    run(&mut i, &mut nic, t(1), vec![err]);
+    assert_eq!(i.udp_take_error(s).unwrap(), None);
+    assert_eq!(i.drain_events().count(), 0);
 }

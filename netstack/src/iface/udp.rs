@@ -144,6 +144,10 @@ pub(crate) struct UdpSocket {
     pub(crate) owner: u32,
     /// `SO_BROADCAST`.
     pub(crate) broadcast: bool,
+    /// `IP_MTU_DISCOVER`.
+    pub(crate) pmtu_discovery: super::PmtuDiscovery,
+    /// `IP_TTL` / `IPV6_UNICAST_HOPS`.
+    pub(crate) hop_limit: Option<u8>,
     /// The local address was chosen by `bind`, not by `connect` (Linux
     /// `SOCK_BINDADDR_LOCK`): disconnecting keeps it.
     addr_locked: bool,
@@ -176,6 +180,8 @@ impl UdpSocket {
             reuse_port: false,
             owner: 0,
             broadcast: false,
+            pmtu_discovery: super::PmtuDiscovery::Want,
+            hop_limit: None,
             addr_locked: false,
             recv_err: false,
             bind_seq: 0,
