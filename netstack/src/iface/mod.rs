@@ -942,6 +942,25 @@ impl Interface {
         }
     }
 
+    /// Copies the next datagram into `buf` without taking it
+    /// (`recvfrom(MSG_PEEK)`). A pending error is returned (and cleared)
+    /// first, as for a normal receive.
+    pub fn udp_peek_from(&mut self, h: SocketHandle, buf: &mut [u8]) -> Result<RecvMeta, SocketError> {
+        let s = self.udp.get_mut(h)?;
+        if let Some(e) = s.error.take() {
+            return Err(e);
+        }
+        let d = s.rx.front().ok_or(SocketError::WouldBlock)?;
+        let n = d.data.len().min(buf.len());
+        buf[..n].copy_from_slice(&d.data[..n]);
+        Ok(RecvMeta {
+            len: n,
+            datagram_len: d.data.len(),
+            from: s.present(d.from),
+            to: d.to,
+        })
+    }
+
     /// Bytes of the next datagram, if any (`FIONREAD`).
     pub fn udp_peek_len(&self, h: SocketHandle) -> Result<Option<usize>, SocketError> {
         Ok(self.udp.get(h)?.rx.front().map(|d| d.data.len()))

@@ -538,7 +538,10 @@ fn udp_truncates_like_linux() {
         vec![udp_frame(sa(PEER4, 1), sa(US4, 53), b"0123456789")],
     );
     let mut small = [0u8; 4];
+    let peeked = i.udp_peek_from(s, &mut small).unwrap();
+    assert_eq!(i.udp_peek_len(s).unwrap(), Some(10));
     let m = i.udp_recv_from(s, &mut small).unwrap();
+    assert_eq!(peeked, m);
     assert_eq!((m.len, m.datagram_len, &small[..]), (4, 10, &b"0123"[..]));
 }
 
