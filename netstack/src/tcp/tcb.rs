@@ -1893,7 +1893,11 @@ impl Tcb {
             }
         }
         if self.ack_now {
-            return Some(self.segment(now, self.snd_nxt, 0, TcpControl::None));
+            // A pure ACK carries the next new sequence number, SND.MAX, not
+            // SND.NXT: after a timeout SND.NXT went back, and an ACK with an
+            // old number fails the peer's acceptability test and is lost
+            // (FreeBSD's tcp_output does the same).
+            return Some(self.segment(now, self.snd_max, 0, TcpControl::None));
         }
         None
     }
