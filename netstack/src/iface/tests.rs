@@ -1729,3 +1729,68 @@ fn sim_impaired_link_never_delivers_corrupted_datagrams() {
         }
     }
 }
+
+#[test]
+fn off_link_destinations_go_through_the_gateway() {
+    let mut c = config(US_MAC, US4, us6());
+    c.ipv6_gateway = Some("fe80::1".parse().unwrap());
+    let mut i = Interface::new(c);
+    let mut nic = TestNic::new();
+    let s = i.udp_open(Family::V6 { v6only: false });
+    i.udp_send_to(s, b"far", Some(sa(Ipv4Addr::new(8, 8, 8, 8).to_ipv6_mapped(), 53)))
+        .unwrap();
+    i.udp_send_to(s, b"far", Some(sa("2001:4860::8888".parse::<Ipv6Addr>().unwrap(), 53)))
+        .unwrap();
+    let out = run(&mut i, &mut nic, t(0), vec![]);
+    assert_eq!(out.len(), 2, "one ARP request and one neighbor solicitation");
+    let arp = ArpRepr::parse(&ArpPacket::new_checked(&out[0][14..]).unwrap()).unwrap();
+    assert_eq!(arp.target_protocol_addr, Ipv4Addr::new(10, 0, 0, 254));
+    let p = parse(&out[1]);
+    let r = Icmpv6Repr::parse(
+        &i.ipv6_link_local(),
+        &"ff02::1:ff00:1".parse().unwrap(),
+        &Icmpv6Packet::new_checked(&p.payload[..]).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        r,
+        Icmpv6Repr::Ndp(NdpRepr::NeighborSolicit {
+            target_addr: "fe80::1".parse().unwrap(),
+            lladdr: Some(US_MAC)
+        })
+    );
+    assert_eq!((p.ip_src, p.hop_limit), (IpAddr::V6(i.ipv6_link_local()), 255));
+    // The answers release the datagrams, towards the gateway's address.
+    let gw_mac = EthernetAddress([2, 0, 0, 0, 0, 0xfe]);
+    let arp_reply = arp_frame(ArpOperation::Reply, gw_mac, Ipv4Addr::new(10, 0, 0, 254), US_MAC, US4);
+    let na = Icmpv6Repr::Ndp(NdpRepr::NeighborAdvert {
+        flags: NaFlags {
+            router: true,
+            solicited: true,
+            override_: true,
+        },
+        target_addr: "fe80::1".parse().unwrap(),
+        lladdr: Some(gw_mac),
+    });
+    let gw6: Ipv6Addr = "fe80::1".parse().unwrap();
+    let mut b = vec![0u8; na.buffer_len()];
+    na.emit(&gw6, &i.ipv6_link_local(), &mut Icmpv6Packet::new_unchecked(&mut b[..]));
+    let na_frame = eth(
+        US_MAC,
+        gw_mac,
+        EtherType::Ipv6,
+        &ipv6(gw6, i.ipv6_link_local(), 58, 255, &b),
+    );
+    let out = run(&mut i, &mut nic, t(10), vec![arp_reply, na_frame]);
+    assert_eq!(out.len(), 2);
+    for f in &out {
+        let p = parse(f);
+        assert_eq!(p.eth.dst_addr, gw_mac);
+        assert_eq!(&p.payload[8..], b"far");
+    }
+    assert_eq!(
+        parse(&out[1]).ip_src,
+        IpAddr::V6(us6()),
+        "global source for a global destination"
+    );
+}
