@@ -876,19 +876,18 @@ fn rto_backoff_and_karn() {
 /// acceptability test (two stacks once livelocked on exactly that).
 #[test]
 fn pure_ack_after_timeout_carries_snd_max() {
-    let mut h = H::established(Config {
-        nodelay: true,
-        ..plain()
-    });
-    h.t.send(b"one");
-    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"one"));
-    h.t.send(b"two");
-    h.sent(seq(ISS + 4).ack(IRS + 1).data(b"two"));
+    let mut h = H::established(plain());
+    h.t.send(&[1; 2920]);
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(&[1; 1460]));
+    h.sent(seq(ISS + 1461).ack(IRS + 1).data(&[1; 1460]));
+    // The timeout: one segment (cwnd is one MSS now), SND.NXT = 1001 + 1460.
     h.skip_to_timer();
-    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"one"));
-    // The peer's data arrives out of order; the ACK goes at once.
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(&[1; 1460]));
+    h.silent();
+    // The peer's data arrives out of order; the ACK goes at once, with
+    // SEQ=SND.MAX.
     h.recv(seq(IRS + 5).ack(ISS + 1).data(b"late"));
-    h.sent(seq(ISS + 7).ack(IRS + 1));
+    h.sent(seq(ISS + 2921).ack(IRS + 1));
 }
 
 /// The RTO never drops below 200 ms nor exceeds 120 s; data retries give up
