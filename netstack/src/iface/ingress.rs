@@ -144,6 +144,17 @@ impl Interface {
                 return;
             }
         };
+        match pkt.options() {
+            Ok(o) if o.source_route => {
+                self.counters.drop_ipv4_source_route += 1;
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                self.counters.drop_ipv4_malformed += 1;
+                return;
+            }
+        }
         let (src, dst) = (repr.src_addr, repr.dst_addr);
         let group = self.is_ipv4_broadcast(dst) || dst.is_multicast();
         let ours = self.has_ipv4(dst)

@@ -317,7 +317,8 @@ pub struct Counters {
     pub drop_arp_not_for_us: u64,
     /// ARP requests answered.
     pub arp_replies_sent: u64,
-    /// Dropped: IPv4 header truncated, IHL < 5, lengths inconsistent, bad version.
+    /// Dropped: IPv4 header truncated, IHL < 5, lengths inconsistent, bad
+    /// version, malformed options.
     pub drop_ipv4_malformed: u64,
     /// Dropped: IPv4 header checksum.
     pub drop_ipv4_checksum: u64,
@@ -325,6 +326,9 @@ pub struct Counters {
     pub drop_ipv4_not_for_us: u64,
     /// Dropped: IPv4 source address multicast, broadcast or ours.
     pub drop_ipv4_bad_src: u64,
+    /// Dropped: IPv4 source-routed (hosts do not accept source routes, as
+    /// Linux with `accept_source_route = 0`).
+    pub drop_ipv4_source_route: u64,
     /// Dropped: IPv4 fragment refused by reassembly.
     pub drop_ipv4_fragment: u64,
     /// IPv4 datagrams reassembled.

@@ -1794,3 +1794,30 @@ fn off_link_destinations_go_through_the_gateway() {
         "global source for a global destination"
     );
 }
+
+#[test]
+fn source_routed_and_bad_option_packets_are_dropped() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let s = i.udp_open(Family::V4);
+    i.udp_bind(s, sa(US4, 2)).unwrap();
+    let with_options = |opts: &[u8]| {
+        let u = udp(sa(PEER4, 1), sa(US4, 2), b"x");
+        let hl = 20 + opts.len();
+        let mut ip = ipv4(PEER4, US4, 17, &u);
+        ip.splice(20..20, opts.iter().copied());
+        let mut p = Ipv4Packet::new_unchecked(&mut ip[..]);
+        p.set_version_and_header_len(hl as u8);
+        p.set_total_len((hl + u.len()) as u16);
+        p.fill_checksum(ChecksumMode::Compute);
+        eth(US_MAC, PEER_MAC, EtherType::Ipv4, &ip)
+    };
+    let lsrr = with_options(&[1, 0x83, 7, 4, 10, 0, 0, 3]);
+    let bad = with_options(&[0x44, 1, 0, 0]);
+    let fine = with_options(&[0x94, 4, 0, 0]);
+    run(&mut i, &mut nic, t(0), vec![lsrr, bad, fine]);
+    assert_eq!(i.counters().drop_ipv4_source_route, 1);
+    assert_eq!(i.counters().drop_ipv4_malformed, 1);
+    assert_eq!(i.udp_recv(s).unwrap().data, b"x");
+    assert!(i.udp_recv(s).is_err());
+}

@@ -20,6 +20,30 @@ mod field {
     pub const DST: usize = 16;
 }
 
+/// Option types.
+pub mod option {
+    /// End of option list.
+    pub const END: u8 = 0;
+    /// No operation.
+    pub const NOP: u8 = 1;
+    /// Loose source and record route.
+    pub const LSRR: u8 = 131;
+    /// Strict source and record route.
+    pub const SSRR: u8 = 137;
+    /// Router alert (RFC 2113).
+    pub const ROUTER_ALERT: u8 = 148;
+}
+
+/// What a header's options say that a host cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ipv4Options {
+    /// A loose or strict source route: hosts drop these by default (Linux
+    /// `accept_source_route = 0`).
+    pub source_route: bool,
+    /// Router alert.
+    pub router_alert: bool,
+}
+
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
 /// The smallest MTU every IPv4 link must carry (RFC 791).
@@ -141,6 +165,37 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn dst_addr(&self) -> Ipv4Addr {
         let b = self.buffer.as_ref();
         Ipv4Addr::new(b[field::DST], b[field::DST + 1], b[field::DST + 2], b[field::DST + 3])
+    }
+
+    /// Walks the options (the bytes between the fixed header and the IHL)
+    /// and reports the ones that matter to a host. Every option but
+    /// end-of-list and no-op must have a length of at least 2 that fits;
+    /// otherwise the header is malformed (RFC 791; Linux
+    /// `ip_options_compile` drops such packets).
+    pub fn options(&self) -> Result<Ipv4Options> {
+        let mut o = &self.buffer.as_ref()[HEADER_LEN..self.header_len() as usize];
+        let mut found = Ipv4Options::default();
+        while let Some(&kind) = o.first() {
+            match kind {
+                option::END => break,
+                option::NOP => {
+                    o = &o[1..];
+                    continue;
+                }
+                _ => {}
+            }
+            let len = *o.get(1).ok_or(Error::Malformed)? as usize;
+            if len < 2 || len > o.len() {
+                return Err(Error::Malformed);
+            }
+            match kind {
+                option::LSRR | option::SSRR => found.source_route = true,
+                option::ROUTER_ALERT => found.router_alert = true,
+                _ => {}
+            }
+            o = &o[len..];
+        }
+        Ok(found)
     }
 
     /// Whether the header checksum is right.
@@ -364,6 +419,41 @@ mod tests {
         assert_eq!(p.header_len(), 24);
         assert_eq!(p.payload(), &[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0]);
         assert!(Ipv4Repr::parse(&p, ChecksumMode::Compute).is_ok());
+    }
+
+    #[test]
+    fn options_walked() {
+        let with = |opts: &str| {
+            let o = hex(opts);
+            let hl = 20 + o.len();
+            let mut b = hex("4000 0000 0000 0000 4011 0000 0a000001 0a000002");
+            b[0] = 0x40 | (hl / 4) as u8;
+            b[3] = hl as u8;
+            b.extend_from_slice(&o);
+            b
+        };
+        let opts = |b: &Vec<u8>| Ipv4Packet::new_checked(&b[..]).unwrap().options();
+        assert_eq!(opts(&with("")).unwrap(), Ipv4Options::default());
+        // NOP, LSRR with one address, EOL padding.
+        let lsrr = with("01 83 07 04 0a000003 00 00 00 00");
+        assert_eq!(
+            opts(&lsrr).unwrap(),
+            Ipv4Options {
+                source_route: true,
+                router_alert: false
+            }
+        );
+        assert!(opts(&with("94 04 0000")).unwrap().router_alert);
+        // Lengths 0 and 1, and past the header: malformed.
+        for bad in ["44 00 0000", "44 01 0000", "44 08 0000", "44"] {
+            let mut o = bad.to_string();
+            while !hex(&o).len().is_multiple_of(4) {
+                o.push_str(" 00");
+            }
+            assert_eq!(opts(&with(&o)).unwrap_err(), Error::Malformed, "{bad}");
+        }
+        // Anything after end-of-list is ignored.
+        assert!(opts(&with("00 44 00 00")).is_ok());
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use checksum::ChecksumMode;
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 pub use icmpv4::{Icmpv4Packet, Icmpv4Repr};
 pub use icmpv6::{Icmpv6Packet, Icmpv6Repr};
-pub use ipv4::{Ipv4Packet, Ipv4Repr};
+pub use ipv4::{Ipv4Options, Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6ExtHeaders, Ipv6FragmentHeader, Ipv6Packet, Ipv6Repr};
 pub use ndp::{NdpOption, NdpRepr};
 pub use tcp::{TcpControl, TcpOption, TcpPacket, TcpRepr};
