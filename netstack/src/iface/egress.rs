@@ -407,6 +407,7 @@ impl Interface {
             v6addr::solicited_node(&target)
         };
         let Some(IpAddr::V6(src)) = self.source_for(IpAddr::V6(target)) else {
+            self.counters.drop_tx_no_route += 1;
             return;
         };
         let link = unicast.unwrap_or_else(|| EthernetAddress::from_ipv6_multicast(&dst));

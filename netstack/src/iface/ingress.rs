@@ -617,6 +617,7 @@ impl Interface {
                 } else {
                     Some(up.dst)
                 }) else {
+                    self.counters.drop_tx_no_route += 1;
                     return;
                 };
                 let reply = Icmpv6Repr::EchoReply { ident, seq_no, data };
