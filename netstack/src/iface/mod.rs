@@ -130,7 +130,12 @@ impl Config {
             icmp_error_rate: 1000,
             icmp_error_burst: 50,
             neighbor: NeighborConfig::default(),
-            reassembly_v4: ReassemblyConfig::ipv4(),
+            // An IPv4 datagram is at most 65535 bytes with its (20-byte)
+            // header, so its payload at most 65515 (Linux ip_frag_reasm).
+            reassembly_v4: ReassemblyConfig {
+                max_len: 65535 - 20,
+                ..ReassemblyConfig::ipv4()
+            },
             reassembly_v6: ReassemblyConfig::ipv6(),
             tx_queue_frames: 4096,
             pmtu_entries: 1024,

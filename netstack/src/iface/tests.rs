@@ -1041,11 +1041,15 @@ fn overlapping_fragments_are_dropped() {
 fn fragments_beyond_64k_are_dropped() {
     let mut i = iface();
     let mut nic = TestNic::new();
-    // Offset 65528 plus 16 bytes ends past 65535.
-    let frames = vec![v4_fragment(3, 65528, false, &[0; 16])];
+    // Offset 65528 plus 16 bytes ends past 65535; offset 65496 plus 24
+    // ends past 65515, the most an IPv4 datagram carries after its header.
+    let frames = vec![
+        v4_fragment(3, 65528, false, &[0; 16]),
+        v4_fragment(4, 65496, false, &[0; 24]),
+    ];
     run(&mut i, &mut nic, t(0), frames);
-    assert_eq!(i.counters().drop_ipv4_fragment, 1);
-    assert_eq!(i.reassembly_v4_stats().too_long, 1);
+    assert_eq!(i.counters().drop_ipv4_fragment, 2);
+    assert_eq!(i.reassembly_v4_stats().too_long, 2);
     // IPv6 likewise.
     let mut fh = [0u8; 8];
     Ipv6FragmentHeader {
