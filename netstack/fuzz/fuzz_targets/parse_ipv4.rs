@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
             p.more_frags(),
         );
         let _ = (p.frag_offset(), p.hop_limit(), p.protocol(), p.src_addr(), p.dst_addr());
-        let _ = (p.header(), p.payload(), p.verify_checksum());
+        let _ = (p.header(), p.payload(), p.verify_checksum(), p.options());
         if let Ok(r) = Ipv4Repr::parse(&p, ChecksumMode::Offload) {
             let mut out = vec![0u8; r.buffer_len() + r.payload_len];
             r.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]), ChecksumMode::Compute);
