@@ -9,6 +9,8 @@ use super::{IcmpError, IcmpErrorKind, Interface, PmtuDiscovery, EV_ERROR, EV_REA
 use crate::neighbor::Evidence;
 use crate::nic::RxMeta;
 use crate::reassembly::{Ipv4FragKey, Ipv6FragKey};
+
+use super::FragKey;
 use crate::time::Instant;
 use crate::wire::checksum::{ChecksumMode, PseudoHeader};
 use crate::wire::icmpv4::{self, Icmpv4Packet, Icmpv4Repr};
@@ -179,6 +181,7 @@ impl Interface {
             match self.reasm_v4.push(now, key, off, pkt.more_frags(), pkt.payload()) {
                 Ok(Some(whole)) => {
                     self.counters.ipv4_reassembled += 1;
+                    self.frag_quotes.forget(&FragKey::V4(key));
                     // The header an ICMP error quotes: the datagram as a
                     // whole, not the last fragment (whose offset would make
                     // the peer ignore the quote).
@@ -201,6 +204,12 @@ impl Interface {
                         nh_pointer: None,
                     };
                     self.process_upper(now, up);
+                }
+                Ok(None) if off == 0 && !group => {
+                    // Keep the first fragment's start for a Time Exceeded
+                    // should the datagram never complete (RFC 792).
+                    let n = (header.len() + 8).min(p.len());
+                    self.frag_quotes.remember(FragKey::V4(key), &p[..n]);
                 }
                 Ok(None) => {}
                 Err(_) => self.counters.drop_ipv4_fragment += 1,
@@ -290,8 +299,15 @@ impl Interface {
         {
             Ok(Some(whole)) => {
                 self.counters.ipv6_reassembled += 1;
+                self.frag_quotes.forget(&FragKey::V6(key));
                 up.l4_mode = ChecksumMode::Compute;
                 self.process_ipv6_fragmentable(now, up, frag.next_header, &whole, true);
+            }
+            Ok(None) if frag.offset == 0 && !group => {
+                // RFC 4443 section 3.3: as much of the first fragment as
+                // fits in a minimum-MTU error.
+                let n = (ipv6::MIN_MTU - ipv6::HEADER_LEN - icmpv6::HEADER_LEN).min(p.len());
+                self.frag_quotes.remember(FragKey::V6(key), &p[..n]);
             }
             Ok(None) => {}
             Err(_) => self.counters.drop_ipv6_fragment += 1,
@@ -436,6 +452,39 @@ impl Interface {
         });
         self.counters.udp_rx_datagrams += 1;
         self.notify(i, EV_READABLE);
+    }
+
+    /// Sends "fragment reassembly time exceeded" about the datagram whose
+    /// first fragment starts with `quote` (rate limited like other errors).
+    pub(crate) fn send_reassembly_timeout(&mut self, now: Instant, quote: &[u8]) {
+        if !self.icmp_limit.allow(now) {
+            self.counters.icmp_errors_rate_limited += 1;
+            return;
+        }
+        match quote.first().map(|b| b >> 4) {
+            Some(4) if quote.len() >= ipv4::HEADER_LEN => {
+                let q = Ipv4Packet::new_unchecked(quote);
+                let repr = Icmpv4Repr::TimeExceeded { code: 1, data: quote };
+                let ip = IpOut {
+                    src: IpAddr::V4(q.dst_addr()),
+                    dst: IpAddr::V4(q.src_addr()),
+                    proto: ip_proto::ICMP,
+                    l4_len: repr.buffer_len(),
+                    dont_frag: false,
+                    hop_limit: self.config.hop_limit,
+                    link: None,
+                };
+                let _ = self.output_ip(now, ip, |b, _| repr.emit(&mut Icmpv4Packet::new_unchecked(b)));
+            }
+            Some(6) if quote.len() >= ipv6::HEADER_LEN => {
+                let q = Ipv6Packet::new_unchecked(quote);
+                let repr = Icmpv6Repr::TimeExceeded { code: 1, data: quote };
+                let hl = self.config.hop_limit;
+                self.send_icmpv6(now, q.dst_addr(), q.src_addr(), hl, None, repr);
+            }
+            _ => return,
+        }
+        self.counters.icmp_errors_sent += 1;
     }
 
     /// Sends an ICMP error about `up`, unless RFC 1122 section 3.2.2 /

@@ -481,6 +481,61 @@ pub struct Interface {
     scratch: Vec<u32>,
     /// The time of the last poll, for calls that take no `now`.
     last_now: Instant,
+    /// The start of first fragments of datagrams being reassembled.
+    frag_quotes: FragQuotes,
+}
+
+/// Names a datagram being reassembled, of either version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum FragKey {
+    V4(Ipv4FragKey),
+    V6(Ipv6FragKey),
+}
+
+/// The first bytes of the first fragment of datagrams in reassembly, to
+/// quote in a Time Exceeded if they never complete. Bounded: the oldest is
+/// forgotten first (a datagram the reassembler discarded leaves its quote
+/// here until pushed out).
+#[derive(Debug, Default)]
+pub(crate) struct FragQuotes {
+    quotes: HashMap<FragKey, Vec<u8>>,
+    order: VecDeque<FragKey>,
+    cap: usize,
+}
+
+impl FragQuotes {
+    fn new(cap: usize) -> Self {
+        FragQuotes {
+            cap,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn remember(&mut self, key: FragKey, bytes: &[u8]) {
+        if self.cap == 0 || self.quotes.contains_key(&key) {
+            return;
+        }
+        // `order` may hold keys already forgotten (removal is lazy); they
+        // are skipped here and pruned when `order` grows too long.
+        while self.quotes.len() >= self.cap {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.quotes.remove(&old);
+                }
+                None => break,
+            }
+        }
+        if self.order.len() >= 2 * self.cap {
+            let quotes = &self.quotes;
+            self.order.retain(|k| quotes.contains_key(k));
+        }
+        self.quotes.insert(key, bytes.to_vec());
+        self.order.push_back(key);
+    }
+
+    pub(crate) fn forget(&mut self, key: &FragKey) -> Option<Vec<u8>> {
+        self.quotes.remove(key)
+    }
 }
 
 impl Interface {
@@ -522,6 +577,7 @@ impl Interface {
             counters: Counters::default(),
             scratch: Vec::new(),
             last_now: Instant::ZERO,
+            frag_quotes: FragQuotes::new(config.reassembly_v4.max_datagrams + config.reassembly_v6.max_datagrams),
             config,
         }
     }
@@ -640,10 +696,18 @@ impl Interface {
     fn run_timers(&mut self, now: Instant) {
         self.reasm_v4.poll(now);
         self.reasm_v6.poll(now);
-        // Reassembly timeouts: RFC 792/4443 allow a Time Exceeded; we only
-        // count them (the reassembler keeps the statistics).
-        while self.reasm_v4.pop_expired().is_some() {}
-        while self.reasm_v6.pop_expired().is_some() {}
+        // Reassembly timeouts whose first fragment arrived: "fragment
+        // reassembly time exceeded" to the sender (RFC 792, RFC 4443 3.3).
+        while let Some(e) = self.reasm_v4.pop_expired() {
+            if let Some(q) = self.frag_quotes.forget(&FragKey::V4(e.key)) {
+                self.send_reassembly_timeout(now, &q);
+            }
+        }
+        while let Some(e) = self.reasm_v6.pop_expired() {
+            if let Some(q) = self.frag_quotes.forget(&FragKey::V6(e.key)) {
+                self.send_reassembly_timeout(now, &q);
+            }
+        }
         self.drain_neighbor_events(now);
         if self.pmtu.len() > self.config.pmtu_entries / 2 {
             self.pmtu.retain(|_, (_, exp)| *exp > now);

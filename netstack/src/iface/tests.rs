@@ -1825,3 +1825,64 @@ fn source_routed_and_bad_option_packets_are_dropped() {
     assert_eq!(i.udp_recv(s).unwrap().data, b"x");
     assert!(i.udp_recv(s).is_err());
 }
+
+#[test]
+fn incomplete_datagrams_get_time_exceeded() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let whole = udp(sa(PEER4, 1), sa(US4, 4242), &[9; 40]);
+    let first = v4_fragment(5, 0, true, &whole[..24]);
+    assert!(run(&mut i, &mut nic, t(0), vec![first.clone()]).is_empty());
+    // A second datagram whose first fragment never came: no error for it.
+    run(&mut i, &mut nic, t(0), vec![v4_fragment(6, 24, false, &whole[24..])]);
+    let out = run(&mut i, &mut nic, t(31_000), vec![]);
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    assert_eq!(p.ip_dst, IpAddr::V4(PEER4));
+    let r = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&p.payload[..]).unwrap()).unwrap();
+    assert_eq!(
+        r,
+        Icmpv4Repr::TimeExceeded {
+            code: 1,
+            data: &first[14..14 + 28]
+        }
+    );
+    // IPv6, after 60 s.
+    let w6 = udp(sa(peer6(), 1), sa(us6(), 4242), &[9; 40]);
+    let mut fh = vec![0u8; 8];
+    Ipv6FragmentHeader {
+        next_header: 17,
+        offset: 0,
+        more_frags: true,
+        ident: 3,
+    }
+    .emit(&mut fh);
+    fh.extend_from_slice(&w6[..24]);
+    let ip = ipv6(peer6(), us6(), 44, 64, &fh);
+    run(
+        &mut i,
+        &mut nic,
+        t(40_000),
+        vec![eth(US_MAC, PEER_MAC, EtherType::Ipv6, &ip)],
+    );
+    let out = run(&mut i, &mut nic, t(101_000), vec![]);
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    let r = Icmpv6Repr::parse(&us6(), &peer6(), &Icmpv6Packet::new_checked(&p.payload[..]).unwrap()).unwrap();
+    assert_eq!(r, Icmpv6Repr::TimeExceeded { code: 1, data: &ip[..] });
+    // A completed datagram leaves nothing behind.
+    run(
+        &mut i,
+        &mut nic,
+        t(102_000),
+        vec![
+            v4_fragment(7, 0, true, &whole[..24]),
+            v4_fragment(7, 24, false, &whole[24..]),
+        ],
+    );
+    assert!(run(&mut i, &mut nic, t(200_000), vec![]).iter().all(|f| {
+        let p = parse(f);
+        p.proto != 1 || Icmpv4Packet::new_checked(&p.payload[..]).unwrap().msg_type() != 11
+    }));
+}
