@@ -1373,11 +1373,12 @@ fn drain(t: &mut Tcb, now: Instant, pipe: &mut Pipe, to_b: bool) {
 /// Moves `len` random bytes from an active opener to a passive one over a
 /// [`Pipe`], both close; returns the virtual time it took.
 fn transfer(seed: u64, loss: f64, cfg: Config, len: usize) -> Duration {
-    transfer_with(seed, loss, cfg, len, false)
+    transfer_with(seed, loss, cfg, len, false, false)
 }
 
-/// [`transfer`], and with `echo` the passive side sends every byte back.
-fn transfer_with(seed: u64, loss: f64, cfg: Config, len: usize, echo: bool) -> Duration {
+/// [`transfer`]; with `echo` the passive side sends every byte back, with
+/// `slow_read` it reads slowly enough for its window to close.
+fn transfer_with(seed: u64, loss: f64, cfg: Config, len: usize, echo: bool, slow_read: bool) -> Duration {
     let mut rng = SimRng::new(seed);
     let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
     let mut pipe = Pipe {
@@ -1405,6 +1406,7 @@ fn transfer_with(seed: u64, loss: f64, cfg: Config, len: usize, echo: bool) -> D
     let mut sent = 0;
     let mut received = Vec::with_capacity(len);
     let (mut echoed, mut back) = (0, Vec::with_capacity(len));
+    let mut read_at = now;
     let mut buf = vec![0u8; 64 * 1024];
     let deadline = now + Duration::from_secs(3000);
     while now < deadline {
@@ -1478,12 +1480,17 @@ fn transfer_with(seed: u64, loss: f64, cfg: Config, len: usize, echo: bool) -> D
             }
         }
         if let Some(b) = &mut b {
-            loop {
-                let n = b.recv(&mut buf);
+            // A slow reader takes 3000 bytes every 10 ms: its window closes.
+            while !slow_read || now >= read_at {
+                let max = if slow_read { 3000 } else { buf.len() };
+                let n = b.recv(&mut buf[..max]);
                 if n == 0 {
                     break;
                 }
                 received.extend_from_slice(&buf[..n]);
+                if slow_read {
+                    read_at = now + Duration::from_millis(10);
+                }
             }
             if echo {
                 echoed += b.send(&received[echoed..]);
@@ -1507,6 +1514,7 @@ fn transfer_with(seed: u64, loss: f64, cfg: Config, len: usize, echo: bool) -> D
             a.next_timer(),
             b.as_ref().and_then(|b| b.next_timer()),
             sc.next_timer(),
+            b.as_ref().filter(|b| slow_read && b.recv_queued() > 0).map(|_| read_at),
         ]
         .into_iter()
         .flatten()
@@ -1556,6 +1564,22 @@ fn back_to_back_one_megabyte_lossy_without_options() {
     }
 }
 
+/// A reader slower than the link: the window closes and opens again, with
+/// loss.
+#[test]
+fn back_to_back_slow_reader_lossy() {
+    let cfg = Config {
+        recv_buffer: 16 * 1024,
+        ..Config::new(LOCAL, REMOTE)
+    };
+    let took = transfer_with(30, 0.03, cfg, 256 * 1024, false, true);
+    // 3000 bytes per 10 ms: at least 0.87 s.
+    assert!(
+        took > Duration::from_millis(850) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+}
+
 /// Both directions at once: 256 KiB each way, lossy.
 #[test]
 fn back_to_back_echo_lossy() {
@@ -1565,7 +1589,7 @@ fn back_to_back_echo_lossy() {
         } else {
             plain()
         };
-        let took = transfer_with(seed, 0.03, cfg, 256 * 1024, true);
+        let took = transfer_with(seed, 0.03, cfg, 256 * 1024, true, false);
         assert!(took < Duration::from_secs(30), "seed {seed}: {took:?}");
     }
 }
@@ -1585,13 +1609,16 @@ fn back_to_back_stress() {
         let cfg = Config {
             nodelay: seed % 3 == 0,
             congestion: ["cubic", "newreno", "reno"][seed as usize % 3],
+            mss: [1460, 536, 88, 9000][seed as usize % 4],
+            recv_buffer: [128 * 1024, 8000, 65535, 1 << 20][seed as usize / 4 % 4],
+            send_buffer: [256 * 1024, 5000][seed as usize / 16 % 2],
             ..cfg
         };
-        let took = transfer_with(seed, loss, cfg, 300_000, seed % 4 == 1);
-        // 20% loss each way can back off for a minute or two; a livelock or
-        // an RTT estimate inflated by stale timestamp echoes (both seen
-        // before) takes far longer.
-        assert!(took < Duration::from_secs(300), "seed {seed}: {took:?}");
+        let took = transfer_with(seed, loss, cfg, 300_000, seed % 8 == 1, seed % 6 == 5);
+        // 20% loss each way with 88-byte segments takes minutes (cwnd stays
+        // at two segments); a livelock or an RTT estimate inflated by stale
+        // timestamp echoes (both seen before) takes far longer.
+        assert!(took < Duration::from_secs(600), "seed {seed}: {took:?}");
     }
 }
 
