@@ -46,6 +46,18 @@
 //! arrived, queue has room again, error), and again only after the next
 //! drain and a new change.
 //!
+//! UDP follows Linux, so a trapped program sees what the kernel would give
+//! it: bind conflicts and `SO_REUSEADDR`/`SO_REUSEPORT` (same owner),
+//! ephemeral ports from 32768-60999, dual-stack IPv6 sockets with
+//! `IPV6_V6ONLY`, `SO_BROADCAST`, `SO_RCVBUF`/`SO_SNDBUF` clamping and
+//! doubling, truncation of long datagrams, ICMP errors reported by the
+//! hard/soft rules of `__udp4_lib_err` (connected sockets get hard errors,
+//! `IP_RECVERR` gets all), a pending error returned by the next call,
+//! `IP_MTU_DISCOVER` (DF on what fits, local fragmentation of the rest),
+//! and the errno of every failure (see [`SocketError`]). Hosts' rules too:
+//! no answer to broadcast pings, no ICMP errors about broadcasts or
+//! non-initial fragments, source-routed IPv4 dropped, rate-limited errors.
+//!
 //! Not for: TCP (a later issue plugs it in where `Counters::tcp_unhandled`
 //! is counted today), routing between interfaces, DHCP or SLAAC.
 
