@@ -206,6 +206,39 @@ pub enum SocketError {
     NoNetwork,
 }
 
+impl SocketError {
+    /// The errno Linux returns for it (positive, as in `errno`).
+    pub fn errno(&self) -> i32 {
+        match self {
+            SocketError::BadHandle => libc::EBADF,
+            SocketError::AddrInUse => libc::EADDRINUSE,
+            SocketError::AddrNotAvailable => libc::EADDRNOTAVAIL,
+            SocketError::AddressFamily => libc::EAFNOSUPPORT,
+            SocketError::InvalidState | SocketError::InvalidArgument => libc::EINVAL,
+            SocketError::DestinationRequired => libc::EDESTADDRREQ,
+            SocketError::WouldBlock => libc::EAGAIN,
+            SocketError::MessageTooLong => libc::EMSGSIZE,
+            SocketError::NetworkUnreachable => libc::ENETUNREACH,
+            SocketError::HostUnreachable => libc::EHOSTUNREACH,
+            SocketError::ConnectionRefused => libc::ECONNREFUSED,
+            SocketError::ProtocolUnavailable => libc::ENOPROTOOPT,
+            SocketError::PermissionDenied => libc::EACCES,
+            SocketError::ProtocolError => libc::EPROTO,
+            SocketError::NotSupported => libc::EOPNOTSUPP,
+            SocketError::HostDown => libc::EHOSTDOWN,
+            SocketError::NoNetwork => libc::ENONET,
+        }
+    }
+}
+
+impl core::fmt::Display for SocketError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{self:?} (errno {})", self.errno())
+    }
+}
+
+impl std::error::Error for SocketError {}
+
 /// Which ICMP error arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IcmpErrorKind {

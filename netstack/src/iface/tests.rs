@@ -1886,3 +1886,13 @@ fn incomplete_datagrams_get_time_exceeded() {
         p.proto != 1 || Icmpv4Packet::new_checked(&p.payload[..]).unwrap().msg_type() != 11
     }));
 }
+
+#[test]
+fn socket_errors_carry_linux_errnos() {
+    assert_eq!(SocketError::ConnectionRefused.errno(), 111);
+    assert_eq!(SocketError::WouldBlock.errno(), 11);
+    assert_eq!(SocketError::AddrInUse.errno(), 98);
+    assert_eq!(SocketError::MessageTooLong.errno(), 90);
+    assert_eq!(SocketError::HostUnreachable.errno(), 113);
+    assert_eq!(format!("{}", SocketError::AddrNotAvailable), "AddrNotAvailable (errno 99)");
+}
