@@ -3,11 +3,13 @@
 //! (bytes received in order and not yet read, plus out-of-order bytes kept
 //! in place until the hole before them fills).
 //!
-//! Memory is bounded by construction: each buffer is one fixed-capacity
-//! ring, and out-of-order data is written into the receive ring at its final
-//! position, tracked by at most [`MAX_OOO_RANGES`] ranges. A flood of
-//! out-of-order segments can neither grow memory nor the range list; a
-//! segment that would need one more range is dropped (the peer resends it).
+//! Memory is bounded by construction: each buffer is one ring that grows on
+//! demand up to its capacity and never beyond (an idle connection holds
+//! next to nothing), and out-of-order data is written into the receive ring
+//! at its final position, tracked by at most [`MAX_OOO_RANGES`] ranges. A
+//! flood of out-of-order segments can grow neither memory past the capacity
+//! nor the range list; a segment that would need one more range is dropped
+//! (the peer resends it).
 //!
 //! Not for: sequence numbers, windows or any protocol decision — offsets
 //! here are plain byte counts; the tcpcb maps sequence numbers to them.
@@ -30,7 +32,7 @@ impl SendBuffer {
     /// An empty buffer holding at most `capacity` bytes.
     pub fn new(capacity: usize) -> SendBuffer {
         SendBuffer {
-            data: VecDeque::with_capacity(capacity.min(64 * 1024)),
+            data: VecDeque::new(),
             capacity,
         }
     }
@@ -91,13 +93,15 @@ pub enum RecvRefused {
     TooManyRanges,
 }
 
-/// Bytes received and not yet read, in a ring of fixed capacity. The ring
-/// holds the in-order bytes (readable) followed by room into which
-/// out-of-order bytes are written at their offset from the end of the
-/// in-order bytes (that is, from `RCV.NXT`).
+/// Bytes received and not yet read, in a ring that grows on demand up to
+/// the capacity. The ring holds the in-order bytes (readable) followed by
+/// room into which out-of-order bytes are written at their offset from the
+/// end of the in-order bytes (that is, from `RCV.NXT`).
 #[derive(Debug, Clone)]
 pub struct RecvBuffer {
+    /// The ring; its length is what is allocated (at most `capacity`).
     ring: Vec<u8>,
+    capacity: usize,
     head: usize,
     len: usize,
     /// Out-of-order ranges `[start, end)` as offsets from the end of the
@@ -109,7 +113,8 @@ impl RecvBuffer {
     /// An empty buffer of `capacity` bytes.
     pub fn new(capacity: usize) -> RecvBuffer {
         RecvBuffer {
-            ring: vec![0; capacity],
+            ring: Vec::new(),
+            capacity,
             head: 0,
             len: 0,
             ooo: Vec::with_capacity(MAX_OOO_RANGES),
@@ -118,6 +123,11 @@ impl RecvBuffer {
 
     /// Capacity in bytes.
     pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes allocated now (at most the capacity).
+    pub fn allocated(&self) -> usize {
         self.ring.len()
     }
 
@@ -133,7 +143,7 @@ impl RecvBuffer {
 
     /// Room after the in-order bytes: the receive window.
     pub fn window(&self) -> usize {
-        self.ring.len() - self.len
+        self.capacity - self.len
     }
 
     /// The out-of-order ranges, as offsets from the end of the in-order
@@ -147,7 +157,24 @@ impl RecvBuffer {
         self.ooo.iter().map(|(s, e)| e - s).sum()
     }
 
+    /// Grows the ring to hold `need` bytes from the head (`need` is at most
+    /// the capacity), keeping every byte at its offset from the head.
+    fn grow(&mut self, need: usize) {
+        let old = self.ring.len();
+        let size = need.next_power_of_two().max(4096).min(self.capacity);
+        let mut ring = vec![0; size];
+        let first = old - self.head;
+        ring[..first].copy_from_slice(&self.ring[self.head..]);
+        ring[first..old].copy_from_slice(&self.ring[..self.head]);
+        self.ring = ring;
+        self.head = 0;
+    }
+
     fn copy_in(&mut self, at: usize, data: &[u8]) {
+        let need = self.len + at + data.len();
+        if need > self.ring.len() {
+            self.grow(need);
+        }
         let cap = self.ring.len();
         let start = (self.head + self.len + at) % cap;
         let first = data.len().min(cap - start);
@@ -254,8 +281,17 @@ mod tests {
     fn recv_buffer_matches_a_model() {
         let mut rng = crate::sim::SimRng::new(7);
         for _ in 0..200 {
-            let cap = 1 + rng.below(300) as usize;
-            let stream: Vec<u8> = (0..3000).map(|_| rng.next_u64() as u8).collect();
+            // Small rings, and large ones that grow while in use.
+            let big = rng.chance(0.5);
+            let cap = if big {
+                4000 + rng.below(30_000) as usize
+            } else {
+                1 + rng.below(300) as usize
+            };
+            let piece = if big { 3000 } else { 80 };
+            let stream: Vec<u8> = (0..if big { 100_000 } else { 3000 })
+                .map(|_| rng.next_u64() as u8)
+                .collect();
             let mut b = RecvBuffer::new(cap);
             let (mut nxt, mut out) = (0usize, Vec::new());
             for _ in 0..2000 {
@@ -263,7 +299,7 @@ mod tests {
                     break;
                 }
                 let off = rng.below(cap as u64 + 10) as usize;
-                let len = rng.below(80) as usize;
+                let len = rng.below(piece) as usize;
                 let end = (nxt + off + len).min(stream.len());
                 let start = (nxt + off).min(end);
                 match b.insert(off, &stream[start..end]) {
@@ -274,11 +310,12 @@ mod tests {
                 assert!(r.windows(2).all(|w| w[0].1 < w[1].0), "{r:?}");
                 assert!(r.iter().all(|&(s, e)| 0 < s && s < e && e <= b.window()), "{r:?}");
                 if rng.chance(0.3) {
-                    let mut buf = vec![0; rng.below(100) as usize];
+                    let mut buf = vec![0; rng.below(piece + 20) as usize];
                     let n = b.read(&mut buf);
                     out.extend_from_slice(&buf[..n]);
                 }
                 assert_eq!(out.len() + b.len(), nxt);
+                assert!(b.allocated() <= b.capacity());
             }
             let mut rest = vec![0; b.len()];
             b.read(&mut rest);

@@ -783,13 +783,14 @@ fn duplicate_data_reported_by_dsack() {
 #[test]
 fn out_of_order_flood_is_bounded() {
     let mut h = H::established(plain());
+    assert_eq!(h.t.rcvbuf.allocated(), 0, "nothing allocated before data");
     for i in 0..10_000u32 {
         h.recv(seq(IRS + 2 + 2 * i).ack(ISS + 1).data(b"x"));
         while h.t.poll(h.now).is_some() {}
     }
     let held = h.t.rcvbuf.ooo_ranges().len();
     assert_eq!(held, crate::tcp::buffer::MAX_OOO_RANGES);
-    assert_eq!(h.t.rcvbuf.capacity(), 64 * 1024, "the buffer never grows");
+    assert!(h.t.rcvbuf.allocated() <= 64 * 1024, "never past the capacity");
     assert!(h.t.info().ooo_dropped > 9000);
     // The stream still completes once the real data arrives.
     let data: Vec<u8> = (0..200).map(|i| if i % 2 == 1 { b'x' } else { b'y' }).collect();
