@@ -1894,5 +1894,8 @@ fn socket_errors_carry_linux_errnos() {
     assert_eq!(SocketError::AddrInUse.errno(), 98);
     assert_eq!(SocketError::MessageTooLong.errno(), 90);
     assert_eq!(SocketError::HostUnreachable.errno(), 113);
-    assert_eq!(format!("{}", SocketError::AddrNotAvailable), "AddrNotAvailable (errno 99)");
+    assert_eq!(
+        format!("{}", SocketError::AddrNotAvailable),
+        "AddrNotAvailable (errno 99)"
+    );
 }
