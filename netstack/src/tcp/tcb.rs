@@ -863,14 +863,23 @@ impl Tcb {
 
     /// `TCP_INFO`.
     pub fn info(&self) -> TcpInfo {
-        let c = self.counters;
+        // Every counter reaches TCP_INFO: a new one must be placed here.
+        let Counters {
+            total_retrans,
+            bytes_acked,
+            bytes_received,
+            segs_out,
+            segs_in,
+            paws_rejected,
+            ooo_dropped,
+        } = self.counters;
         TcpInfo {
             state: self.state,
             rtt: self.rtt.srtt().unwrap_or_default(),
             rttvar: self.rtt.rttvar(),
             rto: self.rtt.backed_off(self.backoff),
             retransmits: self.backoff,
-            total_retrans: c.total_retrans,
+            total_retrans,
             snd_mss: self.snd_mss,
             rcv_mss: self.rcv_mss,
             cwnd: self.ccs.cwnd,
@@ -882,12 +891,12 @@ impl Tcb {
             rcv_wscale: self.rcv_wscale,
             timestamps: self.ts_ok,
             sack: self.sack_ok,
-            bytes_acked: c.bytes_acked,
-            bytes_received: c.bytes_received,
-            segs_out: c.segs_out,
-            segs_in: c.segs_in,
-            paws_rejected: c.paws_rejected,
-            ooo_dropped: c.ooo_dropped,
+            bytes_acked,
+            bytes_received,
+            segs_out,
+            segs_in,
+            paws_rejected,
+            ooo_dropped,
         }
     }
 
