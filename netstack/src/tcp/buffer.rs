@@ -222,14 +222,21 @@ impl RecvBuffer {
         Ok(0)
     }
 
-    /// Copies up to `buf.len()` in-order bytes out; returns how many.
-    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+    /// Copies up to `buf.len()` in-order bytes out without consuming them
+    /// (`MSG_PEEK`); returns how many.
+    pub fn peek(&self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.len);
         let cap = self.ring.len();
         let first = n.min(cap - self.head);
         buf[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
         buf[first..n].copy_from_slice(&self.ring[..n - first]);
-        self.head = (self.head + n) % cap.max(1);
+        n
+    }
+
+    /// Copies up to `buf.len()` in-order bytes out; returns how many.
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let n = self.peek(buf);
+        self.head = (self.head + n) % self.ring.len().max(1);
         self.len -= n;
         n
     }

@@ -763,17 +763,29 @@ impl Tcb {
         n
     }
 
+    /// Copies received in-order bytes into `buf` and leaves them to be read
+    /// again (`MSG_PEEK`); returns how many.
+    pub fn peek(&self, buf: &mut [u8]) -> usize {
+        self.rcvbuf.peek(buf)
+    }
+
+    /// Bytes written and not yet sent (`SIOCOUTQNSD`).
+    pub fn send_unsent(&self) -> usize {
+        let sent = self.snd_max.diff(self.snd_buf_seq).max(0) as usize;
+        self.sndbuf.len().saturating_sub(sent)
+    }
+
     /// Whether the peer's FIN arrived and every byte before it was read.
     pub fn is_eof(&self) -> bool {
         self.fin_received && self.rcvbuf.is_empty()
     }
 
-    /// Bytes ready to read.
+    /// Bytes ready to read (`FIONREAD`).
     pub fn recv_queued(&self) -> usize {
         self.rcvbuf.len()
     }
 
-    /// Bytes in the send buffer (unsent or unacknowledged).
+    /// Bytes in the send buffer, unsent or unacknowledged (`SIOCOUTQ`).
     pub fn send_queued(&self) -> usize {
         self.sndbuf.len()
     }

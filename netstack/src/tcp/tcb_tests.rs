@@ -816,6 +816,26 @@ fn nagle_and_nodelay() {
     h.sent(seq(ISS + 4).ack(IRS + 1).data(b"d"));
 }
 
+/// MSG_PEEK leaves the bytes; the queue sizes follow sends and ACKs.
+#[test]
+fn peek_and_queue_sizes() {
+    let mut h = H::established(plain());
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"hello"));
+    let mut buf = [0; 3];
+    assert_eq!(h.t.peek(&mut buf), 3);
+    assert_eq!(&buf, b"hel");
+    assert_eq!(h.t.recv_queued(), 5);
+    assert_eq!(h.read_all(), b"hello");
+    h.t.send(b"abc");
+    assert_eq!((h.t.send_queued(), h.t.send_unsent()), (3, 3));
+    h.sent(seq(ISS + 1).ack(IRS + 6).data(b"abc"));
+    h.t.send(b"de");
+    assert_eq!((h.t.send_queued(), h.t.send_unsent()), (5, 2));
+    h.recv(seq(IRS + 6).ack(ISS + 4));
+    h.sent(seq(ISS + 4).ack(IRS + 6).data(b"de"));
+    assert_eq!((h.t.send_queued(), h.t.send_unsent()), (2, 0));
+}
+
 /// The send buffer is bounded; `send` takes what fits.
 #[test]
 fn send_buffer_bounded() {
