@@ -20,6 +20,38 @@
 //! range of the send buffer ([`Tcb::payload`]), so the interface layer
 //! copies each byte once, straight into the frame.
 //!
+//! ```
+//! use joyride_netstack::tcp::tcb::{Config, State, Tcb};
+//! use joyride_netstack::tcp::SeqNum;
+//! use joyride_netstack::time::Instant;
+//! use joyride_netstack::wire::tcp::{TcpControl, TcpRepr};
+//!
+//! let now = Instant::from_secs(1);
+//! let (mut tcb, syn) = Tcb::connect(Config::new(40000, 80), SeqNum(1000), now);
+//! assert_eq!(syn.control, TcpControl::Syn);
+//! // The peer's SYN-ACK, parsed by the interface layer.
+//! let synack = TcpRepr {
+//!     src_port: 80,
+//!     dst_port: 40000,
+//!     control: TcpControl::Syn,
+//!     seq_number: 5000,
+//!     ack_number: Some(1001),
+//!     window_len: 65535,
+//!     max_seg_size: Some(1460),
+//!     ..Default::default()
+//! };
+//! tcb.on_segment(now, &synack);
+//! assert_eq!(tcb.state(), State::Established);
+//! tcb.send(b"GET / HTTP/1.0\r\n\r\n");
+//! while let Some(seg) = tcb.poll(now) {
+//!     let (a, b) = tcb.payload(&seg);
+//!     // ... write seg.repr(..)'s header, then a and b, into a frame.
+//!     assert_eq!(a.len() + b.len(), seg.payload_len);
+//! }
+//! // Later: call poll again when tcb.next_timer() is due.
+//! assert!(tcb.next_timer().is_some(), "the retransmission timer runs");
+//! ```
+//!
 //! Not for: demultiplexing, listening sockets and the handshake of passive
 //! opens (the syncache hands over a finished handshake, [`Negotiated`],
 //! through [`Tcb::accept`]), ISN choice (the caller passes the ISS in),

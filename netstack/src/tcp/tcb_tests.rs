@@ -1259,6 +1259,90 @@ fn peer_closes_first() {
     assert_eq!(h.t.error(), None);
 }
 
+/// Half-close by shutdown(SHUT_WR): FIN-WAIT-2 lasts as long as the peer
+/// keeps sending (only an orphan after close() times out there).
+#[test]
+fn half_close_waits_for_the_peer() {
+    let mut h = H::established(plain());
+    h.t.shutdown_write();
+    h.sent(seq(ISS + 1).ack(IRS + 1).fin());
+    h.recv(seq(IRS + 1).ack(ISS + 2));
+    assert_eq!(h.t.state(), State::FinWait2);
+    let r = h.t.readiness();
+    assert!(!r.writable && !r.hung_up && !r.readable);
+    assert_eq!(h.t.next_timer(), None, "no FIN-WAIT-2 timeout without close()");
+    h.advance(Duration::from_secs(600));
+    h.recv(seq(IRS + 1).ack(ISS + 2).data(b"still here"));
+    assert_eq!(h.read_all(), b"still here");
+    h.recv(seq(IRS + 11).ack(ISS + 2).fin());
+    assert_eq!(h.t.state(), State::TimeWait);
+    assert!(h.t.readiness().hung_up);
+}
+
+/// Readiness through a connection's life, as epoll would report it.
+#[test]
+fn readiness_through_the_lifecycle() {
+    let (mut h, _) = H::connect(plain());
+    assert_eq!(h.t.readiness(), Readiness::default(), "connecting: nothing yet");
+    h.recv(seq(IRS).syn().ack(ISS + 1));
+    let r = h.t.readiness();
+    assert!(r.writable && !r.readable && !r.read_hup && !r.hung_up);
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"x"));
+    assert!(h.t.readiness().readable);
+    h.read_all();
+    assert!(!h.t.readiness().readable);
+    h.recv(seq(IRS + 2).ack(ISS + 1).fin());
+    let r = h.t.readiness();
+    assert!(r.readable && r.read_hup && r.writable && !r.hung_up);
+    h.recv(seq(IRS + 3).ack(ISS + 1).rst());
+    let r = h.t.readiness();
+    assert!(r.readable && r.hung_up && !r.writable);
+    assert_eq!(r.error, Some(TcpError::Reset));
+}
+
+/// close() while connecting sends nothing and stops the SYN timer.
+#[test]
+fn close_in_syn_sent() {
+    let (mut h, _) = H::connect(plain());
+    h.t.close(h.now);
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(h.t.next_timer(), None);
+    h.silent();
+    assert_eq!(h.t.error(), None);
+}
+
+/// Keepalive probes only an idle connection: data in flight is watched by
+/// the retransmission timer, and traffic starts the idle time over.
+#[test]
+fn keepalive_waits_while_busy() {
+    let ka = Keepalive {
+        idle: Duration::from_secs(10),
+        interval: Duration::from_secs(1),
+        count: 2,
+    };
+    let mut h = H::established(Config {
+        keepalive: Some(ka),
+        ..plain()
+    });
+    let t0 = h.now;
+    h.advance(Duration::from_secs(9));
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"ping"));
+    assert_eq!(
+        h.t.next_timer(),
+        Some(t0 + Duration::from_millis(9040)),
+        "delayed ACK first"
+    );
+    h.skip_to_timer();
+    h.sent(seq(ISS + 1).ack(IRS + 5));
+    assert_eq!(
+        h.t.next_timer(),
+        Some(t0 + Duration::from_secs(19)),
+        "idle from the last segment"
+    );
+    h.skip_to_timer();
+    h.sent(seq(ISS).ack(IRS + 5));
+}
+
 /// RFC 9293 Figure 13, simultaneous close: CLOSING, then TIME-WAIT.
 #[test]
 fn simultaneous_close() {
