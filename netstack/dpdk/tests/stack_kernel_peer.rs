@@ -791,12 +791,9 @@ fn ipv6_unknown_next_header_draws_parameter_problem() {
 }
 
 /// RFC 8200 section 4.2: an unrecognised option whose type begins with
-/// binary 10 draws a Parameter Problem, code 2. Linux sends it; the stack
-/// drops the packet and counts it (`drop_ipv6_ext_discard`) but sends
-/// nothing yet. Run with `cargo test -p joyride-dpdk --test
-/// stack_kernel_peer -- --ignored`.
+/// binary 10 draws a Parameter Problem, code 2, pointing at the option, as
+/// from Linux.
 #[test]
-#[ignore = "stack gap: no Parameter Problem (code 2) for an unrecognised IPv6 option yet"]
 fn ipv6_unknown_option_draws_parameter_problem() {
     let peer = StackPeer::start();
     let out = peer.ns_python(ICMP_ERROR_PY, &["dstopt6", &STACK_V6.to_string()]);

@@ -257,14 +257,29 @@ impl Interface {
             return;
         }
         let payload = pkt.payload();
+        let group = dst.is_multicast();
         let ext = match Ipv6ExtHeaders::parse(repr.next_header, payload, true) {
             Ok(e) => e,
             Err(e) => {
+                if let ExtHeaderError::ParamProblem { code, at } = e {
+                    let whole = Upper {
+                        src: IpAddr::V6(src),
+                        dst: IpAddr::V6(dst),
+                        proto: repr.next_header,
+                        header: p,
+                        payload: &[],
+                        l4_mode: ChecksumMode::rx_l4(&meta),
+                        group,
+                        hop_limit: repr.hop_limit,
+                        nh_pointer: None,
+                    };
+                    let pointer = (ipv6::HEADER_LEN + at) as u32;
+                    self.send_icmp_error(now, &whole, IcmpOut::ParamProblem(code, pointer));
+                }
                 self.ext_error(e);
                 return;
             }
         };
-        let group = dst.is_multicast();
         let header_end = ipv6::HEADER_LEN + ext.offset;
         let mut up = Upper {
             src: IpAddr::V6(src),
@@ -354,7 +369,7 @@ impl Interface {
 
     fn ext_error(&mut self, e: ExtHeaderError) {
         match e {
-            ExtHeaderError::Discard => self.counters.drop_ipv6_ext_discard += 1,
+            ExtHeaderError::Discard | ExtHeaderError::ParamProblem { .. } => self.counters.drop_ipv6_ext_discard += 1,
             ExtHeaderError::Malformed | ExtHeaderError::Truncated => self.counters.drop_ipv6_malformed += 1,
         }
     }

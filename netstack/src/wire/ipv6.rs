@@ -274,9 +274,19 @@ pub enum ExtHeaderError {
     Malformed,
     /// Truncated.
     Truncated,
-    /// An option whose type says "discard if unrecognised", or a routing
-    /// header with segments left (this host does not route).
+    /// An option whose type says "discard if unrecognised" (action 01).
     Discard,
+    /// Discard and answer with an ICMPv6 Parameter Problem: an unrecognised
+    /// option whose type asks for one (actions 10 and 11, code 2), or a
+    /// routing header with segments left (this host routes nothing; code 0,
+    /// pointing at the Routing Type). `at` is the offset of the offending
+    /// byte from the start of the walked payload.
+    ParamProblem {
+        /// ICMPv6 Parameter Problem code.
+        code: u8,
+        /// Offset of the offending byte in the walked payload.
+        at: usize,
+    },
 }
 
 impl From<ExtHeaderError> for Error {
@@ -284,7 +294,7 @@ impl From<ExtHeaderError> for Error {
         match e {
             ExtHeaderError::Malformed => Error::Malformed,
             ExtHeaderError::Truncated => Error::Truncated,
-            ExtHeaderError::Discard => Error::Unsupported,
+            ExtHeaderError::Discard | ExtHeaderError::ParamProblem { .. } => Error::Unsupported,
         }
     }
 }
@@ -320,12 +330,18 @@ impl Ipv6ExtHeaders {
                     }
                     let hdr = &rest[..len];
                     if next_header == ip_proto::IPV6_ROUTE {
-                        // Segments Left non-zero: we would have to route it.
+                        // RFC 8200 section 4.4: with Segments Left non-zero
+                        // "the node must discard the packet and send an ICMP
+                        // Parameter Problem, Code 0, message ... pointing to
+                        // the unrecognized Routing Type" (a host routes none).
                         if hdr[3] != 0 {
-                            return Err(ExtHeaderError::Discard);
+                            return Err(ExtHeaderError::ParamProblem {
+                                code: 0,
+                                at: offset + 2,
+                            });
                         }
                     } else {
-                        check_options(&hdr[2..])?;
+                        check_options(&hdr[2..], offset + 2)?;
                     }
                     next_header = hdr[0];
                     next_header_at = Some(offset);
@@ -354,12 +370,14 @@ impl Ipv6ExtHeaders {
     }
 }
 
-/// Checks the TLV options of a hop-by-hop or destination options header.
-fn check_options(mut opts: &[u8]) -> core::result::Result<(), ExtHeaderError> {
+/// Checks the TLV options of a hop-by-hop or destination options header
+/// that start at offset `at` of the walked payload.
+fn check_options(mut opts: &[u8], mut at: usize) -> core::result::Result<(), ExtHeaderError> {
     while let Some(&ty) = opts.first() {
         if ty == 0 {
             // Pad1.
             opts = &opts[1..];
+            at += 1;
             continue;
         }
         if opts.len() < 2 {
@@ -375,9 +393,17 @@ fn check_options(mut opts: &[u8]) -> core::result::Result<(), ExtHeaderError> {
             // RFC 8200 section 4.2: the two high bits say what to do with an
             // unrecognised option; 00 is "skip over this option".
             _ if ty >> 6 == 0 => {}
-            _ => return Err(ExtHeaderError::Discard),
+            // 01: "discard the packet".
+            _ if ty >> 6 == 1 => return Err(ExtHeaderError::Discard),
+            // 10 and 11: "discard the packet and ... send an ICMP Parameter
+            // Problem, Code 2, message to the packet's Source Address,
+            // pointing to the unrecognized Option Type" (11 only when the
+            // destination is not multicast; the caller sends no errors to
+            // multicast-destined packets at all).
+            _ => return Err(ExtHeaderError::ParamProblem { code: 2, at }),
         }
         opts = &opts[len..];
+        at += len;
     }
     Ok(())
 }
@@ -546,11 +572,18 @@ mod tests {
         // Unknown option with action 00: skipped.
         let p = hex("11 00 21 04 00000000");
         assert_eq!(Ipv6ExtHeaders::parse(ip_proto::IPV6_OPTS, &p, true).unwrap().offset, 8);
-        // Routing header with segments left: discard.
+        // Unknown option with action 10 after a PadN: parameter problem,
+        // pointing at the option type.
+        let p = hex("11 00 01 00 81 02 0000");
+        assert_eq!(
+            Ipv6ExtHeaders::parse(ip_proto::IPV6_OPTS, &p, true).unwrap_err(),
+            ExtHeaderError::ParamProblem { code: 2, at: 4 }
+        );
+        // Routing header with segments left: parameter problem at the type.
         let p = hex("11 00 00 01 00000000");
         assert_eq!(
             Ipv6ExtHeaders::parse(ip_proto::IPV6_ROUTE, &p, true).unwrap_err(),
-            ExtHeaderError::Discard
+            ExtHeaderError::ParamProblem { code: 0, at: 2 }
         );
         // A loop of destination options longer than the limit.
         let p: Vec<u8> = (0..MAX_EXT_HEADERS + 1)
