@@ -16,6 +16,20 @@ def echo(c):
         while (d:=c.recv(65536)): c.sendall(d)
 while True: threading.Thread(target=echo,args=(s.accept()[0],),daemon=True).start()";
 
+/// Runs `bin ARGS` on the plain kernel and under `joyride trace` in the
+/// client namespace; returns both standard outputs and the trace file.
+fn plain_and_traced(
+    net: &Net,
+    dir: &TempDir,
+    bin: &std::path::Path,
+    args: &[&str],
+) -> (String, String, std::path::PathBuf) {
+    let plain = net.client(bin.to_str().unwrap()).args(args).output().unwrap();
+    let trace = dir.path("trace.json");
+    let traced = net.traced(&trace).arg(bin).args(args).output().unwrap();
+    (text(&plain).0, text(&traced).0, trace)
+}
+
 /// A Python HTTP server in the server namespace serving `hello.txt`.
 fn http_server(net: &Net, dir: &TempDir, port: u16) -> Bg {
     let root = dir.path("www");
@@ -310,19 +324,7 @@ fn bad_arguments_get_the_kernels_errors() {
     srv.args(["-c", ECHO_SERVER, &net.server_ip, "9010"]);
     let _srv = Bg::spawn(srv);
     net.wait_tcp(9010);
-    let plain = net
-        .client(bin.to_str().unwrap())
-        .args([&net.server_ip, "9010"])
-        .output()
-        .unwrap();
-    let trace = dir.path("trace.json");
-    let traced = net
-        .traced(&trace)
-        .arg(&bin)
-        .args([&net.server_ip, "9010"])
-        .output()
-        .unwrap();
-    let (plain, traced) = (text(&plain).0, text(&traced).0);
+    let (plain, traced, trace) = plain_and_traced(&net, &dir, &bin, &[&net.server_ip, "9010"]);
     assert_eq!(traced, plain, "errors under joyride differ from the kernel's");
     for expect in [
         "connect_bad_addr EFAULT",
@@ -518,10 +520,7 @@ fn message_calls_match_the_kernel() {
     let net = Net::new();
     let dir = TempDir::new();
     let bin = build_c(&dir, "msgs.c", &[]);
-    let plain = net.client(bin.to_str().unwrap()).output().unwrap();
-    let trace = dir.path("trace.json");
-    let traced = net.traced(&trace).arg(&bin).output().unwrap();
-    let (plain, traced) = (text(&plain).0, text(&traced).0);
+    let (plain, traced, trace) = plain_and_traced(&net, &dir, &bin, &[]);
     assert_eq!(traced, plain, "message calls under joyride differ from the kernel's");
     for expect in [
         "sendmmsg 3 lens 3 5 7",
@@ -545,23 +544,17 @@ fn blocking_calls_wait_without_stalling_others() {
     let net = Net::new();
     let dir = TempDir::new();
     let bin = build_c(&dir, "blocking.c", &["-pthread"]);
-    let plain = net
-        .client(bin.to_str().unwrap())
-        .args([&net.server_ip, "9"])
-        .output()
-        .unwrap();
-    let trace = dir.path("trace.json");
-    let traced = net
-        .traced(&trace)
-        .arg(&bin)
-        .args([&net.server_ip, "9"])
-        .output()
-        .unwrap();
-    let (plain, traced) = (text(&plain).0, text(&traced).0);
+    let (plain, traced, trace) = plain_and_traced(&net, &dir, &bin, &[&net.server_ip, "9"]);
     assert_eq!(traced, plain, "blocking calls under joyride differ from the kernel's");
     assert_eq!(
         traced,
         "accept waited ok\nrecv waited ok: 9 late data\nrecv at close: 0\nrcvtimeo: -1 EAGAIN ok\nblocking connect: -1 ECONNREFUSED\n"
+    );
+    let t = read_trace(&trace);
+    assert!(find(&t, "recvfrom", "late data").ret == 9, "{}", dump(&t));
+    assert_eq!(
+        find(&t, "connect", &net.server_ip).errno.as_deref(),
+        Some("ECONNREFUSED")
     );
 }
 
@@ -570,10 +563,7 @@ fn signals_interrupt_or_restart_blocked_calls_like_the_kernel() {
     let net = Net::new();
     let dir = TempDir::new();
     let bin = build_c(&dir, "signals.c", &["-pthread"]);
-    let plain = net.client(bin.to_str().unwrap()).output().unwrap();
-    let trace = dir.path("trace.json");
-    let traced = net.traced(&trace).arg(&bin).output().unwrap();
-    let (plain, traced) = (text(&plain).0, text(&traced).0);
+    let (plain, traced, trace) = plain_and_traced(&net, &dir, &bin, &[]);
     assert_eq!(traced, plain, "signal handling under joyride differs from the kernel's");
     assert_eq!(
         traced,

@@ -113,10 +113,10 @@ impl Eal {
             errno: Errno(libc::E2BIG),
         })?;
         tracing::debug!(?argv, "rte_eal_init");
-        // SAFETY: argv holds argc valid NUL-terminated strings followed by a
-        // NULL, all leaked above so they outlive every use the EAL makes of
-        // them. rte_eal_init guards itself against concurrent and repeated
-        // calls (it fails with EALREADY).
+        // rte_eal_init guards itself against concurrent and repeated calls
+        // (it fails with EALREADY).
+        // SAFETY: argv holds argc valid NUL-terminated strings and a NULL, all
+        // leaked above so they outlive every use the EAL makes of them.
         let ret = unsafe { dpdk_sys::rte_eal_init(argc, c_args.as_mut_ptr()) };
         if ret < 0 {
             let errno = rte_errno();

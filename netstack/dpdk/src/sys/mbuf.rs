@@ -70,10 +70,10 @@ impl Mbuf {
     /// The first segment's data.
     pub fn data(&self) -> &[u8] {
         let len = self.len();
-        // SAFETY: mtod points at data_len bytes inside the mbuf's buffer,
-        // which we own exclusively (reference count 1) for as long as the
-        // borrow of self; the buffer is pool memory that the EAL mapped
-        // zero-filled and that only ever holds bytes, so it is initialised.
+        // The buffer is pool memory the EAL mapped zero-filled that only ever
+        // holds bytes, so it is initialised.
+        // SAFETY: mtod points at data_len bytes inside the mbuf's buffer, which
+        // we own exclusively (reference count 1) while self is borrowed.
         unsafe { std::slice::from_raw_parts(dpdk_sys::jr_pktmbuf_mtod(self.ptr.as_ptr()), len) }
     }
 
