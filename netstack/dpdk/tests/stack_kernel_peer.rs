@@ -14,8 +14,7 @@
 //! corrupted, padded, optioned, fragmented, reordered, duplicated and
 //! overlapping input is handled as Linux would and every drop counted, and
 //! the stack keeps answering. Nothing is sent twice: a datagram lost on a
-//! quiet veth fails its test. Tests marked `#[ignore]` show where the stack
-//! still differs from Linux.
+//! quiet veth fails its test.
 //!
 //! Two properties of `net_af_packet` over a veth shape the set-up: the
 //! kernel leaves the checksums of what it sends unfinished unless transmit
