@@ -367,6 +367,17 @@ impl Interface {
         self.process_upper(now, Upper { header: &fixed, ..up });
     }
 
+    /// Counts an ICMP message that failed to parse; `ndp` says it was a
+    /// neighbor solicitation or advertisement (malformed ones count apart).
+    fn count_icmp_drop(&mut self, e: Error, ndp: bool) {
+        match e {
+            Error::Checksum => self.counters.drop_icmp_checksum += 1,
+            Error::Unsupported => self.counters.drop_icmp_unsupported += 1,
+            _ if ndp => self.counters.drop_ndp_invalid += 1,
+            _ => self.counters.drop_icmp_malformed += 1,
+        }
+    }
+
     fn ext_error(&mut self, e: ExtHeaderError) {
         match e {
             ExtHeaderError::Discard | ExtHeaderError::ParamProblem { .. } => self.counters.drop_ipv6_ext_discard += 1,
@@ -576,16 +587,8 @@ impl Interface {
         };
         let repr = match Icmpv4Repr::parse(&pkt) {
             Ok(r) => r,
-            Err(Error::Checksum) => {
-                self.counters.drop_icmp_checksum += 1;
-                return;
-            }
-            Err(Error::Unsupported) => {
-                self.counters.drop_icmp_unsupported += 1;
-                return;
-            }
-            Err(_) => {
-                self.counters.drop_icmp_malformed += 1;
+            Err(e) => {
+                self.count_icmp_drop(e, false);
                 return;
             }
         };
@@ -653,24 +656,12 @@ impl Interface {
         };
         let repr = match Icmpv6Repr::parse(&src, &dst, &pkt) {
             Ok(r) => r,
-            Err(Error::Checksum) => {
-                self.counters.drop_icmp_checksum += 1;
-                return;
-            }
-            Err(Error::Unsupported) => {
-                self.counters.drop_icmp_unsupported += 1;
-                return;
-            }
-            Err(_) => {
+            Err(e) => {
                 let ndp = matches!(
                     pkt.msg_type(),
                     icmpv6::msg_type::NEIGHBOR_SOLICIT | icmpv6::msg_type::NEIGHBOR_ADVERT
                 );
-                if ndp {
-                    self.counters.drop_ndp_invalid += 1;
-                } else {
-                    self.counters.drop_icmp_malformed += 1;
-                }
+                self.count_icmp_drop(e, ndp);
                 return;
             }
         };
