@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --workspace --all-targets
-cargo test --workspace -- --test-threads=2
+# A hung test fails the run within 40 minutes instead of stalling it.
+timeout --kill-after=30 2400 cargo test --workspace -- --test-threads=2
