@@ -544,7 +544,7 @@ impl Interface {
                 };
                 s.tx_bytes -= d.data.len();
                 let unblocked = core::mem::take(&mut s.tx_blocked);
-                let Some(local) = s.local else { break };
+                let Some(local) = s.ends.local else { break };
                 let opts = UdpOpts {
                     pmtu_discovery: s.pmtu_discovery,
                     hop_limit: s.hop_limit,

@@ -843,7 +843,7 @@ impl Interface {
             });
             true
         } else {
-            hard && s.remote.is_some()
+            hard && s.ends.remote.is_some()
         };
         if ev {
             s.error = Some(err);

@@ -63,6 +63,7 @@
 
 mod egress;
 mod ingress;
+mod ports;
 pub mod route;
 pub mod udp;
 
@@ -609,7 +610,7 @@ impl Interface {
             ndp: NeighborCache::new(config.neighbor),
             reasm_v4: Reassembler::new(config.reassembly_v4),
             reasm_v6: Reassembler::new(config.reassembly_v6),
-            udp: UdpTable::new(config.udp.clone()),
+            udp: UdpTable::udp(config.udp.clone()),
             tx_pending: VecDeque::new(),
             events: VecDeque::new(),
             outbox: VecDeque::new(),
@@ -803,20 +804,20 @@ impl Interface {
 
     /// Sets `SO_REUSEADDR` (before bind).
     pub fn udp_set_reuse_addr(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
-        self.udp.get_mut(h)?.reuse_addr = on;
+        self.udp.get_mut(h)?.ends.reuse_addr = on;
         Ok(())
     }
 
     /// Sets `SO_REUSEPORT` (before bind).
     pub fn udp_set_reuse_port(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
-        self.udp.get_mut(h)?.reuse_port = on;
+        self.udp.get_mut(h)?.ends.reuse_port = on;
         Ok(())
     }
 
     /// Sets who owns the socket (the program's effective uid): `SO_REUSEPORT`
     /// shares a port only between sockets of the same owner, as on Linux.
     pub fn udp_set_owner(&mut self, h: SocketHandle, uid: u32) -> Result<(), SocketError> {
-        self.udp.get_mut(h)?.owner = uid;
+        self.udp.get_mut(h)?.ends.owner = uid;
         Ok(())
     }
 
@@ -892,9 +893,9 @@ impl Interface {
     /// Sets `IPV6_V6ONLY` (IPv6 sockets, before bind).
     pub fn udp_set_v6only(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
         let s = self.udp.get_mut(h)?;
-        match s.family {
-            Family::V6 { .. } if s.local.is_none() => {
-                s.family = Family::V6 { v6only: on };
+        match s.ends.family {
+            Family::V6 { .. } if s.ends.local.is_none() => {
+                s.ends.family = Family::V6 { v6only: on };
                 Ok(())
             }
             Family::V6 { .. } => Err(SocketError::InvalidState),
@@ -908,29 +909,31 @@ impl Interface {
     pub fn udp_bind(&mut self, h: SocketHandle, addr: SocketAddr) -> Result<SocketAddr, SocketError> {
         let a = canonical(addr);
         let s = self.udp.get(h)?;
-        if matches!((s.family, addr), (Family::V4, SocketAddr::V6(_))) {
+        if matches!((s.ends.family, addr), (Family::V4, SocketAddr::V6(_))) {
             return Err(SocketError::AddressFamily);
         }
-        if matches!((s.family, a), (Family::V6 { v6only: true }, SocketAddr::V4(_))) {
+        if matches!((s.ends.family, a), (Family::V6 { v6only: true }, SocketAddr::V4(_))) {
             return Err(SocketError::AddressFamily);
         }
         if !a.ip().is_unspecified() && !self.has_ip(a.ip()) {
             return Err(SocketError::AddrNotAvailable);
         }
         let start = self.rng.next_u64() as u16;
-        let bound = self.udp.bind(h, a, start)?;
+        let ephemeral = self.udp.config.ephemeral_ports;
+        let bound = self.udp.bind(h, a, ephemeral, start, true)?;
         Ok(self.udp.get(h)?.present(bound))
     }
 
     fn autobind(&mut self, h: SocketHandle) -> Result<(), SocketError> {
         let s = self.udp.get(h)?;
-        if s.local.is_none() {
-            let any = match s.family {
+        if s.ends.local.is_none() {
+            let any = match s.ends.family {
                 Family::V4 => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
                 Family::V6 { .. } => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
             };
             let start = self.rng.next_u64() as u16;
-            self.udp.bind(h, any, start)?;
+            let ephemeral = self.udp.config.ephemeral_ports;
+            self.udp.bind(h, any, ephemeral, start, true)?;
         }
         Ok(())
     }
@@ -952,7 +955,9 @@ impl Interface {
         }
         let src = self.source_for(r.ip()).ok_or(SocketError::NetworkUnreachable)?;
         self.autobind(h)?;
-        self.udp.connect(h, src, r)
+        self.udp.connect(h, src, r)?;
+        self.udp.get_mut(h)?.error = None;
+        Ok(())
     }
 
     /// Dissolves the association (`connect` with `AF_UNSPEC`).
@@ -963,13 +968,13 @@ impl Interface {
     /// The bound address (`getsockname`), as the socket's family shows it.
     pub fn udp_local_addr(&self, h: SocketHandle) -> Result<Option<SocketAddr>, SocketError> {
         let s = self.udp.get(h)?;
-        Ok(s.local.map(|a| s.present(a)))
+        Ok(s.ends.local.map(|a| s.present(a)))
     }
 
     /// The connected address (`getpeername`).
     pub fn udp_peer_addr(&self, h: SocketHandle) -> Result<Option<SocketAddr>, SocketError> {
         let s = self.udp.get(h)?;
-        Ok(s.remote.map(|a| s.present(a)))
+        Ok(s.ends.remote.map(|a| s.present(a)))
     }
 
     /// Queues `data` for `to` (or the connected peer when `to` is `None`).
@@ -980,7 +985,7 @@ impl Interface {
             return Err(e);
         }
         let s = self.udp.get(h)?;
-        let dst = match (to, s.remote) {
+        let dst = match (to, s.ends.remote) {
             (Some(a), _) => canonical(a),
             (None, Some(r)) => r,
             (None, None) => return Err(SocketError::DestinationRequired),
