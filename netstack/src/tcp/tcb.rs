@@ -56,9 +56,12 @@
 //! opens (the syncache hands over a finished handshake, [`Negotiated`],
 //! through [`Tcb::accept`]), ISN choice (the caller passes the ISS in),
 //! answering segments for connections that do not exist (the
-//! demultiplexer's RST), reusing a TIME-WAIT connection for a new SYN (RFC
-//! 6191 is the demultiplexer's call; the tcpcb answers such a SYN with a
-//! challenge ACK), congestion window arithmetic (`tcp::cc`) and the SACK
+//! demultiplexer's RST), reusing a TIME-WAIT connection for a new SYN (the
+//! tcpcb only judges it, [`Tcb::time_wait_accepts_syn`]; the demultiplexer
+//! then drops the tcpcb and hands the SYN to the listener, or else gives it
+//! to the tcpcb, which answers with a challenge ACK), ICMP parsing (the
+//! interface layer hands errors in through [`Tcb::on_icmp_error`] and
+//! [`Tcb::on_packet_too_big`]), congestion window arithmetic (`tcp::cc`) and the SACK
 //! scoreboard (`tcp::sack`). Urgent data is not special: URG is ignored and
 //! its bytes stay in the stream (as with `SO_OOBINLINE`); ECN is not
 //! negotiated.
@@ -153,6 +156,13 @@ pub enum TcpError {
     Reset,
     /// Retransmissions, keepalive or `TCP_USER_TIMEOUT` ran out: `ETIMEDOUT`.
     TimedOut,
+    /// An ICMP error (RFC 5927): a hard one during the handshake, or the
+    /// last soft one when the connection later timed out. `errno` is the
+    /// positive errno Linux reports for it (e.g. `libc::EHOSTUNREACH`).
+    Icmp {
+        /// The errno, positive.
+        errno: i32,
+    },
 }
 
 /// Keepalive settings (`SO_KEEPALIVE` with `TCP_KEEPIDLE`, `TCP_KEEPINTVL`,
@@ -283,6 +293,11 @@ impl Segment {
     /// The header as a [`TcpRepr`] with `payload` (which must be the
     /// segment's payload, contiguous).
     pub fn repr<'a>(&self, payload: &'a [u8]) -> TcpRepr<'a> {
+        debug_assert_eq!(payload.len(), self.payload_len);
+        self.repr_unchecked(payload)
+    }
+
+    fn repr_unchecked<'a>(&self, payload: &'a [u8]) -> TcpRepr<'a> {
         let Segment {
             src_port,
             dst_port,
@@ -296,9 +311,8 @@ impl Segment {
             sack_permitted,
             sack,
             timestamp,
-            payload_len,
+            payload_len: _,
         } = *self;
-        debug_assert_eq!(payload.len(), payload_len);
         TcpRepr {
             src_port,
             dst_port,
@@ -316,6 +330,13 @@ impl Segment {
             cwr: false,
             payload,
         }
+    }
+
+    /// The header alone as a [`TcpRepr`] (empty payload), for writing the
+    /// header when the payload is copied separately from the two slices of
+    /// [`Tcb::payload`].
+    pub fn header_repr(&self) -> TcpRepr<'static> {
+        self.repr_unchecked(&[])
     }
 
     /// Sequence space the segment occupies.
@@ -506,6 +527,9 @@ pub struct Tcb {
     pending_rst: Option<Segment>,
 
     error: Option<TcpError>,
+    /// The latest soft ICMP error (Linux's `sk_err_soft`): reported instead
+    /// of `ETIMEDOUT` if the connection times out.
+    soft_error: Option<i32>,
     counters: Counters,
 }
 
@@ -585,6 +609,7 @@ impl Tcb {
             force_send: false,
             pending_rst: None,
             error: None,
+            soft_error: None,
             counters: Counters::default(),
             cfg,
         }
@@ -722,11 +747,96 @@ impl Tcb {
         if mss >= self.cfg.mss {
             return;
         }
+        let old = self.snd_mss;
         self.cfg.mss = mss;
         self.update_snd_mss();
-        if self.state.is_synchronized() && self.snd_nxt != self.snd_una {
+        // Only segments larger than the new MSS were too big; when the
+        // peer's MSS was already smaller nothing in flight needs resending.
+        if self.snd_mss < old && self.state.is_synchronized() && self.snd_nxt != self.snd_una {
             self.snd_nxt = self.snd_una;
+            self.high_rxt = self.snd_una;
             self.rtt_probe = None;
+            // Duplicate ACKs of what was in flight must not start a fast
+            // retransmit on top (Linux sets high_seq = snd_nxt).
+            self.recover = self.recover.max(self.snd_max);
+        }
+    }
+
+    /// Whether an ICMP error quoting sequence number `seq` may concern this
+    /// connection: RFC 5927 §4.1, "If the received ICMP error message
+    /// [...] contains a TCP sequence number [...] check that SND.UNA =<
+    /// SEG.SEQ < SND.NXT" (SND.MAX here, so a retransmission after a
+    /// timeout does not narrow it).
+    fn icmp_seq_ok(&self, seq: SeqNum) -> bool {
+        !matches!(self.state, State::Closed | State::TimeWait) && seq >= self.snd_una && seq < self.snd_max
+    }
+
+    /// An ICMP error (destination unreachable, time exceeded; RFC 5927,
+    /// Linux's `tcp_v4_err`/`tcp_v6_err`) quoting our segment with sequence
+    /// number `seq`. `errno` is the positive errno for it and `hard` says
+    /// whether it is a hard error. Returns false, changing nothing, when
+    /// `seq` is not in SND.UNA..SND.MAX (a blind or stale error).
+    ///
+    /// During the handshake (SYN-SENT, SYN-RECEIVED) a hard error aborts
+    /// the connection with that error. Otherwise it is remembered: if the
+    /// connection later times out, `SO_ERROR` reports it instead of
+    /// `ETIMEDOUT` (RFC 1122 §4.2.3.9: hard errors on an open connection
+    /// "SHOULD" not abort it, as Linux without `IP_RECVERR`).
+    pub fn on_icmp_error(&mut self, seq: SeqNum, errno: i32, hard: bool) -> bool {
+        if !self.icmp_seq_ok(seq) {
+            return false;
+        }
+        if hard && matches!(self.state, State::SynSent | State::SynReceived) {
+            self.error = Some(TcpError::Icmp { errno });
+            self.enter_closed();
+        } else {
+            self.soft_error = Some(errno);
+        }
+        true
+    }
+
+    /// ICMP "fragmentation needed" / "packet too big" (RFC 1191, RFC 8201)
+    /// quoting our segment with sequence number `seq`; `mss` is the largest
+    /// segment payload the new path MTU allows. Validated as
+    /// [`Tcb::on_icmp_error`] does; returns whether accepted. Lowers the
+    /// send MSS (never below [`MIN_MSS`], never raising it) and sends the
+    /// unacknowledged data again at once in the new size, without treating
+    /// the loss as congestion (Linux's `tcp_simple_retransmit`).
+    pub fn on_packet_too_big(&mut self, now: Instant, seq: SeqNum, mss: u16) -> bool {
+        if !self.icmp_seq_ok(seq) {
+            return false;
+        }
+        self.set_path_mss(mss);
+        if self.snd_nxt != self.snd_max && self.rtx_at.is_none() {
+            self.rtx_at = Some(now + self.rtt.backed_off(self.backoff));
+        }
+        true
+    }
+
+    /// Whether this tcpcb is in TIME-WAIT and the new connection request
+    /// `seg` may take over its 4-tuple (RFC 9293 §3.6.1, RFC 6191; Linux's
+    /// `tcp_timewait_state_process`). With timestamps on both: the SYN's
+    /// TSval is above TS.Recent, or equal to it and SEG.SEQ above RCV.NXT
+    /// (RFC 6191 §2); an older TSval never (PAWS). Without: "if the
+    /// sequence number of the new SYN is greater than the final sequence
+    /// number of the previous incarnation" — SEG.SEQ > RCV.NXT. When true,
+    /// the demultiplexer drops this tcpcb and hands the SYN to the
+    /// listener; otherwise it gives the SYN to [`Tcb::on_segment`] (a
+    /// challenge ACK).
+    pub fn time_wait_accepts_syn(&self, seg: &TcpRepr) -> bool {
+        if self.state != State::TimeWait || seg.control != TcpControl::Syn || seg.ack_number.is_some() {
+            return false;
+        }
+        let seq_newer = SeqNum(seg.seq_number) > self.rcv_nxt;
+        match (self.ts_ok, seg.timestamp) {
+            (true, Some((tsval, _))) => {
+                if ts_before(tsval, self.ts_recent) {
+                    false
+                } else {
+                    tsval != self.ts_recent || seq_newer
+                }
+            }
+            _ => seq_newer,
         }
     }
 
@@ -737,6 +847,21 @@ impl Tcb {
     /// The connection state.
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// SND.UNA: the oldest unacknowledged sequence number.
+    pub fn snd_una(&self) -> SeqNum {
+        self.snd_una
+    }
+
+    /// SND.MAX: the highest sequence number sent, plus one.
+    pub fn snd_max(&self) -> SeqNum {
+        self.snd_max
+    }
+
+    /// RCV.NXT: the next sequence number expected from the peer.
+    pub fn rcv_nxt(&self) -> SeqNum {
+        self.rcv_nxt
     }
 
     /// The settings.
@@ -1014,7 +1139,12 @@ impl Tcb {
     }
 
     fn timed_out(&mut self) {
-        self.error = Some(TcpError::TimedOut);
+        // Linux's tcp_write_err: "sk->sk_err = READ_ONCE(sk->sk_err_soft) ? :
+        // ETIMEDOUT".
+        self.error = Some(
+            self.soft_error
+                .map_or(TcpError::TimedOut, |errno| TcpError::Icmp { errno }),
+        );
         self.enter_closed();
     }
 
@@ -1230,6 +1360,7 @@ impl Tcb {
             self.backoff = 0;
             self.rtx_at = None;
             self.unacked_since = None;
+            self.soft_error = None;
             // "If SND.UNA > ISS (our SYN has been ACKed), change the
             // connection state to ESTABLISHED, form an ACK segment
             // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it."
@@ -1595,6 +1726,9 @@ impl Tcb {
     fn on_new_ack(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNum) {
         let acked = ack.diff(self.snd_una) as u32;
         let rtt = self.take_rtt_sample(now, ack, seg.timestamp);
+        // Linux's tcp_ack: "We passed data and got it acked, remove any soft
+        // error log. Something worked..."
+        self.soft_error = None;
         // Bytes of data acknowledged (the SYN and the FIN are not data).
         let data_end = self.snd_buf_seq + self.sndbuf.len() as u32;
         let data_acked = ack.min(data_end).diff(self.snd_buf_seq).max(0) as u32;

@@ -1803,3 +1803,254 @@ fn random_segments_never_panic() {
         }
     }
 }
+
+// ------------------------------------------------------------------
+// ICMP errors (RFC 5927) and TIME-WAIT reuse (RFC 6191).
+// ------------------------------------------------------------------
+
+/// RFC 5927 §4.1: an ICMP error quoting a sequence number outside
+/// SND.UNA..SND.MAX is ignored; a hard one in SYN-SENT aborts the connect
+/// with its errno.
+#[test]
+fn icmp_hard_error_in_syn_sent_aborts() {
+    let (mut h, _) = H::connect(plain());
+    assert!(
+        !h.t.on_icmp_error(SeqNum(ISS + 1), libc::EHOSTUNREACH, true),
+        "not sent yet"
+    );
+    assert!(!h.t.on_icmp_error(SeqNum(ISS - 1), libc::EHOSTUNREACH, true));
+    assert_eq!(h.t.state(), State::SynSent);
+    // A soft error leaves the connect running.
+    assert!(h.t.on_icmp_error(SeqNum(ISS), libc::ENETUNREACH, false));
+    assert_eq!(h.t.state(), State::SynSent);
+    assert_eq!(h.t.error(), None);
+    assert!(h.t.on_icmp_error(SeqNum(ISS), libc::EHOSTUNREACH, true));
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(
+        h.t.take_error(),
+        Some(TcpError::Icmp {
+            errno: libc::EHOSTUNREACH
+        })
+    );
+    h.silent();
+    assert!(
+        !h.t.on_icmp_error(SeqNum(ISS), libc::EHOSTUNREACH, true),
+        "CLOSED ignores"
+    );
+}
+
+/// A hard error in SYN-RECEIVED (simultaneous open) aborts too.
+#[test]
+fn icmp_hard_error_in_syn_received_aborts() {
+    let (mut h, _) = H::connect(plain());
+    h.recv(seq(IRS).syn());
+    h.sent(seq(ISS).ack(IRS + 1).syn());
+    assert!(h.t.on_icmp_error(SeqNum(ISS), libc::ECONNREFUSED, true));
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(
+        h.t.error(),
+        Some(TcpError::Icmp {
+            errno: libc::ECONNREFUSED
+        })
+    );
+}
+
+/// On an open connection errors are soft (RFC 1122 §4.2.3.9): the
+/// connection keeps trying; if it then times out, SO_ERROR is the ICMP
+/// error, not ETIMEDOUT (Linux's tcp_write_err).
+#[test]
+fn icmp_soft_error_reported_at_timeout() {
+    let mut h = H::established(plain());
+    h.t.set_user_timeout(Some(Duration::from_secs(2)));
+    assert!(
+        !h.t.on_icmp_error(SeqNum(ISS + 1), libc::EHOSTUNREACH, true),
+        "nothing in flight"
+    );
+    h.t.send(b"abc");
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"abc"));
+    assert!(
+        !h.t.on_icmp_error(SeqNum(ISS + 4), libc::EHOSTUNREACH, true),
+        "SND.MAX is outside"
+    );
+    assert!(
+        !h.t.on_icmp_error(SeqNum(ISS), libc::EHOSTUNREACH, true),
+        "below SND.UNA"
+    );
+    assert!(h.t.on_icmp_error(SeqNum(ISS + 3), libc::EHOSTUNREACH, true));
+    assert_eq!(h.t.state(), State::Established);
+    assert_eq!(h.t.error(), None);
+    while h.t.state() != State::Closed {
+        h.skip_to_timer();
+        while h.t.poll(h.now).is_some() {}
+    }
+    assert_eq!(
+        h.t.error(),
+        Some(TcpError::Icmp {
+            errno: libc::EHOSTUNREACH
+        })
+    );
+}
+
+/// An acknowledgment shows the path works: the soft error is forgotten
+/// ("We passed data and got it acked, remove any soft error log").
+#[test]
+fn icmp_soft_error_cleared_by_ack() {
+    let (mut h, _) = H::connect(plain());
+    assert!(h.t.on_icmp_error(SeqNum(ISS), libc::ENETUNREACH, false));
+    h.recv(seq(IRS).syn().ack(ISS + 1));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    h.t.send(b"abc");
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(b"abc"));
+    while h.t.state() != State::Closed {
+        h.skip_to_timer();
+        while h.t.poll(h.now).is_some() {}
+    }
+    assert_eq!(h.t.error(), Some(TcpError::TimedOut));
+}
+
+/// ICMP "packet too big" quoting data in flight: the MSS drops and the
+/// unacknowledged data goes again at once in the new size, congestion
+/// window untouched (Linux's tcp_simple_retransmit).
+#[test]
+fn packet_too_big_resends_without_congestion_response() {
+    let mut h = H::established(Config {
+        nodelay: true,
+        ..plain()
+    });
+    h.t.send(&[1; 2000]);
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(&[1; 1460]));
+    h.sent(seq(ISS + 1461).ack(IRS + 1).data(&[1; 540]));
+    let before = h.t.info();
+    assert!(!h.t.on_packet_too_big(h.now, SeqNum(ISS + 2001), 1000), "not sent");
+    assert_eq!(h.t.info().snd_mss, 1460);
+    h.silent();
+    assert!(h.t.on_packet_too_big(h.now, SeqNum(ISS + 1), 1000));
+    let after = h.t.info();
+    assert_eq!(after.snd_mss, 1000);
+    assert_eq!((after.cwnd, after.ssthresh), (before.cwnd, before.ssthresh));
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(&[1; 1000]));
+    h.sent(seq(ISS + 1001).ack(IRS + 1).data(&[1; 1000]));
+    h.silent();
+    // Three duplicate ACKs of what was in flight do not also start a fast
+    // retransmit.
+    for _ in 0..3 {
+        h.recv(seq(IRS + 1).ack(ISS + 1));
+    }
+    h.silent();
+    // Never raised, never below MIN_MSS.
+    assert!(h.t.on_packet_too_big(h.now, SeqNum(ISS + 1), 1400));
+    assert_eq!(h.t.info().snd_mss, 1000);
+    assert!(h.t.on_packet_too_big(h.now, SeqNum(ISS + 1), 20));
+    assert_eq!(h.t.info().snd_mss, u32::from(MIN_MSS));
+    let (mut h2, _) = H::connect(plain());
+    assert!(h2.t.on_packet_too_big(h2.now, SeqNum(ISS), 1200), "the SYN");
+    h2.skip_to_timer();
+    h2.sent(seq(ISS).syn().mss(1200));
+}
+
+/// TIME-WAIT with an MSS smaller than the peer's already: a lower path MTU
+/// that still exceeds the MSS in use resends nothing.
+#[test]
+fn packet_too_big_above_mss_in_use_resends_nothing() {
+    let (mut h, _) = H::connect(Config {
+        nodelay: true,
+        ..plain()
+    });
+    h.recv(seq(IRS).syn().ack(ISS + 1).mss(536));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    h.t.send(&[1; 100]);
+    h.sent(seq(ISS + 1).ack(IRS + 1).data(&[1; 100]));
+    assert!(h.t.on_packet_too_big(h.now, SeqNum(ISS + 1), 1000));
+    assert_eq!(h.t.info().snd_mss, 536);
+    h.silent();
+}
+
+/// TIME-WAIT of a connection we closed first.
+fn time_wait(cfg: Config, peer_ts: bool) -> H {
+    let (mut h, _) = H::connect(cfg);
+    h.at_ms(1000);
+    let ts = |s: Seg, v: u32| if peer_ts { s.ts(v, 1000) } else { s };
+    h.recv(ts(seq(IRS).syn().ack(ISS + 1), 500));
+    h.next();
+    h.t.close(h.now);
+    h.next();
+    h.recv(ts(seq(IRS + 1).ack(ISS + 2).fin(), 600));
+    assert_eq!(h.t.state(), State::TimeWait);
+    h.next();
+    h
+}
+
+/// RFC 6191: with timestamps a new SYN may reopen the 4-tuple in
+/// TIME-WAIT when its TSval is newer (whatever its sequence number), or
+/// equal with a higher sequence number; never when older (PAWS).
+#[test]
+fn time_wait_reuse_by_timestamp() {
+    let h = time_wait(
+        Config {
+            timestamps: true,
+            ..plain()
+        },
+        true,
+    );
+    let syn = |s: u32, ts: Option<u32>| {
+        let mut seg = seq(s).syn();
+        seg.ts = ts.map(|v| (v, 0));
+        seg
+    };
+    assert!(h.t.time_wait_accepts_syn(&syn(IRS - 100, Some(601)).repr()));
+    assert!(h.t.time_wait_accepts_syn(&syn(IRS + 100, Some(600)).repr()));
+    assert!(!h.t.time_wait_accepts_syn(&syn(IRS + 2, Some(600)).repr()));
+    assert!(!h.t.time_wait_accepts_syn(&syn(IRS + 100, Some(599)).repr()), "PAWS");
+    // No timestamps in the SYN: the sequence number decides.
+    assert!(h.t.time_wait_accepts_syn(&syn(IRS + 100, None).repr()));
+    assert!(!h.t.time_wait_accepts_syn(&syn(IRS + 2, None).repr()));
+    // Not a SYN, or a SYN-ACK: no.
+    assert!(!h.t.time_wait_accepts_syn(&seq(IRS + 100).repr()));
+    assert!(!h
+        .t
+        .time_wait_accepts_syn(&syn(IRS + 100, Some(700)).ack(ISS + 2).repr()));
+}
+
+/// RFC 9293 §3.6.1: without timestamps, a SYN reopens TIME-WAIT only "if
+/// the sequence number of the new SYN is greater than the final sequence
+/// number of the previous incarnation"; other states never.
+#[test]
+fn time_wait_reuse_by_sequence_number() {
+    let mut h = time_wait(plain(), false);
+    assert!(h.t.time_wait_accepts_syn(&seq(IRS + 3).syn().repr()));
+    assert!(!h.t.time_wait_accepts_syn(&seq(IRS + 2).syn().repr()), "RCV.NXT itself");
+    assert!(!h.t.time_wait_accepts_syn(&seq(IRS - 1000).syn().repr()));
+    // Refused: the tcpcb answers the SYN with a challenge ACK and stays.
+    h.advance(Duration::from_secs(1));
+    h.recv(seq(IRS).syn());
+    h.sent(seq(ISS + 2).ack(IRS + 2));
+    assert_eq!(h.t.state(), State::TimeWait);
+    let h = H::established(plain());
+    assert!(!h.t.time_wait_accepts_syn(&seq(IRS + 100_000).syn().repr()));
+}
+
+/// The accessors and the header-only representation the interface layer
+/// writes before copying the payload's two slices.
+#[test]
+fn accessors_and_header_repr() {
+    let mut h = H::established(Config {
+        nodelay: true,
+        ..Config::new(LOCAL, REMOTE)
+    });
+    h.t.send(b"hello");
+    let seg = h.t.poll(h.now).unwrap();
+    assert_eq!(
+        (h.t.snd_una(), h.t.snd_max(), h.t.rcv_nxt()),
+        (SeqNum(ISS + 1), SeqNum(ISS + 6), SeqNum(IRS + 1))
+    );
+    let hdr = seg.header_repr();
+    let (a, b) = h.t.payload(&seg);
+    let data = [a, b].concat();
+    assert_eq!(
+        hdr,
+        TcpRepr {
+            payload: &[],
+            ..seg.repr(&data)
+        }
+    );
+}
