@@ -8,6 +8,9 @@
 //!   with partitions that heal; a virtual clock; every random choice from a
 //!   seeded [`SimRng`], so any run replays exactly from its seed (the idea of
 //!   netstack3's `FakeNetwork` and smoltcp's `netsim`).
+//! - [`Impairer`]: one direction of such a link on its own (frame and time
+//!   in, copies and their due times out), for shells on a real clock such
+//!   as the `joyride-impair` forwarder; its stages are what the links use.
 //! - [`ScriptedNode`]: a node that sends frames at set times and records
 //!   what it receives, for driving a stack under test with raw frames.
 //!
@@ -15,15 +18,19 @@
 //! simulator does not depend on `wire` or `iface`; a node is anything that
 //! implements [`SimNode`].
 
+mod impair;
 mod memory_nic;
 mod network;
 mod nodes;
 mod rng;
 
+pub use impair::{
+    impair_copy, BurstLoss, CopyFate, DelayLine, Delivery, Fate, ImpairDrop, ImpairStats, Impairer, LinkConfig, Shaper,
+    Verdict,
+};
 pub use memory_nic::{MemoryNic, MemoryNicStats};
 pub use network::{
-    fnv1a, BurstLoss, LinkConfig, LinkId, LinkKind, LinkStats, NodeId, SimDrop, SimNetwork, SimNode, StepLimit,
-    TraceEvent, TraceKind,
+    fnv1a, LinkId, LinkKind, LinkStats, NodeId, SimDrop, SimNetwork, SimNode, StepLimit, TraceEvent, TraceKind,
 };
 pub use nodes::ScriptedNode;
 pub use rng::SimRng;

@@ -18,10 +18,10 @@
 //! Not for: anything about protocols. The network only reads a frame's
 //! destination MAC (switches) and never depends on `wire` or `iface`.
 
-use core::cmp::Reverse;
 use core::time::Duration;
-use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::impair::{impair_copy, DelayLine, Fate, ImpairDrop, LinkConfig, Shaper};
 use super::memory_nic::MemoryNic;
 use super::rng::SimRng;
 use crate::nic::Nic;
@@ -67,69 +67,6 @@ pub enum LinkKind {
     Switch,
 }
 
-/// A link's impairments, in the spirit of `tc qdisc netem`. Probabilities are
-/// per frame and per receiving port.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LinkConfig {
-    /// Propagation delay.
-    pub latency: Duration,
-    /// Extra delay, uniform in `[0, jitter]`; reorders frames when larger
-    /// than the gap between them.
-    pub jitter: Duration,
-    /// Probability a frame is lost.
-    pub loss: f64,
-    /// Probability a frame is delivered twice.
-    pub duplicate: f64,
-    /// Probability a frame is held back by `reorder_delay` (reordering it
-    /// after the frames that follow).
-    pub reorder: f64,
-    /// Extra delay of a reordered frame.
-    pub reorder_delay: Duration,
-    /// Probability one random bit of a frame is flipped.
-    pub corrupt: f64,
-    /// Bandwidth in bits per second per sending port; frames queue behind
-    /// each other. `None`: unlimited.
-    pub rate_bps: Option<u64>,
-    /// Frames a sending port may have queued under `rate_bps`; more are
-    /// dropped (tail drop).
-    pub queue_limit: usize,
-    /// Largest frame carried (Ethernet header included); larger ones are
-    /// dropped. `None`: no limit.
-    pub max_frame: Option<usize>,
-    /// Bursts of loss on top of `loss`: a Gilbert channel per direction.
-    pub burst_loss: Option<BurstLoss>,
-}
-
-/// A two-state (Gilbert) loss channel: in the bad state every frame is lost.
-/// Bursts last `1 / leave` frames on average and start with probability
-/// `enter` per frame; the long-run loss rate is `enter / (enter + leave)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BurstLoss {
-    /// Probability, per frame, of going from good to bad.
-    pub enter: f64,
-    /// Probability, per frame, of going from bad to good.
-    pub leave: f64,
-}
-
-impl Default for LinkConfig {
-    /// A perfect link with 10 us of latency.
-    fn default() -> Self {
-        LinkConfig {
-            latency: Duration::from_micros(10),
-            jitter: Duration::ZERO,
-            loss: 0.0,
-            duplicate: 0.0,
-            reorder: 0.0,
-            reorder_delay: Duration::ZERO,
-            corrupt: 0.0,
-            rate_bps: None,
-            queue_limit: 1000,
-            max_frame: None,
-            burst_loss: None,
-        }
-    }
-}
-
 /// Counters of one link.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkStats {
@@ -172,6 +109,16 @@ pub enum SimDrop {
     RxFull,
     /// The sending node is not attached to a link.
     Unattached,
+}
+
+impl From<ImpairDrop> for SimDrop {
+    fn from(why: ImpairDrop) -> SimDrop {
+        match why {
+            ImpairDrop::Loss => SimDrop::Loss,
+            ImpairDrop::QueueFull => SimDrop::QueueFull,
+            ImpairDrop::Oversize => SimDrop::Oversize,
+        }
+    }
 }
 
 /// What happened to a frame; see [`TraceEvent`].
@@ -272,10 +219,11 @@ struct Link {
     ports: Vec<NodeId>,
     rng: SimRng,
     stats: LinkStats,
-    /// Per port: departure times of frames still being serialised.
-    queues: Vec<(NodeId, Instant, VecDeque<Instant>)>,
-    /// Directions (from, to) whose burst-loss channel is in the bad state.
-    bursting: BTreeSet<(NodeId, NodeId)>,
+    /// Per sending port: its serialiser.
+    queues: Vec<(NodeId, Shaper)>,
+    /// Per direction (from, to): whether its burst-loss channel is in the
+    /// bad state.
+    bursting: BTreeMap<(NodeId, NodeId), bool>,
 }
 
 #[derive(Debug)]
@@ -296,32 +244,10 @@ impl Partition {
 
 #[derive(Debug)]
 struct Arrival {
-    at: Instant,
-    seq: u64,
     link: LinkId,
     from: NodeId,
     to: NodeId,
     frame: Vec<u8>,
-}
-
-impl PartialEq for Arrival {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl Eq for Arrival {}
-
-impl PartialOrd for Arrival {
-    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Arrival {
-    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
 }
 
 /// FNV-1a, 64 bits: a cheap fingerprint for traces.
@@ -341,8 +267,7 @@ pub struct SimNetwork<N> {
     clock: VirtualClock,
     nodes: Vec<NodeSlot<N>>,
     links: Vec<Link>,
-    arrivals: BinaryHeap<Reverse<Arrival>>,
-    next_seq: u64,
+    arrivals: DelayLine<Arrival>,
     kicked: BTreeSet<NodeId>,
     partitions: Vec<Partition>,
     trace: Option<Vec<TraceEvent>>,
@@ -359,8 +284,7 @@ impl<N: SimNode> SimNetwork<N> {
             clock: VirtualClock::new(Instant::ZERO),
             nodes: Vec::new(),
             links: Vec::new(),
-            arrivals: BinaryHeap::new(),
-            next_seq: 0,
+            arrivals: DelayLine::new(),
             kicked: BTreeSet::new(),
             partitions: Vec::new(),
             trace: None,
@@ -469,7 +393,7 @@ impl<N: SimNode> SimNetwork<N> {
             rng: SimRng::derive(self.seed, 1 + id.0 as u64),
             stats: LinkStats::default(),
             queues: Vec::new(),
-            bursting: BTreeSet::new(),
+            bursting: BTreeMap::new(),
         });
         id
     }
@@ -531,7 +455,7 @@ impl<N: SimNode> SimNetwork<N> {
     pub fn next_event(&self) -> Option<Instant> {
         let now = self.now();
         let kicked = (!self.kicked.is_empty()).then_some(now);
-        let arrival = self.arrivals.peek().map(|Reverse(a)| a.at);
+        let arrival = self.arrivals.next_due();
         let wake = self
             .nodes
             .iter()
@@ -550,7 +474,7 @@ impl<N: SimNode> SimNetwork<N> {
             self.poll_node(id, now);
             return true;
         }
-        let arrival = self.arrivals.peek().map(|Reverse(a)| a.at);
+        let arrival = self.arrivals.next_due();
         let wake = self
             .nodes
             .iter()
@@ -562,20 +486,20 @@ impl<N: SimNode> SimNetwork<N> {
             (Some(at), w) if !matches!(w, Some((t, _)) if t < at) => {
                 let at = at.max(now);
                 self.clock.set(at);
-                let Some(Reverse(first)) = self.arrivals.pop() else {
+                let Some((first_at, first)) = self.arrivals.pop() else {
                     return false;
                 };
                 let to = first.to;
-                self.deliver(first);
+                self.deliver(first_at, first);
                 // The rest of the burst for the same node at the same time.
-                while let Some(Reverse(next)) = self.arrivals.peek() {
-                    if next.at > at || next.to != to {
+                while let Some((next_at, next)) = self.arrivals.peek() {
+                    if next_at > at || next.to != to {
                         break;
                     }
-                    let Some(Reverse(next)) = self.arrivals.pop() else {
+                    let Some((next_at, next)) = self.arrivals.pop() else {
                         break;
                     };
-                    self.deliver(next);
+                    self.deliver(next_at, next);
                 }
                 self.poll_node(to, at);
                 true
@@ -626,10 +550,10 @@ impl<N: SimNode> SimNetwork<N> {
         self.run_until(deadline)
     }
 
-    fn deliver(&mut self, a: Arrival) {
+    fn deliver(&mut self, at: Instant, a: Arrival) {
         let link = &mut self.links[a.link.0];
         let mut ev = TraceEvent {
-            at: a.at,
+            at,
             link: Some(a.link),
             from: a.from,
             to: a.to,
@@ -637,7 +561,7 @@ impl<N: SimNode> SimNetwork<N> {
             digest: fnv1a(&a.frame),
             kind: TraceKind::Delivered,
         };
-        if self.partitions.iter().any(|p| p.cuts(a.from, a.to, a.at)) {
+        if self.partitions.iter().any(|p| p.cuts(a.from, a.to, at)) {
             link.stats.partitioned += 1;
             ev.kind = TraceKind::Dropped(SimDrop::Partition);
         } else {
@@ -683,115 +607,69 @@ impl<N: SimNode> SimNetwork<N> {
         let link = &mut self.links[link_id.0];
         let cfg = link.config;
         link.stats.sent += 1;
-        if cfg.max_frame.is_some_and(|m| frame.len() > m) {
-            link.stats.oversize += 1;
-            ev.kind = TraceKind::Dropped(SimDrop::Oversize);
-            self.record(ev);
-            return;
-        }
         // Serialisation behind earlier frames of this port.
-        let depart = match cfg.rate_bps {
-            None | Some(0) => now,
-            Some(rate) => {
-                let q = match link.queues.iter().position(|(n, _, _)| *n == from) {
-                    Some(i) => i,
-                    None => {
-                        link.queues.push((from, now, VecDeque::new()));
-                        link.queues.len() - 1
-                    }
-                };
-                let (_, busy_until, pending) = &mut link.queues[q];
-                while pending.front().is_some_and(|&t| t <= now) {
-                    pending.pop_front();
+        let q = match link.queues.iter().position(|(n, _)| *n == from) {
+            Some(i) => i,
+            None => {
+                link.queues.push((from, Shaper::new()));
+                link.queues.len() - 1
+            }
+        };
+        let depart = match link.queues[q].1.admit(&cfg, frame.len(), now) {
+            Ok(t) => t,
+            Err(why) => {
+                match why {
+                    ImpairDrop::Oversize => link.stats.oversize += 1,
+                    ImpairDrop::QueueFull => link.stats.queue_dropped += 1,
+                    ImpairDrop::Loss => link.stats.lost += 1,
                 }
-                if pending.len() >= cfg.queue_limit {
-                    link.stats.queue_dropped += 1;
-                    ev.kind = TraceKind::Dropped(SimDrop::QueueFull);
-                    self.record(ev);
-                    return;
-                }
-                let bits = frame.len() as u128 * 8;
-                let nanos = (bits * 1_000_000_000).div_ceil(u128::from(rate));
-                let tx = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-                let start = (*busy_until).max(now);
-                let done = start.saturating_add(tx);
-                *busy_until = done;
-                pending.push_back(done);
-                done
+                ev.kind = TraceKind::Dropped(why.into());
+                self.record(ev);
+                return;
             }
         };
         let mut events = Vec::new();
         for to in receivers {
             let mut e = TraceEvent { to, ..ev };
-            // Every decision draws, whatever the probabilities, so the
-            // stream does not depend on the configuration.
-            let lost = link.rng.chance(cfg.loss);
-            let dup = link.rng.chance(cfg.duplicate);
-            let flip = link.rng.next_f64();
-            let mut burst_lost = false;
-            if let Some(b) = cfg.burst_loss {
-                let bad = link.bursting.contains(&(from, to));
-                if bad && flip < b.leave {
-                    link.bursting.remove(&(from, to));
-                } else if !bad && flip < b.enter {
-                    link.bursting.insert((from, to));
-                }
-                burst_lost = link.bursting.contains(&(from, to));
-            }
+            let bursting = link.bursting.entry((from, to)).or_default();
+            let fate = Fate::draw(&cfg, &mut link.rng, bursting);
             if self.partitions.iter().any(|p| p.cuts(from, to, now)) {
                 link.stats.partitioned += 1;
                 e.kind = TraceKind::Dropped(SimDrop::Partition);
                 events.push(e);
                 continue;
             }
-            if lost || burst_lost {
+            if fate.lost {
                 link.stats.lost += 1;
                 e.kind = TraceKind::Dropped(SimDrop::Loss);
                 events.push(e);
                 continue;
             }
-            let copies = if dup { 2 } else { 1 };
-            for copy in 0..copies {
-                let corrupt = link.rng.chance(cfg.corrupt);
-                let bit = link.rng.below(frame.len() as u64 * 8);
-                let reorder = link.rng.chance(cfg.reorder);
-                let jitter_nanos = u64::try_from(cfg.jitter.as_nanos()).unwrap_or(u64::MAX);
-                let jitter = link.rng.below(jitter_nanos.saturating_add(1));
+            for copy in 0..fate.copies() {
                 let mut f = frame.clone();
-                let corrupted = corrupt && !f.is_empty();
-                if corrupted {
-                    f[(bit / 8) as usize] ^= 1 << (bit % 8);
-                    link.stats.corrupted += 1;
-                }
-                let mut delay = cfg.latency + Duration::from_nanos(jitter);
-                if reorder {
-                    delay += cfg.reorder_delay;
-                    link.stats.reordered += 1;
-                }
-                if copy == 1 {
-                    link.stats.duplicated += 1;
-                }
-                let arrive_at = depart.saturating_add(delay);
+                let c = impair_copy(&cfg, &mut link.rng, &mut f, depart);
+                link.stats.corrupted += u64::from(c.corrupted);
+                link.stats.reordered += u64::from(c.reordered);
+                link.stats.duplicated += u64::from(copy == 1);
                 events.push(TraceEvent {
                     digest: fnv1a(&f),
                     kind: TraceKind::Scheduled {
-                        arrive_at,
+                        arrive_at: c.at,
                         duplicate: copy == 1,
-                        corrupted,
-                        reordered: reorder,
+                        corrupted: c.corrupted,
+                        reordered: c.reordered,
                     },
                     ..e
                 });
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                self.arrivals.push(Reverse(Arrival {
-                    at: arrive_at,
-                    seq,
-                    link: link_id,
-                    from,
-                    to,
-                    frame: f,
-                }));
+                self.arrivals.push(
+                    c.at,
+                    Arrival {
+                        link: link_id,
+                        from,
+                        to,
+                        frame: f,
+                    },
+                );
             }
         }
         for e in events {
@@ -821,7 +699,7 @@ impl<N: SimNode> SimNetwork<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::ScriptedNode;
+    use crate::sim::{BurstLoss, ScriptedNode};
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
     const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
