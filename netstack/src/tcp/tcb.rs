@@ -1635,7 +1635,10 @@ impl Tcb {
         // back" — the condition being "(SND.UNA - MAX.SND.WND) =< SEG.ACK
         // =< SND.NXT".
         if ack > self.snd_max {
-            self.ack_now = true;
+            // Rate limited as RFC 5961 §7 asks of the challenge ACKs of §5
+            // (Linux's tcp_send_challenge_ack): a blind peer must not draw
+            // one ACK per forged segment.
+            self.challenge_ack(now);
             return false;
         }
         if ack < self.snd_una - self.max_snd_wnd {

@@ -2054,3 +2054,387 @@ fn accessors_and_header_repr() {
         }
     );
 }
+
+// ------------------------------------------------------------------
+// RFC 9293 §3.3.2's diagram, every state: RST and SYN handling.
+// ------------------------------------------------------------------
+
+/// A tcpcb in `state` (plain options), reached the ordinary way, with
+/// nothing left to send. Returns it with (SND.MAX, RCV.NXT) there.
+fn in_state(state: State) -> (H, u32, u32) {
+    let mut h = H::established(plain());
+    let (snd, rcv) = match state {
+        State::SynReceived => {
+            let (mut h2, _) = H::connect(plain());
+            h2.recv(seq(IRS).syn());
+            h2.sent(seq(ISS).ack(IRS + 1).syn());
+            h = h2;
+            (ISS + 1, IRS + 1)
+        }
+        State::Established => (ISS + 1, IRS + 1),
+        State::FinWait1 | State::FinWait2 | State::Closing | State::TimeWait => {
+            h.t.shutdown_write();
+            h.sent(seq(ISS + 1).ack(IRS + 1).fin());
+            match state {
+                State::FinWait1 => (ISS + 2, IRS + 1),
+                State::FinWait2 => {
+                    h.recv(seq(IRS + 1).ack(ISS + 2));
+                    (ISS + 2, IRS + 1)
+                }
+                State::Closing => {
+                    h.recv(seq(IRS + 1).ack(ISS + 1).fin());
+                    h.sent(seq(ISS + 2).ack(IRS + 2));
+                    (ISS + 2, IRS + 2)
+                }
+                _ => {
+                    h.recv(seq(IRS + 1).ack(ISS + 2).fin());
+                    h.sent(seq(ISS + 2).ack(IRS + 2));
+                    (ISS + 2, IRS + 2)
+                }
+            }
+        }
+        State::CloseWait | State::LastAck => {
+            h.recv(seq(IRS + 1).ack(ISS + 1).fin());
+            h.sent(seq(ISS + 1).ack(IRS + 2));
+            if state == State::LastAck {
+                h.t.shutdown_write();
+                h.sent(seq(ISS + 1).ack(IRS + 2).fin());
+                (ISS + 2, IRS + 2)
+            } else {
+                (ISS + 1, IRS + 2)
+            }
+        }
+        State::Closed | State::SynSent => unreachable!("not reached this way"),
+    };
+    assert_eq!(h.t.state(), state);
+    h.silent();
+    (h, snd, rcv)
+}
+
+/// Every state from SYN-RECEIVED on.
+const STATES: [State; 8] = [
+    State::SynReceived,
+    State::Established,
+    State::FinWait1,
+    State::FinWait2,
+    State::CloseWait,
+    State::Closing,
+    State::LastAck,
+    State::TimeWait,
+];
+
+/// RFC 5961 §3.2 in every state: an RST outside the window is dropped, one
+/// inside draws a challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, one at
+/// exactly RCV.NXT closes: "connection refused" in SYN-RECEIVED of an
+/// active open, "connection reset" in ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2
+/// and CLOSE-WAIT, silently in CLOSING, LAST-ACK and TIME-WAIT
+/// (RFC 9293 §3.10.7.4, second check).
+#[test]
+fn rst_in_every_state() {
+    for state in STATES {
+        let (mut h, snd, rcv) = in_state(state);
+        h.recv(seq(rcv + 1_000_000).rst());
+        h.silent();
+        h.recv(seq(rcv - 1).rst());
+        h.silent();
+        assert_eq!(h.t.state(), state, "{state}: RST outside the window");
+        h.recv(seq(rcv + 10).rst());
+        h.sent(seq(snd).ack(rcv));
+        assert_eq!(h.t.state(), state, "{state}: RST in the window");
+        h.recv(seq(rcv).rst());
+        h.silent();
+        assert_eq!(h.t.state(), State::Closed, "{state}: RST at RCV.NXT");
+        let want = match state {
+            State::SynReceived => Some(TcpError::Refused),
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => Some(TcpError::Reset),
+            _ => None,
+        };
+        assert_eq!(h.t.error(), want, "{state}");
+        assert_eq!(h.t.next_timer(), None, "{state}: no timer outlives CLOSED");
+    }
+}
+
+/// RFC 5961 §4.2 in every state: a SYN, at any sequence number, draws a
+/// challenge ACK and changes nothing.
+#[test]
+fn syn_in_every_state_draws_challenge_ack() {
+    for state in STATES {
+        for s in [IRS, IRS + 5, IRS + 3_000_000] {
+            let (mut h, snd, rcv) = in_state(state);
+            h.recv(seq(s).syn());
+            h.sent(seq(snd).ack(rcv));
+            h.silent();
+            assert_eq!(h.t.state(), state, "{state}: SYN at {s}");
+            assert_eq!(h.t.error(), None);
+        }
+    }
+}
+
+/// RFC 5961 §5.2: "(SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT" or the
+/// segment is discarded and an ACK sent, in every state with an ACK check.
+#[test]
+fn ack_outside_window_in_every_state() {
+    for state in STATES.into_iter().skip(1) {
+        for ack in [None, Some(ISS.wrapping_sub(70_000))] {
+            let (mut h, snd, rcv) = in_state(state);
+            let ack = ack.unwrap_or(snd + 1);
+            h.recv(seq(rcv).ack(ack).data(b"x"));
+            h.sent(seq(snd).ack(rcv));
+            assert_eq!(h.t.state(), state, "{state}: ACK {ack}");
+            assert_eq!(h.t.recv_queued(), 0, "{state}: ACK {ack}");
+            // Rate limited like challenge ACKs (RFC 5961 §7).
+            h.recv(seq(rcv).ack(ack));
+            h.silent();
+        }
+    }
+}
+
+/// An ACK too old (below SND.UNA - MAX.SND.WND, RFC 5961 §5.2) takes its
+/// data down with it; one merely old (a duplicate) does not.
+#[test]
+fn old_ack_data_handling() {
+    let mut h = H::established(plain());
+    h.recv(seq(IRS + 1).ack(ISS.wrapping_sub(70_000)).data(b"evil"));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(h.t.recv_queued(), 0);
+    h.recv(seq(IRS + 1).ack(ISS - 100).data(b"good"));
+    assert_eq!(h.read_all(), b"good");
+}
+
+// ------------------------------------------------------------------
+// RFC 9293 §3.3.2's diagram: the remaining transitions.
+// ------------------------------------------------------------------
+
+/// SYN-RECEIVED --CLOSE--> FIN-WAIT-1: the FIN waits until our SYN is
+/// acknowledged (RFC 9293 §3.10.4: "queue for processing after entering
+/// ESTABLISHED state"), the SYN,ACK is retransmitted meanwhile.
+#[test]
+fn close_in_syn_received() {
+    let (mut h, _) = H::connect(plain());
+    h.recv(seq(IRS).syn());
+    h.sent(seq(ISS).ack(IRS + 1).syn());
+    h.t.close(h.now);
+    h.silent();
+    h.skip_to_timer();
+    h.sent(seq(ISS).ack(IRS + 1).syn());
+    h.recv(seq(IRS + 1).ack(ISS + 1));
+    assert_eq!(h.t.state(), State::FinWait1);
+    h.sent(seq(ISS + 1).ack(IRS + 1).fin());
+    h.recv(seq(IRS + 1).ack(ISS + 2).fin());
+    assert_eq!(h.t.state(), State::TimeWait);
+    h.sent(seq(ISS + 2).ack(IRS + 2));
+}
+
+/// FIN-WAIT-1 --rcv FIN, ACK of our FIN--> TIME-WAIT in one segment
+/// (RFC 9293 §3.10.7.4, eighth: "If our FIN has been ACKed [...] then
+/// enter TIME-WAIT").
+#[test]
+fn fin_wait_1_to_time_wait_by_fin_ack() {
+    let (mut h, snd, rcv) = in_state(State::FinWait1);
+    h.recv(seq(rcv).ack(snd).fin());
+    assert_eq!(h.t.state(), State::TimeWait);
+    h.sent(seq(snd).ack(rcv + 1));
+    assert_eq!(h.t.next_timer(), Some(h.now + timers::TIME_WAIT));
+    h.skip_to_timer();
+    h.silent();
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(h.t.error(), None);
+}
+
+/// CLOSING and LAST-ACK retransmit the FIN until it is acknowledged; an
+/// ACK that does not cover it changes nothing.
+#[test]
+fn closing_and_last_ack_retransmit_fin() {
+    for state in [State::Closing, State::LastAck] {
+        let (mut h, snd, rcv) = in_state(state);
+        h.recv(seq(rcv).ack(snd - 1));
+        assert_eq!(h.t.state(), state);
+        h.skip_to_timer();
+        h.sent(seq(snd - 1).ack(rcv).fin());
+        h.recv(seq(rcv).ack(snd));
+        let want = if state == State::Closing {
+            State::TimeWait
+        } else {
+            State::Closed
+        };
+        assert_eq!(h.t.state(), want, "{state}");
+    }
+}
+
+/// Data from the peer after its FIN is not data: CLOSE-WAIT, CLOSING,
+/// LAST-ACK and TIME-WAIT ignore segment text (RFC 9293 §3.10.7.4,
+/// seventh: "This should not occur since a FIN has been received").
+#[test]
+fn no_data_after_the_peers_fin() {
+    for state in [State::CloseWait, State::Closing, State::LastAck, State::TimeWait] {
+        let (mut h, snd, rcv) = in_state(state);
+        h.recv(seq(rcv).ack(snd).data(b"after fin"));
+        assert_eq!(h.t.recv_queued(), 0, "{state}");
+        while h.t.poll(h.now).is_some() {}
+    }
+}
+
+/// Half-close, the other way: after the peer's FIN we still send, and our
+/// data is acknowledged (ESTABLISHED --rcv FIN--> CLOSE-WAIT).
+#[test]
+fn close_wait_sends_data() {
+    let (mut h, snd, rcv) = in_state(State::CloseWait);
+    h.t.send(b"still talking");
+    h.sent(seq(snd).ack(rcv).data(b"still talking"));
+    h.recv(seq(rcv).ack(snd + 13));
+    assert_eq!(h.t.info().unacked, 0);
+    assert_eq!(h.t.state(), State::CloseWait);
+    assert!(h.t.readiness().writable);
+}
+
+// ------------------------------------------------------------------
+// Options: the rest.
+// ------------------------------------------------------------------
+
+/// A peer that offers window scaling to us when we did not offer it (an
+/// illegal SYN,ACK) gets no scaling either way.
+#[test]
+fn window_scale_not_offered_not_used() {
+    let (mut h, syn) = H::connect(plain());
+    assert_eq!(syn.window_scale, None);
+    h.recv(seq(IRS).syn().ack(ISS + 1).ws(7).wnd(1000));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    h.recv(seq(IRS + 1).ack(ISS + 1).wnd(2000));
+    let i = h.t.info();
+    assert_eq!((i.snd_wscale, i.rcv_wscale, i.snd_wnd), (0, 0, 2000));
+}
+
+/// Without SACK-permitted in the SYN,ACK we send no SACK blocks, however
+/// out of order the data.
+#[test]
+fn sack_not_permitted_no_blocks() {
+    let (mut h, syn) = H::connect(Config { sack: true, ..plain() });
+    assert!(syn.sack_permitted);
+    h.recv(seq(IRS).syn().ack(ISS + 1));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert!(!h.t.info().sack);
+    h.recv(seq(IRS + 11).ack(ISS + 1).data(b"later"));
+    let ack = h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(ack.sack, [None; MAX_SACK_BLOCKS]);
+}
+
+/// SACK blocks a correct receiver never sends — above SND.MAX, below
+/// SND.UNA (and not a D-SACK), empty, inverted — are ignored: they start
+/// no recovery and mark nothing.
+#[test]
+fn sack_blocks_outside_the_window_ignored() {
+    let mut h = small_mss(true);
+    h.t.send(&[1; 500]);
+    assert_eq!(flush(&mut h).len(), 5);
+    let (una, max) = (ISS + 1, ISS + 501);
+    for bad in [
+        (max, max + 100),
+        (max - 50, max + 50),
+        (una + 200, una + 200),
+        (una + 300, una + 200),
+    ] {
+        h.recv(seq(IRS + 1).ack(una).sack(bad.0, bad.1));
+        assert!(h.t.scoreboard.is_empty(), "{bad:?}");
+    }
+    h.recv(
+        seq(IRS + 1)
+            .ack(una)
+            .sack(una - 100, una - 50)
+            .sack(una + 1_000_000, una + 1_000_100),
+    );
+    assert!(h.t.scoreboard.is_empty());
+    // They still count as duplicate ACKs (RFC 5681 §2): one fast
+    // retransmit of the head, nothing marked SACKed is skipped.
+    assert_eq!(flush(&mut h), vec![(una, 100)]);
+    // A D-SACK (below SND.UNA, first block) is not a SACK of new data.
+    h.recv(seq(IRS + 1).ack(una + 100).sack(una, una + 100));
+    assert!(h.t.scoreboard.is_empty());
+}
+
+/// A peer SACKing every other byte cannot fragment the scoreboard without
+/// bound: it holds at most `sack::MAX_RANGES` ranges, each ACK costs
+/// bounded work, and the data still gets through.
+#[test]
+fn sack_fragmenting_blocks_bounded() {
+    let (mut h, _) = H::connect(Config {
+        nodelay: true,
+        sack: true,
+        send_buffer: 1 << 20,
+        ..plain()
+    });
+    h.recv(seq(IRS).syn().ack(ISS + 1).sack_perm().mss(1460).wnd(65535));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    h.t.send(&[3; 14600]);
+    assert_eq!(flush(&mut h).len(), 10);
+    let una = ISS + 1;
+    // 1800 distinct 1-byte holes and blocks, 4 per ACK, all within what
+    // was sent.
+    for i in 0..2000u32 {
+        let base = una + 1 + 8 * (i % 1800);
+        h.recv(
+            seq(IRS + 1)
+                .ack(una)
+                .sack(base + 6, base + 7)
+                .sack(base + 4, base + 5)
+                .sack(base + 2, base + 3)
+                .sack(base, base + 1),
+        );
+        flush(&mut h);
+    }
+    assert!(h.t.scoreboard.len() <= crate::tcp::sack::MAX_RANGES);
+    let max = h.t.snd_max();
+    h.recv(seq(IRS + 1).ack(max.0));
+    assert!(h.t.scoreboard.is_empty());
+    assert_eq!(h.t.info().unacked, 0);
+}
+
+/// RFC 7323 §5.5: after more than 24 days without a segment TS.Recent is
+/// no longer valid; a segment with any TSval is then accepted, not
+/// dropped by PAWS, and its TSval becomes TS.Recent.
+#[test]
+fn paws_idle_24_days_resets_ts_recent() {
+    let mut h = with_timestamps();
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"a").ts(1_000_000, 1000));
+    assert_eq!(h.t.ts_recent, 1_000_000);
+    h.skip_to_timer();
+    h.next();
+    // A day later the peer's clock appears to have gone back: PAWS drops.
+    h.advance(Duration::from_secs(24 * 3600));
+    h.recv(seq(IRS + 2).ack(ISS + 1).data(b"b").ts(10, 1000));
+    assert_eq!(h.t.info().paws_rejected, 1);
+    while h.t.poll(h.now).is_some() {}
+    h.advance(Duration::from_secs(24 * 24 * 3600));
+    h.recv(seq(IRS + 2).ack(ISS + 1).data(b"c").ts(20, 1000));
+    assert_eq!(h.t.info().paws_rejected, 1, "24 idle days: TS.Recent invalid");
+    assert_eq!(h.t.ts_recent, 20);
+    assert_eq!(h.read_all(), b"ac");
+    // Valid again from now on.
+    h.recv(seq(IRS + 3).ack(ISS + 1).data(b"d").ts(15, 1000));
+    assert_eq!(h.t.info().paws_rejected, 2);
+}
+
+/// PAWS does not apply to RST (RFC 7323 §5.3 R1: "if the RST bit is not
+/// set"): an exact RST with an old TSval still resets.
+#[test]
+fn paws_spares_rst() {
+    let mut h = with_timestamps();
+    h.recv(seq(IRS + 1).rst().ts(1, 0));
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(h.t.error(), Some(TcpError::Reset));
+}
+
+/// With timestamps every segment carries them and the MSS shrinks by 12
+/// bytes; without them in the SYN,ACK, none are sent.
+#[test]
+fn timestamps_only_when_both_offer() {
+    let (mut h, syn) = H::connect(Config {
+        timestamps: true,
+        ..plain()
+    });
+    assert!(syn.timestamp.is_some());
+    h.recv(seq(IRS).syn().ack(ISS + 1).mss(1460));
+    let ack = h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(ack.timestamp, None);
+    assert_eq!(h.t.info().snd_mss, 1460);
+    assert!(!h.t.info().timestamps);
+}
