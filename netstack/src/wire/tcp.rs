@@ -695,4 +695,128 @@ mod tests {
             Error::Checksum
         );
     }
+
+    /// A segment with `opts` as its options (padded with end-of-list to a
+    /// multiple of 4) and `payload` after them, checksum filled in.
+    fn with_options(opts: &[u8], payload: &[u8]) -> Vec<u8> {
+        let olen = opts.len().div_ceil(4) * 4;
+        let mut b = syn_bytes()[..HEADER_LEN].to_vec();
+        b[12] = (((HEADER_LEN + olen) / 4) as u8) << 4;
+        b.extend_from_slice(opts);
+        b.resize(HEADER_LEN + olen, 0);
+        b.extend_from_slice(payload);
+        TcpPacket::new_unchecked(&mut b[..]).fill_checksum(&ph(), ChecksumMode::Compute);
+        b
+    }
+
+    fn parse(b: &[u8]) -> Result<TcpRepr<'_>> {
+        TcpRepr::parse(&TcpPacket::new_checked(b)?, &ph(), ChecksumMode::Compute)
+    }
+
+    /// Options whose length runs past the header are refused, even when
+    /// payload bytes follow that would make them "fit"; options cut short
+    /// by the header's end likewise.
+    #[test]
+    fn option_past_the_header_rejected() {
+        // Timestamps (length 10) in a 4-byte option area, payload after.
+        let b = with_options(&[8, 10, 0, 0], &[0; 16]);
+        assert_eq!(parse(&b).unwrap_err(), Error::Malformed);
+        // SACK announcing two blocks (18) with room for one.
+        let mut o = vec![1, 1, 5, 18];
+        o.extend_from_slice(&[0; 8]);
+        assert_eq!(parse(&with_options(&o, b"data")).unwrap_err(), Error::Malformed);
+        // MSS as the last two bytes of the area: kind and length only.
+        assert_eq!(
+            parse(&with_options(&[1, 1, 2, 4], &[5, 0xb4])).unwrap_err(),
+            Error::Malformed
+        );
+        // A kind with no length byte at the very end.
+        assert_eq!(parse(&with_options(&[1, 1, 1, 3], b"")).unwrap_err(), Error::Malformed);
+        // Length 0 and 1 in the middle of a segment.
+        for bad in [0u8, 1] {
+            assert_eq!(
+                parse(&with_options(&[30, bad, 1, 1], b"")).unwrap_err(),
+                Error::Malformed
+            );
+        }
+        // Everything after end-of-list is padding, whatever it holds.
+        let b = with_options(&[2, 4, 2, 0, 0, 0xff, 0, 1], b"");
+        let r = parse(&b).unwrap();
+        assert_eq!(r.max_seg_size, Some(512));
+        // 40 bytes of no-ops: no options, no trouble.
+        let b = with_options(&[1; 40], b"x");
+        let r = parse(&b).unwrap();
+        assert_eq!((r.max_seg_size, r.payload), (None, &b"x"[..]));
+        // Shift counts above 14 read as 14 (RFC 7323 §2.3); MSS 0 is
+        // reported as is (the tcpcb clamps it).
+        let b = with_options(&[3, 3, 200, 2, 4, 0, 0], b"");
+        let r = parse(&b).unwrap();
+        assert_eq!((r.window_scale, r.max_seg_size), (Some(14), Some(0)));
+    }
+
+    /// SYN with FIN, SYN with RST, all three: refused. RST with FIN or
+    /// ACK is an RST.
+    #[test]
+    fn contradictory_flags() {
+        for f in [
+            flags::SYN | flags::FIN,
+            flags::SYN | flags::RST,
+            flags::SYN | flags::FIN | flags::RST,
+            flags::SYN | flags::FIN | flags::ACK,
+        ] {
+            let mut b = syn_bytes();
+            b[13] = f;
+            TcpPacket::new_unchecked(&mut b[..]).fill_checksum(&ph(), ChecksumMode::Compute);
+            assert_eq!(parse(&b).unwrap_err(), Error::Malformed, "flags {f:#x}");
+        }
+        let mut b = syn_bytes();
+        b[13] = flags::RST | flags::FIN | flags::ACK;
+        TcpPacket::new_unchecked(&mut b[..]).fill_checksum(&ph(), ChecksumMode::Compute);
+        assert_eq!(parse(&b).unwrap().control, TcpControl::Rst);
+    }
+
+    /// Random option areas of every length: parsing ends (each step eats a
+    /// byte or stops), never panics, and what parses re-emits to a header
+    /// that parses to the same thing.
+    #[test]
+    fn random_options_never_panic_nor_loop() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut ok = 0;
+        for i in 0..20_000 {
+            let n = (i % 41) as usize;
+            // Small kinds and lengths are the interesting ones.
+            let opts: Vec<u8> = (0..n)
+                .map(|_| {
+                    let r = next();
+                    if r & 3 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        ((r >> 8) % 12) as u8
+                    }
+                })
+                .collect();
+            let b = with_options(&opts, b"pay");
+            let Ok(r) = parse(&b) else {
+                continue;
+            };
+            ok += 1;
+            let n = options(&opts).count();
+            assert!(n <= opts.len());
+            let mut out = vec![0; r.buffer_len()];
+            r.emit(
+                &mut TcpPacket::new_unchecked(&mut out[..]),
+                &ph(),
+                ChecksumMode::Compute,
+            );
+            let again = parse(&out).unwrap();
+            assert_eq!(again, r, "{opts:02x?}");
+        }
+        assert!(ok > 1000, "the generator reaches valid option areas ({ok})");
+    }
 }
