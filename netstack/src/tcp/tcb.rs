@@ -507,6 +507,9 @@ pub struct Tcb {
     /// `TCP_USER_TIMEOUT`.
     unacked_since: Option<Instant>,
     persist_probes: u32,
+    /// Zero-window probes sent since the peer last sent an acceptable ACK
+    /// (Linux's `icsk_probes_out`).
+    probes_unanswered: u32,
     persist_since: Option<Instant>,
     keepalive_probes: u32,
     last_recv: Instant,
@@ -597,6 +600,7 @@ impl Tcb {
             close_at: None,
             unacked_since: None,
             persist_probes: 0,
+            probes_unanswered: 0,
             persist_since: None,
             keepalive_probes: 0,
             last_recv: now,
@@ -1213,6 +1217,16 @@ impl Tcb {
             // §4.2.3.4's override timeout sends what fits.
             self.force_send = true;
         } else {
+            // RFC 1122 §4.2.2.17: "As long as the receiving TCP continues to
+            // send acknowledgments in response to the probe segments, the
+            // sending TCP MUST allow the connection to stay open" — and
+            // one that stops answering is given up after as many probes
+            // as data retransmissions (Linux's tcp_probe_timer, retries2).
+            if self.probes_unanswered >= timers::DATA_RETRIES {
+                self.timed_out();
+                return;
+            }
+            self.probes_unanswered += 1;
             // Zero-window probe (RFC 9293 §3.8.6.1), as Linux sends it: an
             // ACK with an old sequence number that the peer must answer.
             self.send_probe = true;
@@ -1645,6 +1659,12 @@ impl Tcb {
             self.challenge_ack(now);
             return false;
         }
+        if ack >= self.snd_una {
+            // Linux's tcp_ack: "We passed data and got it acked, remove any
+            // soft error log. Something worked..."; probes are answered.
+            self.soft_error = None;
+            self.probes_unanswered = 0;
+        }
         let wnd = if seg.control == TcpControl::Syn {
             u32::from(seg.window_len)
         } else {
@@ -1729,9 +1749,6 @@ impl Tcb {
     fn on_new_ack(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNum) {
         let acked = ack.diff(self.snd_una) as u32;
         let rtt = self.take_rtt_sample(now, ack, seg.timestamp);
-        // Linux's tcp_ack: "We passed data and got it acked, remove any soft
-        // error log. Something worked..."
-        self.soft_error = None;
         // Bytes of data acknowledged (the SYN and the FIN are not data).
         let data_end = self.snd_buf_seq + self.sndbuf.len() as u32;
         let data_acked = ack.min(data_end).diff(self.snd_buf_seq).max(0) as u32;

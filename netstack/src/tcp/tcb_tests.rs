@@ -2438,3 +2438,29 @@ fn timestamps_only_when_both_offer() {
     assert_eq!(h.t.info().snd_mss, 1460);
     assert!(!h.t.info().timestamps);
 }
+
+/// A peer that stops answering zero-window probes is given up after 15 of
+/// them, ETIMEDOUT, as Linux's tcp_probe_timer does; an answer to any
+/// probe starts the count over.
+#[test]
+fn unanswered_zero_window_probes_time_out() {
+    let mut h = H::established(plain());
+    h.recv(seq(IRS + 1).ack(ISS + 1).wnd(0));
+    h.t.send(b"blocked");
+    h.silent();
+    for _ in 0..10 {
+        h.skip_to_timer();
+        h.sent(seq(ISS).ack(IRS + 1));
+    }
+    // Answered once (still a zero window): fifteen more to go.
+    h.recv(seq(IRS + 1).ack(ISS + 1).wnd(0));
+    for _ in 0..15 {
+        h.skip_to_timer();
+        h.sent(seq(ISS).ack(IRS + 1));
+        assert_eq!(h.t.state(), State::Established);
+    }
+    h.skip_to_timer();
+    h.silent();
+    assert_eq!(h.t.state(), State::Closed);
+    assert_eq!(h.t.error(), Some(TcpError::TimedOut));
+}
