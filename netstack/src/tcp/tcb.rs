@@ -1423,11 +1423,13 @@ impl Tcb {
     }
 
     /// The ACK that answers an unacceptable segment. Answers to segments
-    /// without data, SYN or FIN share the challenge ACK's rate limit, so two
-    /// stacks that disagree cannot ping-pong ACKs (Linux's
-    /// `tcp_oow_rate_limited`); others are answered at once.
-    fn ack_unacceptable(&mut self, now: Instant, seg_len: u32) {
-        if seg_len == 0 {
+    /// without data or FIN, and to SYNs, share the challenge ACK's rate
+    /// limit, so two stacks that disagree cannot ping-pong ACKs and a
+    /// forged SYN cannot draw one ACK each (Linux's `tcp_oow_rate_limited`:
+    /// "seq != end_seq && !syn" is not limited); others are answered at
+    /// once.
+    fn ack_unacceptable(&mut self, now: Instant, seg_len: u32, syn: bool) {
+        if seg_len == 0 || syn {
             self.challenge_ack(now);
         } else {
             self.ack_now = true;
@@ -1467,7 +1469,7 @@ impl Tcb {
             let valid = now.saturating_duration_since(self.ts_recent_at) < PAWS_IDLE;
             if valid && ts_before(tsval, self.ts_recent) && !self.disordered_ack(seq, seg) {
                 self.counters.paws_rejected += 1;
-                self.ack_unacceptable(now, seg_len);
+                self.ack_unacceptable(now, seg_len, syn);
                 return;
             }
         }
@@ -1511,7 +1513,7 @@ impl Tcb {
         // should be sent in reply (unless the RST bit is set [...])".
         let zero_window_probe = self.rcv_wnd() == 0 && seq == self.rcv_nxt;
         if !self.acceptable(seq, seg_len) && !zero_window_probe {
-            self.ack_unacceptable(now, seg_len);
+            self.ack_unacceptable(now, seg_len, syn);
             if self.sack_ok && !payload.is_empty() && seq + payload.len() as u32 <= self.rcv_nxt {
                 // RFC 2883 §4: "the first SACK block should specify the
                 // [...] duplicate segment".

@@ -2464,3 +2464,22 @@ fn unanswered_zero_window_probes_time_out() {
     assert_eq!(h.t.state(), State::Closed);
     assert_eq!(h.t.error(), Some(TcpError::TimedOut));
 }
+
+/// A SYN that PAWS rejects is answered like any SYN: at most one ACK per
+/// 500 ms, so forged SYNs with old timestamps cannot draw an ACK each.
+#[test]
+fn paws_rejected_syns_rate_limited() {
+    let mut h = with_timestamps();
+    h.recv(seq(IRS + 1).ack(ISS + 1).ts(600, 1000));
+    let mut acks = 0;
+    for i in 0..10 {
+        h.recv(seq(IRS + 100 + i).syn().ts(1, 0));
+        acks += flush(&mut h).len();
+    }
+    assert_eq!(acks, 1);
+    assert_eq!(h.t.info().paws_rejected, 10);
+    // Old data is still answered at once.
+    h.recv(seq(IRS + 1).ack(ISS + 1).data(b"old").ts(1, 0));
+    h.sent(seq(ISS + 1).ack(IRS + 1));
+    assert_eq!(h.t.state(), State::Established);
+}
