@@ -19,7 +19,7 @@ use crate::wire::ipv6::{addr as v6addr, ExtHeaderError, Ipv6ExtHeaders};
 use crate::wire::ndp::{NaFlags, NdpRepr};
 use crate::wire::{
     ip_proto, ipv4, ArpOperation, ArpPacket, ArpRepr, Error, EtherType, EthernetAddress, EthernetFrame, Ipv4Packet,
-    Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket, UdpRepr,
+    Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpPacket, TcpRepr, UdpPacket, UdpRepr,
 };
 
 /// An ICMP error to send.
@@ -390,8 +390,7 @@ impl Interface {
             (ip_proto::UDP, _) => self.process_udp(now, up),
             (ip_proto::ICMP, IpAddr::V4(_)) => self.process_icmpv4(now, up),
             (ip_proto::ICMPV6, IpAddr::V6(_)) => self.process_icmpv6(now, up),
-            // TCP plugs in here.
-            (ip_proto::TCP, _) => self.counters.tcp_unhandled += 1,
+            (ip_proto::TCP, _) => self.process_tcp_segment(now, up),
             (ip_proto::IPV6_NONXT, IpAddr::V6(_)) => {}
             _ => {
                 self.counters.drop_unknown_protocol += 1;
@@ -461,6 +460,27 @@ impl Interface {
             self.deliver_udp(i, from, up.dst, data);
         }
         self.scratch = out;
+    }
+
+    fn process_tcp_segment(&mut self, now: Instant, up: Upper<'_>) {
+        if up.group {
+            self.tcp_counters.drop_not_unicast += 1;
+            return;
+        }
+        let ph = match (up.src, up.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => PseudoHeader::V4(s, d),
+            (IpAddr::V6(s), IpAddr::V6(d)) => PseudoHeader::V6(s, d),
+            _ => return,
+        };
+        let Ok(pkt) = TcpPacket::new_checked(up.payload) else {
+            self.tcp_counters.drop_malformed += 1;
+            return;
+        };
+        match TcpRepr::parse(&pkt, &ph, up.l4_mode) {
+            Ok(seg) => self.process_tcp(now, up.src, up.dst, &seg),
+            Err(Error::Checksum) => self.tcp_counters.drop_checksum += 1,
+            Err(_) => self.tcp_counters.drop_malformed += 1,
+        }
     }
 
     fn deliver_udp(&mut self, i: u32, from: SocketAddr, to: IpAddr, data: &[u8]) {
@@ -803,7 +823,17 @@ impl Interface {
         if let IcmpErrorKind::PacketTooBig(mtu) = kind {
             self.learn_pmtu(now, orig_dst, mtu as usize);
         }
-        // TCP plugs in here as well.
+        if proto == ip_proto::TCP && l4.len() >= 8 {
+            let sport = u16::from_be_bytes([l4[0], l4[1]]);
+            let dport = u16::from_be_bytes([l4[2], l4[3]]);
+            let seq = crate::tcp::SeqNum(u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]));
+            let local = SocketAddr::new(orig_src, sport);
+            let remote = SocketAddr::new(orig_dst, dport);
+            if !self.tcp_icmp_error(now, local, remote, seq, kind) {
+                self.counters.drop_icmp_error_no_socket += 1;
+            }
+            return;
+        }
         if proto != ip_proto::UDP || l4.len() < 4 {
             self.counters.drop_icmp_error_no_socket += 1;
             return;

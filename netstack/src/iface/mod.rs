@@ -65,6 +65,7 @@ mod egress;
 mod ingress;
 mod ports;
 pub mod route;
+pub mod tcp;
 pub mod udp;
 
 #[cfg(test)]
@@ -81,6 +82,7 @@ use crate::wire::ipv6::addr as v6addr;
 use crate::wire::EthernetAddress;
 
 pub use route::{Ipv4Cidr, Ipv4Route, Ipv4Routes, Ipv6Cidr};
+pub use tcp::{TcpConfig, TcpCounters};
 pub use udp::{Datagram, Family, RecvMeta, UdpConfig};
 
 use udp::{canonical, TxDatagram, UdpTable};
@@ -108,6 +110,8 @@ pub struct Config {
     pub seed: u64,
     /// UDP socket limits.
     pub udp: UdpConfig,
+    /// TCP tunables.
+    pub tcp: TcpConfig,
     /// ICMP errors we may send per second (token bucket refill rate).
     pub icmp_error_rate: u32,
     /// ICMP errors we may send in a burst.
@@ -140,6 +144,7 @@ impl Config {
             hop_limit: 64,
             seed: 0x6a6f_7972_6964_6521,
             udp: UdpConfig::default(),
+            tcp: TcpConfig::default(),
             icmp_error_rate: 1000,
             icmp_error_burst: 50,
             neighbor: NeighborConfig::default(),
@@ -163,6 +168,14 @@ impl Config {
 pub struct SocketHandle {
     index: u32,
     gen: u32,
+    tcp: bool,
+}
+
+impl SocketHandle {
+    /// Whether it names a TCP socket (else UDP).
+    pub fn is_tcp(&self) -> bool {
+        self.tcp
+    }
 }
 
 /// Why a socket call failed. Each has the errno Linux would return, which
@@ -205,6 +218,20 @@ pub enum SocketError {
     HostDown,
     /// Source host isolated (`ENONET`).
     NoNetwork,
+    /// The peer reset the connection (`ECONNRESET`).
+    ConnectionReset,
+    /// The connection timed out (`ETIMEDOUT`).
+    TimedOut,
+    /// Writing was shut down, or the socket is not connected (`EPIPE`).
+    BrokenPipe,
+    /// The socket is not connected (`ENOTCONN`).
+    NotConnected,
+    /// The socket is already connected (`EISCONN`).
+    IsConnected,
+    /// A connect is already in progress (`EALREADY`).
+    AlreadyInProgress,
+    /// No such thing, e.g. congestion control module (`ENOENT`).
+    NotFound,
 }
 
 impl SocketError {
@@ -228,7 +255,35 @@ impl SocketError {
             SocketError::NotSupported => libc::EOPNOTSUPP,
             SocketError::HostDown => libc::EHOSTDOWN,
             SocketError::NoNetwork => libc::ENONET,
+            SocketError::ConnectionReset => libc::ECONNRESET,
+            SocketError::TimedOut => libc::ETIMEDOUT,
+            SocketError::BrokenPipe => libc::EPIPE,
+            SocketError::NotConnected => libc::ENOTCONN,
+            SocketError::IsConnected => libc::EISCONN,
+            SocketError::AlreadyInProgress => libc::EALREADY,
+            SocketError::NotFound => libc::ENOENT,
         }
+    }
+
+    /// The error with this errno, for the errnos ICMP errors map to.
+    pub fn from_errno(errno: i32) -> Option<SocketError> {
+        use SocketError as E;
+        [
+            E::NetworkUnreachable,
+            E::HostUnreachable,
+            E::ConnectionRefused,
+            E::ProtocolUnavailable,
+            E::MessageTooLong,
+            E::PermissionDenied,
+            E::ProtocolError,
+            E::NotSupported,
+            E::HostDown,
+            E::NoNetwork,
+            E::ConnectionReset,
+            E::TimedOut,
+        ]
+        .into_iter()
+        .find(|e| e.errno() == errno)
     }
 }
 
@@ -428,8 +483,6 @@ pub struct Counters {
     pub udp_rx_datagrams: u64,
     /// UDP datagrams sent.
     pub udp_tx_datagrams: u64,
-    /// TCP segments seen (no TCP yet).
-    pub tcp_unhandled: u64,
     /// Dropped: other IP protocols.
     pub drop_unknown_protocol: u64,
     /// Dropped on output: no route.
@@ -513,6 +566,8 @@ pub struct Interface {
     reasm_v4: Reassembler<Ipv4FragKey>,
     reasm_v6: Reassembler<Ipv6FragKey>,
     udp: UdpTable,
+    tcp: tcp::TcpLayer,
+    tcp_counters: TcpCounters,
     /// Sockets with datagrams queued to send, in order.
     tx_pending: VecDeque<u32>,
     events: VecDeque<SocketHandle>,
@@ -601,6 +656,9 @@ impl Interface {
         let mut rng = Rng(config.seed);
         let ipv4_ident = rng.next_u64() as u16;
         let ipv6_ident = rng.next_u64() as u32;
+        let mut tcp_secret = [0u8; 16];
+        tcp_secret[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        tcp_secret[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
         Interface {
             link_local: v6addr::link_local_from_mac(config.mac),
             routes,
@@ -611,6 +669,8 @@ impl Interface {
             reasm_v4: Reassembler::new(config.reassembly_v4),
             reasm_v6: Reassembler::new(config.reassembly_v6),
             udp: UdpTable::udp(config.udp.clone()),
+            tcp: tcp::TcpLayer::new(config.tcp.clone(), tcp_secret),
+            tcp_counters: TcpCounters::default(),
             tx_pending: VecDeque::new(),
             events: VecDeque::new(),
             outbox: VecDeque::new(),
@@ -733,6 +793,7 @@ impl Interface {
             self.ndp.poll_at(),
             self.reasm_v4.poll_at(),
             self.reasm_v6.poll_at(),
+            self.tcp.poll_at(),
         ]
         .into_iter()
         .flatten()
@@ -754,6 +815,7 @@ impl Interface {
                 self.send_reassembly_timeout(now, &q);
             }
         }
+        self.run_tcp_timers(now);
         self.drain_neighbor_events(now);
         if self.pmtu.len() > self.config.pmtu_entries / 2 {
             self.pmtu.retain(|_, (_, exp)| *exp > now);
@@ -763,10 +825,13 @@ impl Interface {
     /// Drains what changed for sockets since the last call: one event per
     /// socket, with every reason that applies.
     pub fn drain_events(&mut self) -> impl Iterator<Item = SocketEvent> + '_ {
-        let udp = &mut self.udp;
+        let (udp, tcp) = (&mut self.udp, &mut self.tcp.table);
         self.events.drain(..).filter_map(move |h| {
-            let s = udp.get_mut(h).ok()?;
-            let ev = core::mem::take(&mut s.events);
+            let ev = if h.tcp {
+                core::mem::take(&mut tcp.get_mut(h).ok()?.events)
+            } else {
+                core::mem::take(&mut udp.get_mut(h).ok()?.events)
+            };
             if ev == 0 {
                 return None;
             }
@@ -907,21 +972,27 @@ impl Interface {
     /// address must be ours or unspecified. Returns the bound address as the
     /// socket's family shows it.
     pub fn udp_bind(&mut self, h: SocketHandle, addr: SocketAddr) -> Result<SocketAddr, SocketError> {
+        let a = self.check_bind_addr(self.udp.get(h)?.ends.family, addr)?;
+        let start = self.rng.next_u64() as u16;
+        let ephemeral = self.udp.config.ephemeral_ports;
+        let bound = self.udp.bind(h, a, ephemeral, start, true)?;
+        Ok(self.udp.get(h)?.present(bound))
+    }
+
+    /// The canonical form of `addr` if a socket of `family` may bind it:
+    /// its family fits and it is ours or unspecified.
+    fn check_bind_addr(&self, family: Family, addr: SocketAddr) -> Result<SocketAddr, SocketError> {
         let a = canonical(addr);
-        let s = self.udp.get(h)?;
-        if matches!((s.ends.family, addr), (Family::V4, SocketAddr::V6(_))) {
+        if matches!((family, addr), (Family::V4, SocketAddr::V6(_))) {
             return Err(SocketError::AddressFamily);
         }
-        if matches!((s.ends.family, a), (Family::V6 { v6only: true }, SocketAddr::V4(_))) {
+        if matches!((family, a), (Family::V6 { v6only: true }, SocketAddr::V4(_))) {
             return Err(SocketError::AddressFamily);
         }
         if !a.ip().is_unspecified() && !self.has_ip(a.ip()) {
             return Err(SocketError::AddrNotAvailable);
         }
-        let start = self.rng.next_u64() as u16;
-        let ephemeral = self.udp.config.ephemeral_ports;
-        let bound = self.udp.bind(h, a, ephemeral, start, true)?;
-        Ok(self.udp.get(h)?.present(bound))
+        Ok(a)
     }
 
     fn autobind(&mut self, h: SocketHandle) -> Result<(), SocketError> {

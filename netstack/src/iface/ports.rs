@@ -232,7 +232,11 @@ impl<S: Endpoint, C> SocketTable<S, C> {
             Some(i) => {
                 let s = &mut self.slots[i as usize];
                 s.sock = Some(sock);
-                SocketHandle { index: i, gen: s.gen }
+                SocketHandle {
+                    index: i,
+                    gen: s.gen,
+                    tcp: self.proto == Proto::Tcp,
+                }
             }
             None => {
                 self.slots.push(Slot {
@@ -242,12 +246,16 @@ impl<S: Endpoint, C> SocketTable<S, C> {
                 SocketHandle {
                     index: (self.slots.len() - 1) as u32,
                     gen: 0,
+                    tcp: self.proto == Proto::Tcp,
                 }
             }
         }
     }
 
     pub(crate) fn get(&self, h: SocketHandle) -> Result<&S, SocketError> {
+        if h.tcp != (self.proto == Proto::Tcp) {
+            return Err(SocketError::BadHandle);
+        }
         match self.slots.get(h.index as usize) {
             Some(Slot { gen, sock: Some(s) }) if *gen == h.gen => Ok(s),
             _ => Err(SocketError::BadHandle),
@@ -255,6 +263,9 @@ impl<S: Endpoint, C> SocketTable<S, C> {
     }
 
     pub(crate) fn get_mut(&mut self, h: SocketHandle) -> Result<&mut S, SocketError> {
+        if h.tcp != (self.proto == Proto::Tcp) {
+            return Err(SocketError::BadHandle);
+        }
         match self.slots.get_mut(h.index as usize) {
             Some(Slot { gen, sock: Some(s) }) if *gen == h.gen => Ok(s),
             _ => Err(SocketError::BadHandle),
@@ -265,6 +276,7 @@ impl<S: Endpoint, C> SocketTable<S, C> {
         SocketHandle {
             index,
             gen: self.slots[index as usize].gen,
+            tcp: self.proto == Proto::Tcp,
         }
     }
 

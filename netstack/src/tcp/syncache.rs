@@ -635,9 +635,16 @@ impl Syncache {
         if let Some(i) = self.find(b, &local, &remote) {
             let e = &self.buckets[b][i];
             // RFC 9293 §3.10.7.4 (SYN-RECEIVED): "If SND.UNA < SEG.ACK =<
-            // SND.NXT, then enter ESTABLISHED"; SND.NXT = ISS + 1 here.
-            // FreeBSD syncache_expand also requires SEG.SEQ = IRS + 1.
-            let ack_ok = ack.ack == e.iss + 1 && ack.seq == e.irs + 1;
+            // SND.NXT, then enter ESTABLISHED"; SND.NXT = ISS + 1 here. The
+            // segment must also pass the sequence check ("RCV.NXT =< SEG.SEQ
+            // < RCV.NXT+RCV.WND"): when the bare ACK and the first data
+            // segment are lost, the next data segment completes the
+            // handshake (FreeBSD's syncache_expand and Linux's
+            // tcp_check_req accept it too).
+            let rcv_nxt = e.irs + 1;
+            let wnd = u32::from(e.our_window).max(1);
+            let ack_ok = ack.ack == e.iss + 1 && ack.seq.in_range(rcv_nxt, rcv_nxt + wnd);
+            let in_order = ack.seq == rcv_nxt;
             // RFC 7323 §3.2: "If a non-RST segment is received without a
             // TSopt, a TCP SHOULD silently drop the segment".
             let ts_ok = e.ts.is_none() || ack.ts.is_some();
@@ -657,8 +664,10 @@ impl Syncache {
                 snd_wscale: e.snd_wscale,
                 rcv_wscale: e.rcv_wscale,
                 sack_ok: e.sack_ok,
+                // RFC 7323 §4.3: TS.Recent is taken only from a segment at
+                // the left edge of the window.
                 ts: e.ts.map(|t| TsState {
-                    ts_recent: ack.ts.map_or(t.ts_recent, |(v, _)| v),
+                    ts_recent: ack.ts.filter(|_| in_order).map_or(t.ts_recent, |(v, _)| v),
                     ..t
                 }),
                 peer_window: e.peer_window,
