@@ -336,3 +336,198 @@ pub fn text(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
+
+/// The `joyride-impair` forwarder of this build (next to the test executable).
+pub fn impair_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("joyride-impair");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build -p joyride-tests --bins`)",
+        bin.display()
+    );
+    bin
+}
+
+/// `prog` run inside network namespace `ns`.
+pub fn in_netns(ns: &str, prog: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, prog]);
+    c
+}
+
+/// Gives `dev` in `ns` an IPv4 /24 and an IPv6 /64 address and brings it
+/// and `lo` up.
+pub fn configure(ns: &str, dev: &str, ip: &str, ip6: &str) {
+    sh(&["ip", "-n", ns, "addr", "add", &format!("{ip}/24"), "dev", dev]);
+    sh(&["ip", "-n", ns, "addr", "add", &format!("{ip6}/64"), "dev", dev, "nodad"]);
+    sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+    sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+}
+
+/// Turns off the offloads that would hand an L2 forwarder frames larger
+/// than the MTU (TSO, GSO, GRO) or with partial checksums (tx checksum
+/// offload) on `dev` in namespace `ns`.
+pub fn offloads_off(ns: &str, dev: &str) {
+    sh(&[
+        "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+    ]);
+}
+
+/// Two kernel namespaces, `a` and `b`, on one IPv4/IPv6 subnet, whose link
+/// runs through a third namespace where `joyride-impair` forwards frames
+/// between two veth ends and impairs them (netem without `sch_netem`):
+/// `a` —veth— forwarder —veth— `b`. Offloads are off on all four ends.
+/// Removed on drop, forwarder included.
+pub struct ImpairedNet {
+    /// Namespace of side `a`.
+    pub a_ns: String,
+    /// Namespace of side `b`.
+    pub b_ns: String,
+    /// Namespace of the forwarder.
+    pub f_ns: String,
+    /// Interface of side `a` (toward the forwarder).
+    pub a_dev: String,
+    /// Interface of side `b` (toward the forwarder).
+    pub b_dev: String,
+    /// IPv4 address of side `a`.
+    pub a_ip: String,
+    /// IPv4 address of side `b`.
+    pub b_ip: String,
+    /// IPv6 address of side `b`.
+    pub b_ip6: String,
+    forwarder: Option<(Child, std::io::BufReader<std::process::ChildStderr>)>,
+}
+
+impl ImpairedNet {
+    /// Creates the three namespaces and starts the forwarder with
+    /// `impair_args` (e.g. `["--delay", "20ms", "--loss", "1%"]`); returns
+    /// once it forwards.
+    pub fn new(impair_args: &[&str]) -> ImpairedNet {
+        require_root();
+        let id = unique("i");
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let hi = (std::process::id() % 200) as u8 + 20;
+        let lo = (n % 250) as u8 + 1;
+        let mut net = ImpairedNet {
+            a_ns: format!("{id}a"),
+            b_ns: format!("{id}b"),
+            f_ns: format!("{id}f"),
+            a_dev: format!("{id}a0"),
+            b_dev: format!("{id}b0"),
+            a_ip: format!("10.{hi}.{lo}.1"),
+            b_ip: format!("10.{hi}.{lo}.2"),
+            b_ip6: format!("fd01:{hi}:{lo}::2"),
+            forwarder: None,
+        };
+        let (fa, fb) = (format!("{id}fa"), format!("{id}fb"));
+        for ns in [&net.a_ns, &net.b_ns, &net.f_ns] {
+            sh(&["ip", "netns", "add", ns]);
+        }
+        for (ns, dev, fdev) in [(&net.a_ns, &net.a_dev, &fa), (&net.b_ns, &net.b_dev, &fb)] {
+            sh(&[
+                "ip", "link", "add", dev, "netns", ns, "type", "veth", "peer", "name", fdev, "netns", &net.f_ns,
+            ]);
+            offloads_off(ns, dev);
+            offloads_off(&net.f_ns, fdev);
+            sh(&["ip", "-n", &net.f_ns, "link", "set", fdev, "up"]);
+        }
+        let a_ip6 = format!("fd01:{hi}:{lo}::1");
+        for (ns, dev, ip, ip6) in [
+            (&net.a_ns, &net.a_dev, &net.a_ip, &a_ip6),
+            (&net.b_ns, &net.b_dev, &net.b_ip, &net.b_ip6),
+        ] {
+            configure(ns, dev, ip, ip6);
+        }
+        // Permanent neighbours, so that loss never hits address resolution
+        // (the tests measure the data's fate, not ARP's retries).
+        let mac = |ns: &str, dev: &str| {
+            let out = sh(&["ip", "-n", ns, "-br", "link", "show", dev]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.split_whitespace().nth(2).expect("MAC in `ip -br link`").to_owned()
+        };
+        let (a_mac, b_mac) = (mac(&net.a_ns, &net.a_dev), mac(&net.b_ns, &net.b_dev));
+        for (ns, dev, ip, ip6, lladdr) in [
+            (&net.a_ns, &net.a_dev, &net.b_ip, &net.b_ip6, &b_mac),
+            (&net.b_ns, &net.b_dev, &net.a_ip, &a_ip6, &a_mac),
+        ] {
+            for addr in [ip, ip6] {
+                sh(&[
+                    "ip", "-n", ns, "neigh", "replace", addr, "lladdr", lladdr, "dev", dev, "nud", "noarp",
+                ]);
+            }
+        }
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &net.f_ns])
+            .arg(impair_bin())
+            .args(["--a", &fa, "--b", &fb, "--seed", "1"])
+            .args(impair_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start joyride-impair");
+        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut err, &mut line).expect("read the forwarder's stderr");
+        if !line.contains("forwarding") {
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("joyride-impair did not start: {line}{rest}");
+        }
+        net.forwarder = Some((child, err));
+        net
+    }
+
+    /// A command run inside namespace `a`.
+    pub fn a(&self, prog: &str) -> Command {
+        in_netns(&self.a_ns, prog)
+    }
+
+    /// A command run inside namespace `b`.
+    pub fn b(&self, prog: &str) -> Command {
+        in_netns(&self.b_ns, prog)
+    }
+
+    /// Stops the forwarder (SIGTERM) and returns its counters: one line per
+    /// direction, `a -> b` first (see [`impair_counter`]).
+    pub fn stop(&mut self) -> String {
+        let Some((mut child, mut err)) = self.forwarder.take() else {
+            return String::new();
+        };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+        let status = child.wait().expect("wait for joyride-impair");
+        assert!(status.success(), "joyride-impair failed ({status}): {rest}");
+        rest
+    }
+}
+
+/// Counter `name` (e.g. `lost`) of direction `dir` (0: a -> b, 1: b -> a)
+/// in what [`ImpairedNet::stop`] returned.
+pub fn impair_counter(report: &str, dir: usize, name: &str) -> u64 {
+    let line = report
+        .lines()
+        .filter(|l| l.contains("received="))
+        .nth(dir)
+        .unwrap_or_else(|| panic!("no direction {dir} in {report:?}"));
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+}
+
+impl Drop for ImpairedNet {
+    fn drop(&mut self) {
+        if let Some((mut child, _)) = self.forwarder.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in [&self.a_ns, &self.b_ns, &self.f_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
