@@ -288,6 +288,14 @@ impl<S: Endpoint, C> SocketTable<S, C> {
         self.slots.get_mut(index as usize).and_then(|s| s.sock.as_mut())
     }
 
+    /// Makes the handles of socket `index` invalid while the socket stays
+    /// (a closed TCP connection finishing in the background).
+    pub(crate) fn retire_handles(&mut self, index: u32) {
+        if let Some(slot) = self.slots.get_mut(index as usize) {
+            slot.gen = slot.gen.wrapping_add(1);
+        }
+    }
+
     /// Removes socket `index` from the table and its maps; the slot's
     /// handles become invalid.
     pub(crate) fn remove(&mut self, index: u32) -> Option<S> {

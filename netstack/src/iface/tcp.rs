@@ -572,6 +572,7 @@ impl Interface {
             Role::Conn(t) => {
                 t.close(now);
                 s.orphan = true;
+                self.tcp.table.retire_handles(h.index);
                 self.tcp_after(now, h.index);
             }
         }
@@ -595,6 +596,7 @@ impl Interface {
                 }
                 c.orphan = true;
                 c.parent = None;
+                self.tcp.table.retire_handles(child.index);
                 self.tcp_after(now, child.index);
             }
         }
@@ -876,10 +878,13 @@ impl Interface {
         let local = canonical(SocketAddr::new(dst, seg.dst_port));
         let remote = canonical(SocketAddr::new(src, seg.src_port));
         if let Some(i) = self.tcp.table.lookup_connected(remote, local) {
+            // Only a closed program's TIME-WAIT gives way (Linux's timewait
+            // sockets are always orphans).
             let reopen = self
                 .tcp
                 .table
                 .by_index(i)
+                .filter(|s| s.orphan)
                 .and_then(TcpSocket::tcb)
                 .is_some_and(|t| t.time_wait_accepts_syn(seg));
             if !reopen {
