@@ -390,3 +390,18 @@ fn ipv6_and_dual_stack_listeners() {
         .iter()
         .any(|a| matches!(a.ip(), IpAddr::V6(v) if v.to_ipv4_mapped() == Some(IP_A))));
 }
+
+#[test]
+fn connect_to_a_host_that_is_not_there_fails_with_ehostunreach() {
+    let mut p = Pair::new();
+    let c = p.a().tcp_open(Family::V4);
+    p.a().tcp_connect(c, sa(Ipv4Addr::new(10, 8, 0, 99), 80)).unwrap();
+    p.run(2_500);
+    assert_eq!(p.a().tcp_state(c).unwrap(), Some(State::SynSent), "ARP still trying");
+    // Three unanswered ARP requests, one second apart: the neighbor layer
+    // reports the SYN undeliverable and the connect fails as on Linux.
+    p.run(1_000);
+    assert_eq!(p.a().tcp_take_error(c).unwrap(), Some(SocketError::HostUnreachable));
+    assert_eq!(p.a().tcp_state(c).unwrap(), Some(State::Closed));
+    assert!(p.a().tcp_readiness(c).unwrap().hung_up);
+}
