@@ -453,10 +453,8 @@ impl Interface {
         opts: UdpOpts,
     ) -> Result<(), SocketError> {
         let dst_port = NonZeroU16::new(dst.port()).ok_or(SocketError::InvalidArgument)?;
-        let ph = match (src, dst.ip()) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => PseudoHeader::V4(s, d),
-            (IpAddr::V6(s), IpAddr::V6(d)) => PseudoHeader::V6(s, d),
-            _ => return Err(SocketError::AddressFamily),
+        let Some(ph) = PseudoHeader::between(src, dst.ip()) else {
+            return Err(SocketError::AddressFamily);
         };
         let l4_len = 8 + data.len();
         let hl = if dst.is_ipv4() {
@@ -503,10 +501,8 @@ impl Interface {
         repr: &TcpRepr<'_>,
         payload: (&[u8], &[u8]),
     ) -> Result<(), SocketError> {
-        let ph = match (src, dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => PseudoHeader::V4(s, d),
-            (IpAddr::V6(s), IpAddr::V6(d)) => PseudoHeader::V6(s, d),
-            _ => return Err(SocketError::AddressFamily),
+        let Some(ph) = PseudoHeader::between(src, dst) else {
+            return Err(SocketError::AddressFamily);
         };
         let (a, b) = payload;
         let ip = IpOut {

@@ -417,10 +417,8 @@ impl Interface {
             self.counters.drop_udp_malformed += 1;
             return;
         };
-        let ph = match (up.src, up.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => PseudoHeader::V4(s, d),
-            (IpAddr::V6(s), IpAddr::V6(d)) => PseudoHeader::V6(s, d),
-            _ => return,
+        let Some(ph) = PseudoHeader::between(up.src, up.dst) else {
+            return;
         };
         let repr = match UdpRepr::parse(&pkt, &ph, up.l4_mode) {
             Ok(r) => r,
@@ -467,10 +465,8 @@ impl Interface {
             self.tcp_counters.drop_not_unicast += 1;
             return;
         }
-        let ph = match (up.src, up.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => PseudoHeader::V4(s, d),
-            (IpAddr::V6(s), IpAddr::V6(d)) => PseudoHeader::V6(s, d),
-            _ => return,
+        let Some(ph) = PseudoHeader::between(up.src, up.dst) else {
+            return;
         };
         let Ok(pkt) = TcpPacket::new_checked(up.payload) else {
             self.tcp_counters.drop_malformed += 1;

@@ -957,15 +957,7 @@ impl Interface {
 
     /// Sets `IPV6_V6ONLY` (IPv6 sockets, before bind).
     pub fn udp_set_v6only(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
-        let s = self.udp.get_mut(h)?;
-        match s.ends.family {
-            Family::V6 { .. } if s.ends.local.is_none() => {
-                s.ends.family = Family::V6 { v6only: on };
-                Ok(())
-            }
-            Family::V6 { .. } => Err(SocketError::InvalidState),
-            Family::V4 => Err(SocketError::InvalidArgument),
-        }
+        self.udp.get_mut(h)?.ends.set_v6only(on)
     }
 
     /// Binds to `addr` (`bind`). Port 0 picks a free ephemeral port. The
@@ -996,17 +988,9 @@ impl Interface {
     }
 
     fn autobind(&mut self, h: SocketHandle) -> Result<(), SocketError> {
-        let s = self.udp.get(h)?;
-        if s.ends.local.is_none() {
-            let any = match s.ends.family {
-                Family::V4 => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-                Family::V6 { .. } => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-            };
-            let start = self.rng.next_u64() as u16;
-            let ephemeral = self.udp.config.ephemeral_ports;
-            self.udp.bind(h, any, ephemeral, start, true)?;
-        }
-        Ok(())
+        let start = self.rng.next_u64() as u16;
+        let ephemeral = self.udp.config.ephemeral_ports;
+        self.udp.autobind(h, ephemeral, start)
     }
 
     /// Connects to `remote` (`connect`): binds an ephemeral port if needed,

@@ -146,6 +146,18 @@ impl Ends {
         }
     }
 
+    /// Sets `IPV6_V6ONLY`: IPv6 sockets only, before bind.
+    pub(crate) fn set_v6only(&mut self, on: bool) -> Result<(), SocketError> {
+        match self.family {
+            Family::V6 { .. } if self.local.is_none() => {
+                self.family = Family::V6 { v6only: on };
+                Ok(())
+            }
+            Family::V6 { .. } => Err(SocketError::InvalidState),
+            Family::V4 => Err(SocketError::InvalidArgument),
+        }
+    }
+
     /// The wildcard address of the socket's family.
     pub(crate) fn any(&self) -> IpAddr {
         match self.family {
@@ -439,6 +451,18 @@ impl<S: Endpoint, C> SocketTable<S, C> {
         self.by_port.entry(addr.port()).or_default().push(h.index);
         self.hash(h.index);
         Ok(addr)
+    }
+
+    /// Binds an unbound socket to its family's wildcard and a free
+    /// ephemeral port (an implicit bind by `connect`, `listen` or `sendto`);
+    /// `start` seeds the port search.
+    pub(crate) fn autobind(&mut self, h: SocketHandle, ephemeral: (u16, u16), start: u16) -> Result<(), SocketError> {
+        let e = self.get(h)?.ends();
+        if e.local.is_none() {
+            let any = SocketAddr::new(e.any(), 0);
+            self.bind(h, any, ephemeral, start, false)?;
+        }
+        Ok(())
     }
 
     /// Enters a socket that starts out connected on `local`'s port (an

@@ -345,6 +345,12 @@ impl Interface {
         Ok(self.tcp.table.get(h)?.ends.present(bound))
     }
 
+    fn tcp_autobind(&mut self, h: SocketHandle) -> Result<(), SocketError> {
+        let start = self.rng.next_u64() as u16;
+        let ephemeral = self.tcp.table.config.ephemeral_ports;
+        self.tcp.table.autobind(h, ephemeral, start)
+    }
+
     /// Listens (`listen`), binding an ephemeral port first if unbound. A
     /// second call changes the backlog. The backlog is capped at
     /// [`TcpConfig::max_backlog`]; the queue holds one more than it, as on
@@ -360,12 +366,7 @@ impl Interface {
             Role::Conn(_) => return Err(SocketError::InvalidState),
             Role::Idle => {}
         }
-        if s.ends.local.is_none() {
-            let any = SocketAddr::new(s.ends.any(), 0);
-            let start = self.rng.next_u64() as u16;
-            let ephemeral = self.tcp.table.config.ephemeral_ports;
-            self.tcp.table.bind(h, any, ephemeral, start, false)?;
-        }
+        self.tcp_autobind(h)?;
         // Another socket may have started listening on an overlapping
         // address with SO_REUSEADDR in between: Linux checks again.
         let local = self.tcp.table.get(h)?.ends.local.ok_or(SocketError::InvalidState)?;
@@ -429,13 +430,7 @@ impl Interface {
             // may connect again, keeping its port.
             self.tcp.table.rehash(h.index, |e| e.remote = None);
         }
-        let s = self.tcp.table.get(h)?;
-        if s.ends.local.is_none() {
-            let any = SocketAddr::new(s.ends.any(), 0);
-            let start = self.rng.next_u64() as u16;
-            let ephemeral = self.tcp.table.config.ephemeral_ports;
-            self.tcp.table.bind(h, any, ephemeral, start, false)?;
-        }
+        self.tcp_autobind(h)?;
         let local = self.tcp.table.get(h)?.ends.local.ok_or(SocketError::InvalidState)?;
         let local = if local.ip().is_unspecified() {
             SocketAddr::new(src, local.port())
@@ -687,15 +682,7 @@ impl Interface {
 
     /// `IPV6_V6ONLY`, before `bind`.
     pub fn tcp_set_v6only(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
-        let s = self.tcp.table.get_mut(h)?;
-        match s.ends.family {
-            Family::V6 { .. } if s.ends.local.is_none() => {
-                s.ends.family = Family::V6 { v6only: on };
-                Ok(())
-            }
-            Family::V6 { .. } => Err(SocketError::InvalidState),
-            Family::V4 => Err(SocketError::InvalidArgument),
-        }
+        self.tcp.table.get_mut(h)?.ends.set_v6only(on)
     }
 
     /// `TCP_NODELAY`.

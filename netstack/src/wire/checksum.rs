@@ -167,6 +167,17 @@ pub enum PseudoHeader {
 }
 
 impl PseudoHeader {
+    /// The pseudo-header of a packet from `src` to `dst`; `None` when they
+    /// are of different versions.
+    pub fn between(src: core::net::IpAddr, dst: core::net::IpAddr) -> Option<PseudoHeader> {
+        use core::net::IpAddr;
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => Some(PseudoHeader::V4(s, d)),
+            (IpAddr::V6(s), IpAddr::V6(d)) => Some(PseudoHeader::V6(s, d)),
+            _ => None,
+        }
+    }
+
     /// The pseudo-header sum for `protocol` and an upper-layer length `len`.
     pub fn sum(&self, protocol: u8, len: usize) -> Sum {
         match *self {
