@@ -26,8 +26,9 @@ const PORT: u16 = 7000;
 
 /// The byte at offset `i` of the stream a seed sends.
 fn pattern(seed: u64, dir: u8, i: usize) -> u8 {
-    let x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed.rotate_left(17) ^ dir as u64;
-    (x >> 29) as u8
+    let x =
+        (i as u64 ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (dir as u64) << 62).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> 56) as u8
 }
 
 /// One connection's program: writes `to_send` bytes, then shuts down
@@ -133,11 +134,13 @@ struct Host {
 }
 
 impl Host {
+    /// A host whose program sends and checks the streams of `seed`.
     fn new(mac: [u8; 6], v4: Ipv4Addr, v6: Ipv6Addr, seed: u64) -> Self {
         let mut c = Config::new(EthernetAddress(mac));
         c.ipv4 = Some(Ipv4Cidr::new(v4, 24));
         c.ipv6 = vec![Ipv6Cidr::new(v6, 64)];
-        c.seed = seed;
+        // Each stack's own randomness (ports, ISNs) differs per host.
+        c.seed = seed ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
         // Small buffers: windows close and open, and the runs stay short.
         c.tcp.send_buffer = 24 * 1024;
         c.tcp.recv_buffer = 32 * 1024;
@@ -192,7 +195,7 @@ fn run_seed(seed: u64) -> Outcome {
     let mut net: SimNetwork<Host> = SimNetwork::new(seed);
     net.set_max_steps(5_000_000);
     let mut a = Host::new(MAC_A, IP_A, IP6_A, seed);
-    let mut b = Host::new(MAC_B, IP_B, IP6_B, seed.wrapping_add(1));
+    let mut b = Host::new(MAC_B, IP_B, IP6_B, seed);
     b.reply = down;
     b.expect = up;
     let l = b
