@@ -2,7 +2,7 @@
 //! reordering, duplication, corruption and a partition that heals. Every
 //! run is one seed; a failure names its seed and replays exactly.
 //!
-//! The suite runs 2,000 seeds. More: `JOYRIDE_TCP_SEEDS=20000 cargo test
+//! The suite runs 5,000 seeds (the issue asks for at least 2,000). More: `JOYRIDE_TCP_SEEDS=20000 cargo test
 //! --release -p joyride-netstack --test tcp_sim` (and `JOYRIDE_TCP_SEED_BASE`
 //! to start elsewhere).
 
@@ -292,9 +292,11 @@ fn run_seed(seed: u64) -> Outcome {
             assert_eq!(f.sent, f.to_send, "seed {seed}: {who} sent");
         }
     }
-    // Then every connection reaches CLOSED (TIME-WAIT ends after 2 MSL):
-    // nothing is left in either table.
-    net.run_for(Duration::from_secs(130)).unwrap();
+    // Then every connection reaches CLOSED: TIME-WAIT ends after 2 MSL
+    // (60 s); a FIN whose last ACK was lost is retransmitted with backoff
+    // (intervals up to 120 s) until the peer's RST or ACK ends LAST-ACK.
+    // Nothing is left in either table.
+    net.run_for(Duration::from_secs(600)).unwrap();
     assert_eq!(
         net.node(ia).iface.tcp_socket_count(),
         0,
@@ -327,11 +329,11 @@ fn report(net: &SimNetwork<Host>, ia: NodeId, ib: NodeId) -> String {
 }
 
 #[test]
-fn two_thousand_seeds_of_impaired_transfers() {
+fn five_thousand_seeds_of_impaired_transfers() {
     let seeds: u64 = std::env::var("JOYRIDE_TCP_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+        .unwrap_or(5000);
     let base: u64 = std::env::var("JOYRIDE_TCP_SEED_BASE")
         .ok()
         .and_then(|v| v.parse().ok())
