@@ -1899,3 +1899,159 @@ fn socket_errors_carry_linux_errnos() {
         "AddrNotAvailable (errno 99)"
     );
 }
+
+// ---------------------------------------------------------------------------
+// TCP and ICMP.
+
+/// A TCP segment from the peer (IPv4), in a frame.
+fn tcp_frame(src: SocketAddr, dst: SocketAddr, repr: &TcpRepr<'_>) -> Vec<u8> {
+    let ph = PseudoHeader::between(src.ip(), dst.ip()).unwrap();
+    let mut b = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut TcpPacket::new_unchecked(&mut b[..]), &ph, ChecksumMode::Compute);
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else {
+        unreachable!()
+    };
+    eth(US_MAC, PEER_MAC, EtherType::Ipv4, &ipv4(s, d, 6, &b))
+}
+
+/// The TCP header of a segment we sent.
+fn tcp_of(f: &[u8]) -> (u16, u32, usize) {
+    let p = parse(f);
+    assert_eq!(p.proto, 6);
+    let t = TcpPacket::new_checked(&p.payload[..]).unwrap();
+    (t.src_port(), t.seq_number(), t.payload().len())
+}
+
+/// An established connection to the peer's port 80 (the peer offered MSS
+/// 1460 and no other option); returns it, our port and our ISS.
+fn tcp_established(i: &mut Interface, nic: &mut TestNic) -> (SocketHandle, u16, u32) {
+    learn_peer(i);
+    let s = i.tcp_open(Family::V4);
+    i.tcp_connect(s, sa(PEER4, 80)).unwrap();
+    let out = run(i, nic, t(0), vec![]);
+    let (port, iss, _) = tcp_of(&out[0]);
+    let synack = TcpRepr {
+        src_port: 80,
+        dst_port: port,
+        control: TcpControl::Syn,
+        seq_number: 7000,
+        ack_number: Some(iss.wrapping_add(1)),
+        window_len: 65535,
+        max_seg_size: Some(1460),
+        ..Default::default()
+    };
+    run(i, nic, t(1), vec![tcp_frame(sa(PEER4, 80), sa(US4, port), &synack)]);
+    assert_eq!(i.tcp_state(s).unwrap(), Some(crate::tcp::tcb::State::Established));
+    (s, port, iss)
+}
+
+#[test]
+fn packet_too_big_shrinks_tcp_segments_and_spoofed_errors_change_nothing() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let (s, _port, iss) = tcp_established(&mut i, &mut nic);
+    i.tcp_send(s, &[9u8; 4000]).unwrap();
+    let out = run(&mut i, &mut nic, t(2), vec![]);
+    let sizes: Vec<usize> = out.iter().map(|f| tcp_of(f).2).collect();
+    // Nagle holds the last 1080 bytes while data is unacknowledged.
+    assert_eq!(sizes, [1460, 1460]);
+    assert!(out
+        .iter()
+        .all(|f| Ipv4Packet::new_checked(&f[14..]).unwrap().dont_frag()));
+    // A "too big" quoting a sequence number we never sent (RFC 5927 §4.1):
+    // ignored, counted.
+    let mut spoofed = out[0][14..14 + 28].to_vec();
+    spoofed[24..28].copy_from_slice(&iss.wrapping_add(1_000_000).to_be_bytes());
+    let err = |data: &[u8]| {
+        icmpv4_error(Icmpv4Repr::DstUnreachable {
+            code: 4,
+            next_hop_mtu: 1000,
+            data,
+        })
+    };
+    assert!(run(&mut i, &mut nic, t(3), vec![err(&spoofed)]).is_empty());
+    assert_eq!(i.tcp_counters().icmp_out_of_window, 1);
+    assert_eq!(i.tcp_info(s).unwrap().unwrap().snd_mss, 1460);
+    // The real one, quoting our first segment: the connection sends again
+    // at once in segments that fit 1000 bytes.
+    let out = run(&mut i, &mut nic, t(4), vec![err(&out[0][14..14 + 28])]);
+    assert_eq!(i.tcp_counters().icmp_delivered, 1);
+    assert!(!out.is_empty(), "retransmitted at once");
+    for f in &out {
+        assert!(f.len() - 14 <= 1000, "{} bytes", f.len() - 14);
+        assert_eq!(tcp_of(f).2, 960);
+    }
+    assert_eq!(tcp_of(&out[0]).1, iss.wrapping_add(1));
+    assert_eq!(i.tcp_info(s).unwrap().unwrap().snd_mss, 960);
+}
+
+#[test]
+fn unreachable_during_established_is_soft_and_reported_on_timeout() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let (s, _port, _iss) = tcp_established(&mut i, &mut nic);
+    i.tcp_send(s, b"hello").unwrap();
+    let out = run(&mut i, &mut nic, t(2), vec![]);
+    // Host unreachable (code 1) about the data: soft, the connection lives.
+    let e = icmpv4_error(Icmpv4Repr::DstUnreachable {
+        code: 1,
+        next_hop_mtu: 0,
+        data: &out[0][14..14 + 28],
+    });
+    run(&mut i, &mut nic, t(3), vec![e]);
+    assert_eq!(i.tcp_state(s).unwrap(), Some(crate::tcp::tcb::State::Established));
+    assert_eq!(i.tcp_take_error(s).unwrap(), None);
+    // The peer never answers: when retransmissions run out, SO_ERROR says
+    // what ICMP said, not ETIMEDOUT (Linux's tcp_write_err).
+    i.tcp_set_user_timeout(s, Some(core::time::Duration::from_secs(5)))
+        .unwrap();
+    for ms in (3..20_000).step_by(250) {
+        run(&mut i, &mut nic, t(ms), vec![]);
+    }
+    assert_eq!(i.tcp_take_error(s).unwrap(), Some(SocketError::HostUnreachable));
+}
+
+#[test]
+fn segments_for_no_socket_get_rst_and_rst_gets_nothing() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    learn_peer(&mut i);
+    let syn = TcpRepr {
+        src_port: 5555,
+        dst_port: 81,
+        control: TcpControl::Syn,
+        seq_number: 100,
+        window_len: 1000,
+        ..Default::default()
+    };
+    let out = run(
+        &mut i,
+        &mut nic,
+        t(0),
+        vec![tcp_frame(sa(PEER4, 5555), sa(US4, 81), &syn)],
+    );
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    let r = TcpPacket::new_checked(&p.payload[..]).unwrap();
+    // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+    assert!(r.has(crate::wire::tcp::flags::RST) && r.has(crate::wire::tcp::flags::ACK));
+    assert_eq!((r.seq_number(), r.ack_number()), (0, 101));
+    let rst = TcpRepr {
+        control: TcpControl::Rst,
+        ..syn
+    };
+    assert!(run(
+        &mut i,
+        &mut nic,
+        t(1),
+        vec![tcp_frame(sa(PEER4, 5555), sa(US4, 81), &rst)]
+    )
+    .is_empty());
+    // A bad checksum is counted and dropped, unanswered.
+    let mut bad = tcp_frame(sa(PEER4, 5555), sa(US4, 81), &syn);
+    let n = bad.len();
+    bad[n - 1] ^= 0xff;
+    assert!(run(&mut i, &mut nic, t(2), vec![bad]).is_empty());
+    assert_eq!(i.tcp_counters().drop_checksum, 1);
+    assert_eq!(i.tcp_counters().no_socket, 2);
+}
