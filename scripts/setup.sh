@@ -13,6 +13,7 @@ packages=(
     libclang-dev clang dpdk-dev libdpdk-dev
     iproute2 procps util-linux
     curl busybox-static golang-go python3 strace socat iputils-ping iputils-tracepath traceroute ethtool
+    hping3
 )
 missing=()
 for p in "${packages[@]}"; do

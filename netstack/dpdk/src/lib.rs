@@ -48,6 +48,7 @@ mod error;
 mod nic;
 mod port;
 mod sys;
+pub mod testbed;
 
 pub use error::{Errno, Error};
 pub use nic::{DpdkNic, NicCounters};
