@@ -5,7 +5,11 @@
 //! by `(ctl & 0x7f) * 37` ms. With bit 7 of `ctl` set the device vouches for
 //! the IPv4 and L4 checksums (offload), so mutated frames get past them. Sockets are open (bound, dual-stack, connected) and send now
 //! and then, so neighbor resolution, fragmentation and ICMP error delivery
-//! run too. Nothing may panic; counters must add up.
+//! run too. TCP too: a dual-stack listener whose connections are accepted,
+//! read, written and closed, and a connection of our own, so segments meet
+//! the demultiplexer, the syncache (with cookies: it is tiny), live
+//! tcpcbs, TIME-WAIT and RST replies. Nothing may panic; counters must add
+//! up; memory stays bounded (socket count).
 #![no_main]
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -55,6 +59,11 @@ fuzz_target!(|data: &[u8]| {
     c.ipv4 = Some(Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 1), 24));
     c.ipv4_gateway = Some(Ipv4Addr::new(10, 0, 0, 254));
     c.ipv6 = vec![Ipv6Cidr::new("2001:db8::1".parse().unwrap(), 64)];
+    c.tcp.syncache.buckets = 2;
+    c.tcp.syncache.bucket_limit = 2;
+    c.tcp.syncache.cache_limit = 4;
+    c.tcp.send_buffer = 8192;
+    c.tcp.recv_buffer = 8192;
     let mut i = Interface::new(c);
     let peer4 = Ipv4Addr::new(10, 0, 0, 2);
     let peer6: Ipv6Addr = "2001:db8::2".parse().unwrap();
@@ -69,6 +78,14 @@ fuzz_target!(|data: &[u8]| {
     let conn = i.udp_open(Family::V6 { v6only: false });
     i.udp_set_recv_err(conn, true).unwrap();
     i.udp_connect(conn, SocketAddr::new(IpAddr::V6(peer6), 9)).unwrap();
+    let l = i.tcp_open(Family::V6 { v6only: false });
+    i.tcp_bind(l, SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 80))
+        .unwrap();
+    i.tcp_listen(l, 4).unwrap();
+    let client = i.tcp_open(Family::V4);
+    i.tcp_connect(client, SocketAddr::new(IpAddr::V4(peer4), 80)).unwrap();
+    let mut conns = vec![client];
+    let mut buf = [0u8; 3000];
     let mut nic = FuzzNic {
         rx: VecDeque::new(),
         sent: 0,
@@ -96,6 +113,30 @@ fuzz_target!(|data: &[u8]| {
             while i.udp_recv(s).is_ok() {}
             while let Ok(Some(_)) = i.udp_recv_error(s) {}
         }
+        while let Ok((s, _)) = i.tcp_accept(l) {
+            conns.push(s);
+        }
+        conns.retain(|&s| {
+            let _ = i.tcp_recv(s, &mut buf);
+            let _ = i.tcp_readiness(s);
+            let _ = i.tcp_info(s);
+            match dt % 8 {
+                2 => {
+                    let _ = i.tcp_send(s, &buf[..dt as usize * 20]);
+                    true
+                }
+                5 => {
+                    let _ = i.tcp_shutdown(s, false, true);
+                    true
+                }
+                7 => {
+                    let _ = i.tcp_close(s);
+                    false
+                }
+                _ => true,
+            }
+        });
+        assert!(i.tcp_socket_count() <= frames as usize + 2, "sockets grow only with input");
         let _ = i.drain_events().count();
         now = now + core::time::Duration::from_millis(dt * 37);
     }
