@@ -202,23 +202,10 @@ impl Veth {
             ns_if: format!("{base}n"),
         };
         run(&["ip", "netns", "add", &veth.ns]);
-        run(&[
-            "ip",
-            "link",
-            "add",
+        add_host_veth(
             &veth.host_if,
-            "address",
-            &mac_str(HOST_MAC),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &veth.ns_if,
-            "address",
-            &mac_str(KERNEL_MAC),
-            "netns",
-            &veth.ns,
-        ]);
+            &[&veth.ns_if, "address", &mac_str(KERNEL_MAC), "netns", &veth.ns],
+        );
         host_end_quiet(&veth.host_if);
         run(&["ip", "link", "set", &veth.host_if, "up"]);
         veth.ns_run(&["ip", "link", "set", "lo", "up"]);
@@ -268,6 +255,17 @@ impl Drop for Veth {
         run_quiet(&["ip", "link", "del", &self.host_if]);
         run_quiet(&["ip", "netns", "del", &self.ns]);
     }
+}
+
+/// Creates a veth pair whose host end `host_if` has [`HOST_MAC`]; `peer`
+/// is the peer's name followed by its further `ip link` arguments.
+fn add_host_veth(host_if: &str, peer: &[&str]) {
+    let mac = mac_str(HOST_MAC);
+    let mut args = vec![
+        "ip", "link", "add", host_if, "address", &mac, "type", "veth", "peer", "name",
+    ];
+    args.extend_from_slice(peer);
+    run(&args);
 }
 
 /// IPv6 and forwarding off on a root-namespace interface DPDK drives: where
@@ -433,19 +431,7 @@ impl ImpairedLink {
             &kf,
         ]);
         run(&["ip", "link", "set", &kf, "netns", f, "name", "f0"]);
-        run(&[
-            "ip",
-            "link",
-            "add",
-            &link.host_if,
-            "address",
-            &mac_str(HOST_MAC),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &hf,
-        ]);
+        add_host_veth(&link.host_if, &[&hf]);
         run(&["ip", "link", "set", &hf, "netns", f, "name", "f1"]);
         for ifname in ["f0", "f1"] {
             link.f.sysctl(&format!("net.ipv6.conf.{ifname}.disable_ipv6=1"));
