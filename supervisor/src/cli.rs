@@ -38,6 +38,82 @@ pub enum Command {
     /// (e.g. `debug`).
     #[command(arg_required_else_help = true)]
     Trace(TraceArgs),
+
+    /// Run a program with its IPv4/IPv6 TCP and UDP sockets served by
+    /// Joyride's user-space TCP/IP stack over DPDK (also installed as
+    /// `joyride-exec`).
+    ///
+    /// The program and all its threads and children are trapped; each of
+    /// their Internet sockets is a real kernel file descriptor (one end of an
+    /// AF_UNIX socketpair) whose data the stack carries, so read, write,
+    /// poll, epoll, select, fork, dup and close run untrapped. Loopback,
+    /// AF_UNIX, netlink and the destinations named with --kernel stay with
+    /// the kernel.
+    ///
+    /// Without --nic, Joyride brings up its own network: a veth pair whose
+    /// host end `joyride0` gets 10.77.0.1/24 and fd77::1/64 in the kernel,
+    /// the other end driven by DPDK's net_af_packet with the stack on
+    /// 10.77.0.2 and fd77::2 (joyride1 and 10.77.1.0/24 if joyride0 is
+    /// taken, and so on). The pair is removed at exit.
+    ///
+    /// The exit status is the program's (128 + signal number if it was
+    /// killed). Environment: JOYRIDE_LOG sets the supervisor's own log filter.
+    #[command(arg_required_else_help = true)]
+    Exec(ExecArgs),
+}
+
+/// `joyride exec` options.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The NIC to drive, as DPDK device arguments, e.g.
+    /// `net_af_packet0,iface=eth1` or `net_tap0,iface=jr0`; default: the
+    /// embedded veth network.
+    #[arg(long, value_name = "DEVARGS")]
+    pub nic: Option<String>,
+
+    /// An extra DPDK EAL argument (repeatable), e.g. `--eal=--huge-dir=/mnt/huge`.
+    #[arg(long = "eal", value_name = "ARG", allow_hyphen_values = true)]
+    pub eal: Vec<String>,
+
+    /// The stack's address with prefix length, IPv4 or IPv6 (at most one of
+    /// each); default with --nic: none (required), embedded: 10.77.N.2/24 and
+    /// fd77:N::2/64.
+    #[arg(long = "ip", value_name = "ADDR/LEN")]
+    pub ip: Vec<String>,
+
+    /// IPv4 default gateway.
+    #[arg(long, value_name = "ADDR")]
+    pub gateway: Option<std::net::Ipv4Addr>,
+
+    /// IPv6 default gateway.
+    #[arg(long, value_name = "ADDR")]
+    pub gateway6: Option<std::net::Ipv6Addr>,
+
+    /// MTU of the stack's interface (default: the device's, 1500 on veth).
+    #[arg(long, value_name = "N")]
+    pub mtu: Option<u16>,
+
+    /// Destinations served by the kernel's stack instead of Joyride's
+    /// (repeatable), e.g. `--kernel 192.168.0.0/16`. Loopback always is.
+    #[arg(long = "kernel", value_name = "CIDR")]
+    pub kernel: Vec<String>,
+
+    /// Print every trapped call as `joyride trace` does, to standard error.
+    #[arg(long)]
+    pub trace: bool,
+
+    /// At exit, print the stack's counters (frames, bytes, connections,
+    /// drops by reason) to standard error.
+    #[arg(long)]
+    pub stats: bool,
+
+    /// Let the program use io_uring (its operations bypass the stack).
+    #[arg(long)]
+    pub allow_io_uring: bool,
+
+    /// The program to run and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "PROG ARGS")]
+    pub command: Vec<OsString>,
 }
 
 /// `joyride trace` options.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod engine;
+mod exec;
 mod kernel;
 mod record;
 mod sys;
@@ -21,6 +22,7 @@ fn main() {
         .init();
     let code = match cli.command {
         cli::Command::Trace(args) => trace::run(args),
+        cli::Command::Exec(args) => exec::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),
