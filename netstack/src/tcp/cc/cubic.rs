@@ -2,7 +2,8 @@
 //!
 //! Windows are tracked internally in segments as `f64` (the RFC's units) and
 //! written back to [`CcState::cwnd`] in bytes. Slow start is Reno's (with
-//! RFC 3465 byte counting, `L = 2`); HyStart is not implemented. In
+//! RFC 3465 byte counting, `L = 2`) with HyStart++ (RFC 9406, see
+//! [`super::hystart`]) in the initial slow start. In
 //! congestion avoidance the window follows
 //! `W_cubic(t) = C*(t - K)^3 + W_max` (RFC 9438 §4.2, Figure 1) with
 //! `C = 0.4`, `β_cubic = 0.7`, fast convergence (§4.7) and the Reno-friendly
@@ -21,9 +22,9 @@
 //! (RFC 6298 `SRTT + 4*RTTVAR`, at least 200 ms as in Linux, 1 s before the
 //! first sample) — with data in flight ACKs come at least once per RTO.
 //!
-//! Not for: HyStart, spurious-congestion undo (§4.9), ECN (§4.6's ECE case).
+//! Not for: HyStart's ACK-train exit, spurious-congestion undo (§4.9), ECN (§4.6's ECE case).
 
-use super::newreno::reno_increase;
+use super::hystart::HyStart;
 use super::{initial_window, CcState, CongestionControl};
 use crate::time::Instant;
 use core::time::Duration;
@@ -75,8 +76,8 @@ pub struct Cubic {
     /// The `s.cwnd` this module last wrote; any other value means the tcpcb
     /// changed the window and `w` is resynchronised.
     written: u32,
-    /// RFC 3465 counter for slow start (kept for the shared helper).
-    bytes_acked: u32,
+    /// Slow start.
+    hystart: HyStart,
     /// RFC 6298 estimators from the samples passed to `on_ack`.
     srtt: Option<Duration>,
     rttvar: Duration,
@@ -174,7 +175,7 @@ impl Cubic {
         let ssthresh = (f64::from(s.flight) * BETA).max(2.0 * mss);
         s.ssthresh = ssthresh.min(f64::from(u32::MAX)) as u32;
         self.epoch_start = None;
-        self.bytes_acked = 0;
+        self.hystart.on_congestion();
     }
 
     /// One ACK in congestion avoidance (RFC 9438 §4.2-§4.5).
@@ -256,9 +257,11 @@ impl CongestionControl for Cubic {
             return;
         }
         if s.cwnd < s.ssthresh {
-            // §4.10: "CUBIC MAY employ a slow-start algorithm" — standard
-            // slow start here.
-            reno_increase(s, &mut self.bytes_acked, acked);
+            // §4.10: "CUBIC MAY employ a slow-start algorithm" — here
+            // HyStart++, which §4.10 names. Leaving it without loss makes the
+            // next ACK start an epoch with W_max = cwnd and K = 0 (see
+            // `avoid`), as §4.10 asks.
+            self.hystart.slow_start(s, acked, rtt);
             self.sync(s);
             self.written = s.cwnd;
             return;
@@ -293,7 +296,6 @@ impl CongestionControl for Cubic {
         // with K = 0 (§4.8).
         self.w_max = 0.0;
         self.epoch_start = None;
-        self.bytes_acked = 0;
         s.cwnd = s.smss();
         self.sync(s);
         self.written = s.cwnd;
@@ -532,5 +534,38 @@ mod tests {
         s.in_recovery = true;
         cc.on_ack(&mut s, MSS, ms(2), None);
         assert_eq!(s.cwnd, 2 * w);
+    }
+
+    #[test]
+    fn hystart_exit_starts_an_epoch_at_the_window() {
+        // Slow start on a path whose RTT grows by 10 ms per round from the
+        // third round on (a queue filling): HyStart++ enters CSS and after
+        // five rounds congestion avoidance starts without a loss, with
+        // W_max = cwnd and K = 0 (RFC 9438 §4.10).
+        let (mut cc, mut s) = setup();
+        let mut now = ms(1000);
+        let mut una = 0u32;
+        let mut max = s.cwnd;
+        let mut round = 0u64;
+        while s.cwnd < s.ssthresh {
+            round += 1;
+            assert!(round < 30, "slow start never ended");
+            let rtt = Duration::from_millis(50 + 10 * round.saturating_sub(2));
+            now += rtt;
+            let end = max;
+            while una < end && s.cwnd < s.ssthresh {
+                una += MSS;
+                s.flight = max - una;
+                cc.on_ack(&mut s, MSS, now, Some(rtt));
+                max = max.max(una + s.cwnd / MSS * MSS);
+            }
+        }
+        assert!(round > 5 && s.cwnd < 1000 * MSS, "round {round} cwnd {}", s.cwnd);
+        assert_eq!(s.ssthresh, s.cwnd);
+        let w = f64::from(s.cwnd) / f64::from(MSS);
+        cc.on_ack(&mut s, MSS, now, None);
+        assert_eq!(cc.epoch_start(), Some(now));
+        assert_eq!(cc.k(), 0.0);
+        assert_eq!(cc.w_max(), w);
     }
 }

@@ -7,7 +7,8 @@
 //! after an idle period.
 //!
 //! Modules: [`newreno`] (RFC 5681 + RFC 3465 + RFC 6582; also "reno") and
-//! [`cubic`] (RFC 9438, the default).
+//! [`cubic`] (RFC 9438, the default). Both leave slow start to [`hystart`]
+//! (RFC 9406 HyStart++ in the initial slow start).
 //!
 //! Like the rest of the core, a module does no I/O and reads no clock: time
 //! comes in as `now`. Not for: loss detection, the retransmission timer or
@@ -17,6 +18,7 @@ use crate::time::Instant;
 use core::time::Duration;
 
 pub mod cubic;
+pub mod hystart;
 pub mod newreno;
 
 /// The congestion-control state the tcpcb and the module share, in bytes.

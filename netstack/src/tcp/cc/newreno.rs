@@ -1,19 +1,20 @@
 //! NewReno (RFC 5681, RFC 6582) with appropriate byte counting (RFC 3465).
 //!
 //! Slow start grows `cwnd` by the bytes acknowledged, at most `L = 2*SMSS`
-//! per ACK; congestion avoidance by one SMSS per `cwnd` bytes acknowledged.
+//! per ACK, with HyStart++ in the initial one ([`super::hystart`]);
+//! congestion avoidance by one SMSS per `cwnd` bytes acknowledged.
 //! Fast recovery and the RTO set `ssthresh = max(FlightSize/2, 2*SMSS)`.
 //! The partial-ACK logic that makes NewReno "new" (RFC 6582 §3.2 step 5)
 //! lives in the tcpcb; "reno" is this module under another name.
 //!
 //! Not for: the dupack counting and retransmission decisions themselves.
 
+use super::hystart::HyStart;
 use super::{half_flight, initial_window, CcState, CongestionControl};
 use crate::time::Instant;
 use core::time::Duration;
 
-/// RFC 3465 §2.2 limit `L` on the slow-start increase per ACK, in SMSS.
-pub const ABC_L: u32 = 2;
+pub use super::hystart::ABC_L;
 
 /// NewReno congestion control (also serves "reno").
 #[derive(Debug, Clone, Default)]
@@ -24,6 +25,8 @@ pub struct NewReno {
     /// The last RTO has not been followed by any acknowledgment yet.
     rto_pending: bool,
     reno: bool,
+    /// Slow start.
+    hystart: HyStart,
 }
 
 impl NewReno {
@@ -41,26 +44,16 @@ impl NewReno {
     }
 }
 
-/// Slow start and congestion avoidance shared by the Reno-like modules:
-/// applies one ACK of `acked` bytes to `s`, with `bytes_acked` the RFC 3465
-/// counter.
-pub(crate) fn reno_increase(s: &mut CcState, bytes_acked: &mut u32, acked: u32) {
-    let mss = s.smss();
-    if s.cwnd < s.ssthresh {
-        // RFC 3465 §2.2: "cwnd MUST NOT be increased by more than L*SMSS
-        // bytes in response to a single ACK", with L = 2.
-        let inc = acked.min(ABC_L * mss);
-        s.cwnd = s.cwnd.saturating_add(inc);
-        *bytes_acked = 0;
-    } else {
-        // RFC 3465 §2.1: "When bytes_acked becomes greater than or equal to
-        // the value of the congestion window, bytes_acked is reduced by the
-        // value of cwnd. Next, cwnd is incremented by a full-sized segment".
-        *bytes_acked = bytes_acked.saturating_add(acked);
-        if *bytes_acked >= s.cwnd.max(1) {
-            *bytes_acked -= s.cwnd.max(1);
-            s.cwnd = s.cwnd.saturating_add(mss);
-        }
+/// Reno congestion avoidance: applies one ACK of `acked` bytes to `s`, with
+/// `bytes_acked` the RFC 3465 counter.
+fn reno_avoid(s: &mut CcState, bytes_acked: &mut u32, acked: u32) {
+    // RFC 3465 §2.1: "When bytes_acked becomes greater than or equal to the
+    // value of the congestion window, bytes_acked is reduced by the value of
+    // cwnd. Next, cwnd is incremented by a full-sized segment".
+    *bytes_acked = bytes_acked.saturating_add(acked);
+    if *bytes_acked >= s.cwnd.max(1) {
+        *bytes_acked -= s.cwnd.max(1);
+        s.cwnd = s.cwnd.saturating_add(s.smss());
     }
 }
 
@@ -81,14 +74,20 @@ impl CongestionControl for NewReno {
         s.ssthresh = u32::MAX;
         self.bytes_acked = 0;
         self.rto_pending = false;
+        self.hystart = HyStart::new();
     }
 
-    fn on_ack(&mut self, s: &mut CcState, acked: u32, _now: Instant, _rtt: Option<Duration>) {
+    fn on_ack(&mut self, s: &mut CcState, acked: u32, _now: Instant, rtt: Option<Duration>) {
         self.rto_pending = false;
         if s.in_recovery {
             return;
         }
-        reno_increase(s, &mut self.bytes_acked, acked);
+        if s.cwnd < s.ssthresh {
+            self.hystart.slow_start(s, acked, rtt);
+            self.bytes_acked = 0;
+        } else {
+            reno_avoid(s, &mut self.bytes_acked, acked);
+        }
     }
 
     fn on_congestion(&mut self, s: &mut CcState, _now: Instant) {
@@ -98,6 +97,7 @@ impl CongestionControl for NewReno {
         // tcpcb's (see `CongestionControl::on_congestion`).
         s.cwnd = s.ssthresh;
         self.bytes_acked = 0;
+        self.hystart.on_congestion();
     }
 
     fn on_recovery_exit(&mut self, s: &mut CcState, _now: Instant) {
@@ -119,6 +119,7 @@ impl CongestionControl for NewReno {
         s.cwnd = s.smss();
         self.bytes_acked = 0;
         self.rto_pending = true;
+        self.hystart.on_congestion();
     }
 }
 
