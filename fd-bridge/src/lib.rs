@@ -1,6 +1,56 @@
 //! The kernel file descriptors that stand for user-space sockets inside a
 //! traced program.
 //!
-//! Filled by the `joyride exec` work: an `AF_UNIX` socketpair per user-space
-//! socket, one end installed in the target, the other kept by the supervisor.
+//! Every TCP or UDP socket that Joyride's user-space stack serves is, inside
+//! the target, a real kernel fd: one end of an `AF_UNIX` socketpair,
+//! installed with `SECCOMP_IOCTL_NOTIF_ADDFD`. The supervisor keeps the other
+//! end in a [`Bridge`] and pumps bytes between it and the stack. So `read`,
+//! `write`, `poll`, `epoll`, `fork`, `dup`, `close` on the socket are never
+//! trapped and run in the kernel at full speed.
+//!
+//! This crate deals only with those kernel objects. It knows nothing of
+//! seccomp (installing the fd is the supervisor's) or of the stack.
+//!
+//! # Why a socketpair and not an eventfd
+//!
+//! The target's fd must behave like a socket for every untrapped call: carry
+//! bytes both ways with backpressure (`read`/`write` block or `EAGAIN`),
+//! report readable *and* not writable, half-closed (`EPOLLRDHUP`), hung up
+//! (`EPOLLHUP`), reset (`EPOLLERR`), and tell us when the program closes its
+//! last copy (after `fork`/`dup`, only the last close counts). An eventfd
+//! can only be readable or not, is always writable, cannot carry data, and
+//! would need every `read`/`write` trapped. An `AF_UNIX` socketpair gives all
+//! of the above from the kernel: stream pairs for TCP, `SOCK_SEQPACKET`
+//! pairs for UDP (message boundaries like `SOCK_DGRAM`, plus EOF and
+//! `EPOLLHUP` when the peer closes, which connected `SOCK_DGRAM` lacks).
+//!
+//! # What the target sees
+//!
+//! | state (supervisor side) | target's end polls | target's calls |
+//! |---|---|---|
+//! | fresh, nothing written | `EPOLLOUT` | `read`: `EAGAIN`/blocks |
+//! | [`Bridge::write`] / [`Bridge::ring`] | `EPOLLIN \| EPOLLOUT` | `read` gets the bytes |
+//! | [`Bridge::hold_writes`] (connect in progress) | no `EPOLLOUT` | `write`: `EAGAIN`/blocks |
+//! | [`Bridge::release_writes`] | `EPOLLOUT` fires | `write` proceeds |
+//! | [`Bridge::shut_write`] (FIN) | `EPOLLIN \| EPOLLRDHUP \| EPOLLOUT` | `read`: data then 0; `write` works |
+//! | [`Bridge::reset`]/drop, our queue empty | `EPOLLIN \| EPOLLRDHUP \| EPOLLHUP` (+`EPOLLOUT`) | `read`: data then 0; `write`: `EPIPE` |
+//! | reset/drop with unread bytes at our end (filler while held, or [`Bridge::reset_with`]) | also `EPOLLERR` | `read`: data, then `ECONNRESET` once, then 0; `write`: `EPIPE` |
+//!
+//! And what we see of the target ([`Bridge::peer`]): `shutdown(SHUT_WR)` is
+//! [`Peer::WriteShut`] (`EPOLLRDHUP`, read gives EOF), the last close is
+//! [`Peer::Closed`] (`EPOLLHUP`), or [`Peer::ClosedUnread`] (`EPOLLERR`,
+//! `ECONNRESET`) when it left data we wrote unread, which Linux TCP answers
+//! with RST. Closing one of several copies of its fd (fork, dup) changes
+//! nothing: the socket is released with its last file reference.
+//!
+//! The supervisor must not keep a copy of the target's end beyond a short
+//! operation ([`Bridge::new`] hands it over for `ADDFD`; `pidfd_getfd`
+//! duplicates for [`Bridge::hold_writes`], [`Bridge::unring`],
+//! [`Bridge::sync_sources`]): a copy keeps the socket open, and the target's
+//! close would never show.
 #![deny(unsafe_code)]
+
+mod bridge;
+mod sys;
+
+pub use bridge::{Bridge, Kind, Peer, DATAGRAM_BUFFER, MAX_DATAGRAM, STREAM_BUFFER};
