@@ -63,13 +63,17 @@ pub enum Kind {
 pub enum Peer {
     /// Open both ways.
     Open,
-    /// `shutdown(SHUT_WR)` (or `SHUT_RDWR`): we read EOF after its data,
-    /// and can still write to it. Our end polls `EPOLLRDHUP` (and `EPOLLIN`)
+    /// `shutdown(SHUT_WR)`: we read EOF after its data, and can still write
+    /// to it. Our end polls `EPOLLRDHUP` (and `EPOLLIN`)
     /// without `EPOLLHUP`. TCP: a FIN to send.
     WriteShut,
     /// Every fd of the target's end is closed (`unix_release_sock` set our
     /// `sk_shutdown` to `SHUTDOWN_MASK`: `EPOLLHUP`), and it had read all we
-    /// wrote. TCP: FIN, and nothing more will be read.
+    /// wrote. TCP: FIN, and nothing more will be read. Also reported when
+    /// nothing can flow either way any more without a close:
+    /// `shutdown(SHUT_RDWR)`, or `SHUT_WR` after our
+    /// [`shut_write`](Bridge::shut_write) (the kernel gives our end the same
+    /// `sk_shutdown` as a close would).
     Closed,
     /// Closed with data we wrote still unread at its end:
     /// `unix_release_sock` set `sk_err = ECONNRESET` on our end (`EPOLLERR`).
@@ -243,7 +247,14 @@ impl Bridge {
     }
 
     /// Our end, for epoll. Readable: the target wrote (or shut down, or
-    /// closed). Writable: room for more data to the target.
+    /// closed). Writable: room for more data to the target. `EPOLLHUP` /
+    /// `EPOLLERR`: see [`peer`](Self::peer).
+    ///
+    /// While [holding writes](Self::hold_writes) our end stays readable
+    /// (the filler is in its receive queue) though [`read`](Self::read)
+    /// returns `WouldBlock`: register it edge-triggered, or without
+    /// `EPOLLIN` while holding (the target cannot write then; its
+    /// shutdown or close still shows as `EPOLLRDHUP`/`EPOLLHUP`).
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
@@ -328,7 +339,9 @@ impl Bridge {
 
     /// Data for the target to read. `WouldBlock` when the pair is full
     /// (backpressure: our `sk_sndbuf`); `BrokenPipe` (`EPIPE`, no `SIGPIPE`:
-    /// `MSG_NOSIGNAL`) once the target closed or shut down reading, or after
+    /// `MSG_NOSIGNAL`) once the target closed or shut down reading (its
+    /// `SHUT_RD` gives our end `SEND_SHUTDOWN`, which poll does not show:
+    /// [`peer`](Self::peer) still says `Open`), or after
     /// [`shut_write`](Self::shut_write). Stream pairs only.
     pub fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.expect(Kind::Stream, "write on a datagram bridge")?;
@@ -393,11 +406,25 @@ impl Bridge {
     /// first moved out of the way (read into an internal buffer that `read`
     /// serves first). Stream pairs only; a second call while holding does
     /// nothing.
+    ///
+    /// Our end stays readable meanwhile (see [`as_fd`](Self::as_fd)).
+    /// Race: a target thread writing on this socket *during* the call can
+    /// put its bytes behind or between the filler (the send buffer is shrunk
+    /// first, so at most one ~2 KiB skb), and release would then drop those
+    /// and leave filler in the stream. A program cannot rely on writing to a
+    /// TCP socket that is not connected yet (Linux fails it with `EPIPE`), so
+    /// call this when the target's `connect` is trapped, or before `ADDFD`
+    /// (race-free). Also usable on a listener's end, which then never polls
+    /// writable, like a listening TCP socket.
     pub fn hold_writes(&mut self, target_end: BorrowedFd<'_>) -> io::Result<()> {
         self.expect(Kind::Stream, "hold_writes on a datagram bridge")?;
         if self.hold.is_some() {
             return Ok(());
         }
+        let saved_sndbuf = sockopt::get_socket_send_buffer_size(target_end)?;
+        // 1 becomes max(2, SOCK_MIN_SNDBUF) (sk_setsockopt, SO_SNDBUF). First,
+        // so that a concurrent writer can add at most one skb from here on.
+        sockopt::set_socket_send_buffer_size(target_end, 1)?;
         // Move earlier data out of the way of the filler.
         let mut chunk = [0u8; 16 * 1024];
         loop {
@@ -416,12 +443,12 @@ impl Bridge {
                     self.reset_seen.set(true);
                     break;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    let _ = set_sndbuf(target_end, saved_sndbuf);
+                    return Err(e.into());
+                }
             }
         }
-        let saved_sndbuf = sockopt::get_socket_send_buffer_size(target_end)?;
-        // 1 becomes max(2, SOCK_MIN_SNDBUF) (sk_setsockopt, SO_SNDBUF).
-        sockopt::set_socket_send_buffer_size(target_end, 1)?;
         let mut filler = 0;
         for _ in 0..MAX_FILLER_SENDS {
             match send(target_end, &FILLER, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
@@ -694,7 +721,8 @@ impl Bridge {
     /// What the target's end then shows (`unix_release_sock` on ours):
     ///
     /// - always: `sk_shutdown = SHUTDOWN_MASK`, so `EPOLLIN | EPOLLRDHUP |
-    ///   EPOLLHUP`; `read` returns what we wrote and it had not read yet,
+    ///   EPOLLHUP`, and `EPOLLOUT` (its send space is free again, as
+    ///   `tcp_poll` also reports after a RST); `read` returns what we wrote and it had not read yet,
     ///   then 0 (EOF); `write` fails with `EPIPE` (and `SIGPIPE` without
     ///   `MSG_NOSIGNAL`) — where Linux TCP would say `ECONNRESET` once;
     /// - if our receive queue held unread bytes (data it wrote that we did

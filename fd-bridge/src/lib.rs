@@ -34,7 +34,7 @@
 //! | [`Bridge::release_writes`] | `EPOLLOUT` fires | `write` proceeds |
 //! | [`Bridge::shut_write`] (FIN) | `EPOLLIN \| EPOLLRDHUP \| EPOLLOUT` | `read`: data then 0; `write` works |
 //! | [`Bridge::reset`]/drop, our queue empty | `EPOLLIN \| EPOLLRDHUP \| EPOLLHUP` (+`EPOLLOUT`) | `read`: data then 0; `write`: `EPIPE` |
-//! | reset/drop with unread bytes at our end (filler while held, or [`Bridge::reset_with`]) | also `EPOLLERR` | `read`: data, then `ECONNRESET` once, then 0; `write`: `EPIPE` |
+//! | reset/drop with unread bytes at our end (filler while held, or [`Bridge::reset_with`]) | `EPOLLIN \| EPOLLRDHUP \| EPOLLHUP \| EPOLLERR` (+`EPOLLOUT`) | `read`: data, then `ECONNRESET` once, then 0; `write`: `EPIPE` |
 //!
 //! And what we see of the target ([`Bridge::peer`]): `shutdown(SHUT_WR)` is
 //! [`Peer::WriteShut`] (`EPOLLRDHUP`, read gives EOF), the last close is
