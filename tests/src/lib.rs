@@ -6,6 +6,8 @@
 //! Every test runs real programs against the Linux kernel as the peer; the
 //! tests need root (network namespaces) and say so when they do not have it.
 
+pub mod exec;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
