@@ -128,6 +128,12 @@ fn wrong_kind_is_invalid_input() {
     assert!(inval(s.sync_sources(st.as_fd())));
 }
 
+#[test]
+fn bridge_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Bridge>();
+}
+
 // ---------------------------------------------------------------- stream data
 
 #[test]
@@ -170,6 +176,7 @@ fn unread_by_target_is_truesize_exact_is_bytes() {
     b.write(&[7u8; 1000]).unwrap();
     // SIOCOUTQ on an AF_UNIX socket is sk_wmem_alloc: truesize, not bytes.
     let est = b.unread_by_target().unwrap();
+    eprintln!("1000 bytes unread: SIOCOUTQ {est}");
     assert!(est > 1000, "{est}");
     assert_eq!(b.unread_by_target_exact(t.as_fd()).unwrap(), 1000);
     let mut buf = [0u8; 600];
@@ -266,6 +273,11 @@ fn hold_writes_blocks_pollout_until_release() {
     // Cheap: a few KB of filler, which sits in our receive queue.
     let filler = b.hold.as_ref().unwrap().filler;
     assert!(filler > 0 && filler <= 8192, "{filler}");
+    eprintln!(
+        "filler {filler} bytes, our inq {}, target wmem {}",
+        inq(b.as_fd()),
+        outq(&t)
+    );
     assert_eq!(inq(b.as_fd()), filler);
     // Not writable, from poll and epoll; a write fails with EAGAIN.
     assert_eq!(target_sees(t.as_fd()), PollFlags::empty());
