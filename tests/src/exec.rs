@@ -112,6 +112,19 @@ impl ExecNet {
         };
         sh(&["ip", "netns", "add", &net.a_ns]);
         sh(&["ip", "netns", "add", &net.b_ns]);
+        // `ip netns exec A` bind-mounts these over /etc: the target's own
+        // names and resolver (the peer, where nothing answers port 53 but
+        // the DNS test's dnsmasq), so that no program under test waits on
+        // the host's resolver through the peer or reaches one on loopback
+        // (python's http.server looks its address up at start).
+        let etc = net.etc_dir();
+        std::fs::create_dir_all(&etc).expect("/etc/netns/NS");
+        std::fs::write(
+            etc.join("hosts"),
+            format!("127.0.0.1 localhost\n::1 localhost\n{} joyride-target\n", net.ip),
+        )
+        .expect("write hosts");
+        std::fs::write(etc.join("resolv.conf"), format!("nameserver {}\n", net.peer_ip)).expect("write resolv.conf");
         sh(&[
             "ip", "link", "add", &net.a_dev, "netns", &net.a_ns, "type", "veth", "peer", "name", &net.b_dev, "netns",
             &net.b_ns,
@@ -169,6 +182,11 @@ impl ExecNet {
         sh(&["ip", "-n", &net.a_ns, "link", "set", &net.a_dev, "up"]);
         sh(&["ip", "-n", &net.b_ns, "link", "set", &net.b_dev, "up"]);
         net
+    }
+
+    /// `/etc/netns/A`: files `ip netns exec A` puts over /etc's.
+    fn etc_dir(&self) -> PathBuf {
+        Path::new("/etc/netns").join(&self.a_ns)
     }
 
     /// `prog` run in the target namespace under `joyride exec` on vA with
@@ -266,19 +284,42 @@ impl ExecNet {
     }
 
     /// Waits until a TCP connect from the peer namespace to the program's
-    /// `port` succeeds (a server under test is up).
+    /// `port` succeeds (the server under test is up); panics with the
+    /// server's output if it ends first or after `secs`.
     #[track_caller]
-    pub fn wait_served(&self, port: u16, secs: u32) {
-        let out = run(
+    pub fn wait_served(&self, server: &mut Program, port: u16, secs: u32) {
+        let mut probe = Program::spawn(
             self.peer_py("wait", &[&self.ip, &port.to_string(), &secs.to_string()]),
-            Duration::from_secs(u64::from(secs) + 10),
+            Stdio::null(),
         );
-        assert!(
-            out.status.success(),
-            "the program under test does not answer on {}:{port}: {}",
-            self.ip,
-            out.stderr
-        );
+        let deadline = Instant::now() + Duration::from_secs(u64::from(secs) + 10);
+        loop {
+            if let Some(status) = server.child.try_wait().expect("try_wait") {
+                let ran = server.collect(status);
+                panic!(
+                    "the server under test ended before answering on port {port}:\n{}",
+                    ran.describe()
+                );
+            }
+            if let Some(status) = probe.child.try_wait().expect("try_wait") {
+                let ran = probe.collect(status);
+                if ran.status.success() {
+                    return;
+                }
+                let srv = server.kill_and_collect();
+                panic!(
+                    "the program under test does not answer on {}:{port}: {}\nits output:\n{}",
+                    self.ip,
+                    ran.stderr,
+                    srv.describe()
+                );
+            }
+            if Instant::now() > deadline {
+                let srv = server.kill_and_collect();
+                panic!("timed out waiting for {}:{port}:\n{}", self.ip, srv.describe());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until a kernel peer listens on `port` in the peer namespace
@@ -301,41 +342,18 @@ impl ExecNet {
         panic!("no peer listens on port {port} in {}", self.b_ns);
     }
 
-    /// Checks the `--stats` block of a run under Joyride: every counter of
-    /// the contract present, `sockets_kernel == 0`, `sockets_user > 0`,
-    /// frames both ways, and each of `expect` non-zero. Returns the
-    /// counters (`None` in kernel mode, where nothing is checked).
+    /// Checks the `--stats` block of a run under Joyride (see
+    /// [`check_stats`]) and returns the counters; `None` in kernel mode,
+    /// where nothing is checked.
     #[track_caller]
     pub fn assert_stats(&self, stderr: &str, expect: &[Served]) -> Option<Stats> {
         if self.kernel {
             return None;
         }
-        let stats = Stats::parse(stderr).unwrap_or_else(|| panic!("no `joyride stats:` block in stderr:\n{stderr}"));
-        for key in STATS_KEYS {
-            assert!(stats.0.contains_key(*key), "stats lack {key}:\n{stderr}");
+        match check_stats(stderr, expect) {
+            Ok(stats) => Some(stats),
+            Err(e) => panic!("{e}"),
         }
-        assert_eq!(
-            stats.get("sockets_kernel"),
-            0,
-            "sockets were handed to the kernel:\n{stderr}"
-        );
-        assert!(
-            stats.get("sockets_user") > 0,
-            "no socket served by the stack:\n{stderr}"
-        );
-        assert!(
-            stats.get("rx_frames") > 0 && stats.get("tx_frames") > 0,
-            "no frames:\n{stderr}"
-        );
-        for e in expect {
-            let ok = match e {
-                Served::ActiveOpens => stats.get("tcp_active_opens") > 0,
-                Served::PassiveOpens => stats.get("tcp_passive_opens") > 0,
-                Served::Udp => stats.get("udp_datagrams_in") > 0 && stats.get("udp_datagrams_out") > 0,
-            };
-            assert!(ok, "expected {e:?} in the stats:\n{stderr}");
-        }
-        Some(stats)
     }
 
     /// Runs `cmd` (usually from [`Self::under_joyride`]) to its end with a
@@ -393,7 +411,44 @@ impl Drop for ExecNet {
         for ns in [&self.a_ns, &self.b_ns] {
             kill_netns(ns);
         }
+        let _ = std::fs::remove_dir_all(self.etc_dir());
     }
+}
+
+/// Checks a `--stats` block: every counter of the contract present,
+/// `sockets_kernel == 0`, `sockets_user > 0`, frames both ways, and each of
+/// `expect` non-zero.
+pub fn check_stats(stderr: &str, expect: &[Served]) -> Result<Stats, String> {
+    let stats = Stats::parse(stderr).ok_or_else(|| format!("no `joyride stats:` block in stderr:\n{stderr}"))?;
+    let fail = |what: String| Err(format!("{what}:\n{stderr}"));
+    for key in STATS_KEYS {
+        if !stats.0.contains_key(*key) {
+            return fail(format!("the stats lack {key}"));
+        }
+    }
+    if stats.get("sockets_kernel") != 0 {
+        return fail(format!(
+            "{} sockets were handed to the kernel",
+            stats.get("sockets_kernel")
+        ));
+    }
+    if stats.get("sockets_user") == 0 {
+        return fail("no socket served by the user-space stack".into());
+    }
+    if stats.get("rx_frames") == 0 || stats.get("tx_frames") == 0 {
+        return fail("no frames both ways".into());
+    }
+    for e in expect {
+        let ok = match e {
+            Served::ActiveOpens => stats.get("tcp_active_opens") > 0,
+            Served::PassiveOpens => stats.get("tcp_passive_opens") > 0,
+            Served::Udp => stats.get("udp_datagrams_in") > 0 && stats.get("udp_datagrams_out") > 0,
+        };
+        if !ok {
+            return fail(format!("expected {e:?} in the stats"));
+        }
+    }
+    Ok(stats)
 }
 
 /// The counters `joyride exec --stats` must print.
@@ -621,6 +676,15 @@ impl Program {
         }
     }
 
+    /// Panics with the outputs if the program has ended.
+    #[track_caller]
+    pub fn assert_running(&mut self, what: &str) {
+        if let Some(status) = self.child.try_wait().expect("try_wait") {
+            let ran = self.collect(status);
+            panic!("{what} ended early:\n{}", ran.describe());
+        }
+    }
+
     /// Waits for the end for up to `timeout`.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<Ran> {
         let deadline = Instant::now() + timeout;
@@ -649,7 +713,8 @@ impl Program {
         }
     }
 
-    fn collect(&mut self, status: ExitStatus) -> Ran {
+    /// Collects the outputs of a run that ended with `status`.
+    pub fn collect(&mut self, status: ExitStatus) -> Ran {
         self.done = true;
         self.stdin = None;
         // The group may live on (a daemon child holding the pipes): end it

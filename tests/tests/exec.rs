@@ -179,7 +179,7 @@ fn go_http_server_200_concurrent() {
         Stdio::null(),
     );
     server.wait_stdout("listening", SHORT);
-    net.wait_served(8081, 20);
+    net.wait_served(&mut server, 8081, 20);
     net.assert_no_kernel_socket(8081);
     let mut load = net.peer(&prog);
     load.args(["load", &format!("http://{}:8081", net.ip), "200"]);
@@ -206,7 +206,7 @@ fn python_http_server_and_urllib() {
     let mut c = net.under_joyride(PYTHON);
     c.args(["-m", "http.server", "8082", "--bind", &net.ip, "--directory", s(&dir.0)]);
     let mut server = Program::spawn(c, Stdio::null());
-    net.wait_served(8082, 20);
+    net.wait_served(&mut server, 8082, 20);
     net.assert_no_kernel_socket(8082);
     let got = dir.path("got");
     let mut curl = net.peer(need("curl"));
@@ -283,7 +283,7 @@ fn nginx_wrk_and_sendfile() {
     let mut c = net.under_joyride(need("nginx"));
     c.args(["-p", s(&dir.0), "-e", s(&dir.path("error.log")), "-c", s(&conf)]);
     let mut server = Program::spawn(c, Stdio::null());
-    net.wait_served(8083, 20);
+    net.wait_served(&mut server, 8083, 20);
     net.assert_no_kernel_socket(8083);
 
     let mut wrk = net.peer(need("wrk"));
@@ -374,6 +374,7 @@ fn iperf3_client_and_server_both_directions() {
         let mut last = String::new();
         let mut done = false;
         for _ in 0..20 {
+            server.assert_running("the iperf3 server under joyride");
             let mut c = net.peer(&iperf3);
             c.args([
                 "-c",
@@ -489,7 +490,7 @@ fn redis_server_benchmark() {
         s(&dir.0),
     ]);
     let mut server = Program::spawn(c, Stdio::null());
-    net.wait_served(6390, 20);
+    net.wait_served(&mut server, 6390, 20);
     net.assert_no_kernel_socket(6390);
     let mut bench = net.peer(need("redis-benchmark"));
     bench.args([
@@ -626,8 +627,33 @@ fn embedded_default_network() {
     assert_eq!(stats.get("sockets_kernel"), 0, "{}", ran.stderr);
 }
 
+/// The harness' own check of `--stats` blocks (runs in both modes).
 #[test]
 fn stats_block_parses() {
+    use joyride_tests::exec::{check_stats, STATS_KEYS};
+    let block = |kernel: u64, passive: u64| {
+        let mut b = String::from("program output\njoyride stats:\n");
+        for k in STATS_KEYS {
+            let v = match *k {
+                "sockets_kernel" => kernel,
+                "tcp_passive_opens" => passive,
+                _ => 5,
+            };
+            b += &format!("  {k} {v}\n");
+        }
+        b + "later noise\n"
+    };
+    assert!(check_stats(&block(0, 1), &[Served::PassiveOpens, Served::ActiveOpens, Served::Udp]).is_ok());
+    assert!(check_stats(&block(1, 1), &[]).is_err(), "sockets_kernel 1 accepted");
+    assert!(
+        check_stats(&block(0, 0), &[Served::PassiveOpens]).is_err(),
+        "no passive open accepted"
+    );
+    assert!(check_stats("no block\n", &[]).is_err());
+    assert!(
+        check_stats("joyride stats:\n  rx_frames 1\n", &[]).is_err(),
+        "missing keys accepted"
+    );
     let st = joyride_tests::exec::Stats::parse(
         "curl: noise\njoyride stats:\n  rx_frames 10\n  tx_frames 12\n  sockets_kernel 0\nafter\n",
     )
