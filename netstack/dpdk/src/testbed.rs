@@ -532,6 +532,74 @@ impl ImpairedLink {
         Some(counts)
     }
 
+    /// The drop counters along the path, for finding where frames went
+    /// missing: each veth end's `ip -s link` totals (a veth counts a frame
+    /// its peer's backlog refused as a transmit drop), the CPUs' backlog
+    /// drops (`/proc/net/softnet_stat`, second column, all namespaces), and
+    /// the kernel namespace's nonzero TCP/IP drop counters (`nstat -asz`).
+    pub fn drop_counters(&self) -> String {
+        let link = |ns: Option<&Netns>, ifname: &str| {
+            let args = ["ip", "-s", "-o", "link", "show", ifname];
+            let out = match ns {
+                Some(ns) => ns.command(&args).output(),
+                None => Command::new(args[0]).args(&args[1..]).output(),
+            };
+            let text = out
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            // One line, parts split by backslashes: "... \    RX:  bytes
+            // packets errors dropped missed mcast \    <numbers> \    TX: ...".
+            let parts: Vec<&str> = text.split('\\').map(str::trim).collect();
+            let after = |head: &str| {
+                parts
+                    .iter()
+                    .position(|p| p.starts_with(head))
+                    .and_then(|i| parts.get(i + 1))
+                    .map_or("?".to_string(), |p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+            };
+            format!("{ifname}: rx [{}] tx [{}]", after("RX:"), after("TX:"))
+        };
+        let softnet = std::fs::read_to_string("/proc/net/softnet_stat")
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .map_or(0, |d| u64::from_str_radix(d, 16).unwrap_or(0))
+            })
+            .sum::<u64>();
+        let nstat = self
+            .k
+            .command(&["nstat", "-asz"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let drops: Vec<String> = nstat
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                let (name, value) = (w.next()?, w.next()?.parse::<u64>().ok()?);
+                let lower = name.to_ascii_lowercase();
+                let interesting = [
+                    "drop", "retrans", "prune", "collapse", "ofo", "discard", "overflow", "lost", "probe", "timeout",
+                    "spurious", "dsack", "undo",
+                ]
+                .iter()
+                .any(|k| lower.contains(k));
+                (value > 0 && interesting).then(|| format!("{name}={value}"))
+            })
+            .collect();
+        format!(
+            "(rx: bytes packets errors dropped missed mcast; tx: bytes packets errors dropped carrier collisions)\n  {}\n  {}\n  {}\n  {}\n  softnet backlog drops {softnet}\n  \
+             kernel ns nstat: {}",
+            link(Some(&self.k), "k0"),
+            link(Some(&self.f), "f0"),
+            link(Some(&self.f), "f1"),
+            link(None, &self.host_if),
+            drops.join(" ")
+        )
+    }
+
     /// A DPDK `net_af_packet` port on `host_if`, as a NIC.
     pub fn dpdk_nic(&self) -> DpdkNic {
         let eal = eal();
@@ -650,6 +718,16 @@ pub fn stack_config(mac: [u8; 6]) -> Config {
     config.ipv6 = vec![Ipv6Cidr::new(STACK_V6, 64)];
     config.tcp.send_buffer = 32 << 20;
     config.tcp.recv_buffer = 32 << 20;
+    // The interface's transmit queue must hold everything one connection
+    // may send in one poll, i.e. its whole send buffer: `Interface::tcp_after`
+    // drains a connection's segments into that queue without looking at the
+    // room left, and the frames beyond `tx_queue_frames` are dropped
+    // (`drop_tx_queue_full`) after TCP counted them as sent. With the default
+    // 4,096 frames, a peer window opening by more than ~6 MB at once (the
+    // kernel's receive-buffer autotuning does that) lost thousands of
+    // segments per 200 MB on a link that loses none, all retransmitted;
+    // until the interface applies backpressure to TCP, size the queue here.
+    config.tx_queue_frames = config.tx_queue_frames.max(config.tcp.send_buffer / 1024);
     config.seed = u64::from(std::process::id());
     config
 }

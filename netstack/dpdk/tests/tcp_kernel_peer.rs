@@ -21,8 +21,7 @@
 //!   With delay (`bulk_long_fat_pipe_is_filled`), each transfer is preceded
 //!   by a 100 MB one without delay, and the delayed one's steady rate (from
 //!   half the bytes to the last) must reach 70% of the smaller of 1 Gbit/s
-//!   and that undelayed rate (this machine's forwarding limit) when the
-//!   sender retransmitted nothing (see the test for why); window
+//!   and that undelayed rate (this machine's forwarding limit); window
 //!   scaling must be on at both ends; as sender, the stack's congestion
 //!   window and the kernel's window must have held what that rate needs over
 //!   the 100 ms RTT (and at least a quarter of the 12.5 MB bandwidth-delay
@@ -160,6 +159,7 @@ fn bulk(i: usize) {
             info.snd_wscale,
             info.rcv_wscale,
         );
+        eprintln!("{}: {}\n{}", imp.name, stack.diagnostics(), link.drop_counters());
     }
     if let Some(counts) = link.stop_impair() {
         eprintln!("{}: forwarder {counts:?}", imp.name);
@@ -183,9 +183,10 @@ fn bulk_duplication_and_corruption() {
 
 /// 50 ms each way at 1 Gbit/s: window scaling must fill the pipe. What the
 /// pipe allows here is the smaller of 1 Gbit/s and what this machine moves
-/// through the forwarder without delay (on 2 shared cores, well below 1
-/// Gbit/s), so each transfer first runs at half size without delay, and the
-/// delayed one's steady rate must reach 70% of that.
+/// through the forwarder without delay (2-3 Gbit/s on a 2-core VM, but a
+/// busy machine may manage less), so each transfer first runs at half size
+/// without delay, and the delayed one's steady rate must reach 70% of that,
+/// whether or not the sender lost anything.
 #[test]
 fn bulk_long_fat_pipe_is_filled() {
     let _serial = serial();
@@ -221,7 +222,7 @@ fn bulk_long_fat_pipe_is_filled() {
             o.stack.max_snd_wnd,
             o.stack.max_rcv_wnd,
         );
-        eprintln!("{what}");
+        eprintln!("{what}\n{}\n{}", stack.diagnostics(), link.drop_counters());
         assert!(info.snd_wscale > 0 && info.rcv_wscale > 0, "no window scaling: {what}");
         assert!(
             kernel.wscale.0 > 0 && kernel.wscale.1 > 0,
@@ -237,20 +238,26 @@ fn bulk_long_fat_pipe_is_filled() {
         } else {
             assert!(o.stack.max_rcv_wnd >= bdp, "our window below the BDP: {what}");
         }
-        // A loss early in slow start (this testbed drops a handful of frames
-        // now and then without the forwarder losing any; cause not found yet)
-        // leaves the sender in congestion avoidance at 100 ms RTT, where no
-        // TCP opens 12.5 MB within 200 MB: the rate is only judged without.
+        // What a user checks: the pipe is filled once the connection is up
+        // to speed. `steady` is the rate over the second half of the bytes
+        // (the first half holds the handshake and slow start: ~10 RTTs, 1 s,
+        // to reach the BDP, then HyStart++'s conservative rounds). `allowed`
+        // is 1 Gbit/s unless this machine forwards less without any delay.
+        // Measured on a 2-core VM: 940-960 Mbit/s both ways, 94-96% of the
+        // line; 70% leaves room for a slower or busier CI machine, and still
+        // fails a sender that overshot into a queue overflow and crawls in
+        // congestion avoidance at 100 ms RTT (before HyStart++ the stack
+        // grew its window to ~95 MB, 7.6 BDP, and retransmitted ~14,000
+        // segments), or one whose window never opened.
         let sender_retrans = if o.spec.stack_sends {
             info.total_retrans
         } else {
             kernel.total_retrans
         };
-        if sender_retrans == 0 {
-            assert!(steady >= 0.7 * allowed, "pipe not filled: {what}");
-        } else {
-            eprintln!("rate not judged: the sender retransmitted {sender_retrans} segments");
-        }
+        assert!(
+            steady >= 0.7 * allowed,
+            "pipe not filled (the sender retransmitted {sender_retrans} segments): {what}"
+        );
     }
 }
 
