@@ -20,6 +20,7 @@ use rustix::net::{
     SendAncillaryBuffer, SendFlags, Shutdown, SocketFlags, SocketType,
 };
 
+use crate::diag;
 use crate::sys::{self, ForceOpt, QueueIoctl};
 
 /// The socket buffer (`sk_sndbuf`, as `getsockopt(SO_SNDBUF)` reports it)
@@ -65,16 +66,14 @@ pub enum Peer {
     /// Open both ways.
     Open,
     /// `shutdown(SHUT_WR)`: we read EOF after its data, and can still write
-    /// to it. Our end polls `EPOLLRDHUP` (and `EPOLLIN`)
-    /// without `EPOLLHUP`. TCP: a FIN to send.
+    /// to it. Our end polls `EPOLLRDHUP` (and `EPOLLIN`) without `EPOLLHUP`.
+    /// TCP: a FIN to send. Also a target end shut down both ways
+    /// (`SHUT_RDWR`, or `SHUT_WR` after our [`shut_write`](Bridge::shut_write))
+    /// but still open: our writes then fail with `EPIPE`.
     WriteShut,
     /// Every fd of the target's end is closed (`unix_release_sock` set our
     /// `sk_shutdown` to `SHUTDOWN_MASK`: `EPOLLHUP`), and it had read all we
-    /// wrote. TCP: FIN, and nothing more will be read. Also reported when
-    /// nothing can flow either way any more without a close:
-    /// `shutdown(SHUT_RDWR)`, or `SHUT_WR` after our
-    /// [`shut_write`](Bridge::shut_write) (the kernel gives our end the same
-    /// `sk_shutdown` as a close would).
+    /// wrote. TCP: FIN, and nothing more will be read.
     Closed,
     /// Closed with data we wrote still unread at its end:
     /// `unix_release_sock` set `sk_err = ECONNRESET` on our end (`EPOLLERR`).
@@ -109,6 +108,8 @@ pub struct Bridge {
     kind: Kind,
     /// `st_ino` of the target's end.
     ino: u64,
+    /// `st_ino` of ours (to check that sock_diag works).
+    our_ino: u64,
     /// Data the target wrote before a hold, read out of the way of the
     /// filler; served by `read` before the socket.
     stash: Vec<u8>,
@@ -119,6 +120,8 @@ pub struct Bridge {
     write_shut: bool,
     /// We saw `ECONNRESET` (it is cleared by the read that reports it).
     reset_seen: AtomicBool,
+    /// sock_diag said the target's end is gone (it cannot come back).
+    gone_seen: AtomicBool,
     /// Datagrams pushed and, as far as we know, still queued at the target.
     pushed: VecDeque<Pushed>,
     /// Sum of `pushed[..].len`.
@@ -218,16 +221,19 @@ impl Bridge {
             }
         }
         let ino = fstat(&theirs)?.st_ino as u64;
+        let our_ino = fstat(&ours)?.st_ino as u64;
         let bridge = Bridge {
             fd: ours,
             kind,
             ino,
+            our_ino,
             stash: Vec::new(),
             stash_pos: 0,
             hold: None,
             rung: 0,
             write_shut: false,
             reset_seen: AtomicBool::new(false),
+            gone_seen: AtomicBool::new(false),
             pushed: VecDeque::new(),
             pushed_bytes: 0,
         };
@@ -696,29 +702,51 @@ impl Bridge {
     ///
     /// - `EPOLLERR` (`sk_err = ECONNRESET`, set by `unix_release_sock` when
     ///   the target's receive queue was not empty): [`Peer::ClosedUnread`];
-    /// - `EPOLLHUP` (our `sk_shutdown == SHUTDOWN_MASK`): [`Peer::Closed`];
+    /// - `EPOLLHUP` (our `sk_shutdown == SHUTDOWN_MASK`): [`Peer::Closed`],
+    ///   or [`Peer::WriteShut`] if the target's end still exists;
     /// - `EPOLLRDHUP` alone (`RCV_SHUTDOWN`): [`Peer::WriteShut`];
     /// - else [`Peer::Open`].
     ///
-    /// After our own [`shut_write`](Self::shut_write), a target
-    /// `shutdown(SHUT_WR)` also completes our `sk_shutdown` (`unix_shutdown`
-    /// gives our end `RCV_SHUTDOWN`, we set `SEND_SHUTDOWN`), so it reads as
-    /// `Closed` too: nothing can flow either way any more, and from our end
-    /// the kernel shows no difference.
+    /// `EPOLLHUP` alone is ambiguous: `unix_shutdown` completes our
+    /// `sk_shutdown` just as `unix_release_sock` does when the target
+    /// shuts its end down both ways (`SHUT_RDWR`, or `SHUT_WR` after our
+    /// [`shut_write`](Self::shut_write)) without closing it. So then, and
+    /// only then, the target's end is looked up by inode with sock_diag
+    /// (`UNIX_DIAG`, net/unix/diag.c `unix_lookup_by_ino`: a released socket
+    /// is no longer in the table): a netlink round trip, done until the
+    /// socket is found gone (remembered). If sock_diag cannot answer (no
+    /// `CONFIG_UNIX_DIAG`), the answer is `Closed`.
+    ///
+    /// While the supervisor holds a duplicate of the target's end (e.g.
+    /// during [`hold_writes`](Self::hold_writes)), the target's close is not
+    /// a close: the socket stays open.
     pub fn peer(&self) -> io::Result<Peer> {
         let ev = poll_now(self.fd.as_fd(), PollFlags::IN | PollFlags::RDHUP)?;
         if ev.contains(PollFlags::ERR) {
             self.reset_seen.store(true, Ordering::Relaxed);
         }
-        Ok(if self.reset_seen.load(Ordering::Relaxed) {
-            Peer::ClosedUnread
-        } else if ev.contains(PollFlags::HUP) {
-            Peer::Closed
-        } else if ev.contains(PollFlags::RDHUP) {
-            Peer::WriteShut
-        } else {
-            Peer::Open
-        })
+        if self.reset_seen.load(Ordering::Relaxed) {
+            return Ok(Peer::ClosedUnread);
+        }
+        if !ev.contains(PollFlags::HUP) {
+            return Ok(if ev.contains(PollFlags::RDHUP) {
+                Peer::WriteShut
+            } else {
+                Peer::Open
+            });
+        }
+        if !self.gone_seen.load(Ordering::Relaxed) {
+            if diag::target_exists(self.ino, self.our_ino) == Some(true) {
+                return Ok(Peer::WriteShut);
+            }
+            self.gone_seen.store(true, Ordering::Relaxed);
+            // A close with unread data may have come after the poll.
+            if poll_now(self.fd.as_fd(), PollFlags::IN)?.contains(PollFlags::ERR) {
+                self.reset_seen.store(true, Ordering::Relaxed);
+                return Ok(Peer::ClosedUnread);
+            }
+        }
+        Ok(Peer::Closed)
     }
 
     /// Connection reset or refused: tell the target, by closing our end.

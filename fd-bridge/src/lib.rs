@@ -41,7 +41,11 @@
 //! [`Peer::Closed`] (`EPOLLHUP`), or [`Peer::ClosedUnread`] (`EPOLLERR`,
 //! `ECONNRESET`) when it left data we wrote unread, which Linux TCP answers
 //! with RST. Closing one of several copies of its fd (fork, dup) changes
-//! nothing: the socket is released with its last file reference.
+//! nothing: the socket is released with its last file reference. A target
+//! end shut down both ways but not closed also gives our end `EPOLLHUP`;
+//! only then is the socket looked up by inode with sock_diag (`UNIX_DIAG`)
+//! to tell the two apart. An edge-triggered epoll on our end reports the
+//! final close even when `EPOLLHUP` was already set.
 //!
 //! The supervisor must not keep a copy of the target's end beyond a short
 //! operation ([`Bridge::new`] hands it over for `ADDFD`; `pidfd_getfd`
@@ -51,6 +55,7 @@
 #![deny(unsafe_code)]
 
 mod bridge;
+mod diag;
 mod sys;
 
 pub use bridge::{Bridge, Kind, Peer, DATAGRAM_BUFFER, MAX_DATAGRAM, STREAM_BUFFER};

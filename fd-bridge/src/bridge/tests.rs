@@ -476,7 +476,10 @@ fn eight_mib_each_way_byte_exact() {
     assert_eq!(got, SIZE);
     assert_eq!(writer.join().unwrap(), h_got);
     assert_eq!(reader.join().unwrap(), (SIZE, h_sent));
-    assert_eq!(b.peer().unwrap(), Peer::Closed); // both halves shut: see peer()
+    // Both halves shut, the target's end still open (sock_diag says so).
+    assert_eq!(b.peer().unwrap(), Peer::WriteShut);
+    drop(t);
+    assert_eq!(b.peer().unwrap(), Peer::Closed);
 }
 
 // ---------------------------------------------------------------- closing
@@ -495,10 +498,14 @@ fn shut_write_target_reads_eof_and_can_still_write() {
     assert_eq!(b.read(&mut buf).unwrap(), 5);
     assert_eq!(b.peer().unwrap(), Peer::Open);
     assert_eq!(b.write(b"x").unwrap_err().kind(), io::ErrorKind::BrokenPipe);
-    // The target's shutdown too: our sk_shutdown is complete, EPOLLHUP.
+    // The target's shutdown too: our sk_shutdown is complete, EPOLLHUP as
+    // after a close; sock_diag tells them apart.
     shutdown(&t, Shutdown::Write).unwrap();
-    assert_eq!(b.peer().unwrap(), Peer::Closed);
+    assert!(poll_now(b.as_fd(), IN | RDHUP).unwrap().contains(HUP));
+    assert_eq!(b.peer().unwrap(), Peer::WriteShut);
     assert_eq!(target_sees(t.as_fd()), IN | OUT | RDHUP | HUP);
+    drop(t);
+    assert_eq!(b.peer().unwrap(), Peer::Closed);
 }
 
 #[test]
@@ -586,12 +593,23 @@ fn peer_classification_stream() {
     assert_eq!(b.read(&mut buf).unwrap(), 0);
 }
 
-/// `SHUT_RDWR` reads as `Closed` (nothing can flow); `SHUT_RD` is not
-/// visible to poll, only to our writes.
+/// `SHUT_RDWR` gives our end `EPOLLHUP` as a close does: it is `WriteShut`
+/// while the socket exists; `SHUT_RD` is not visible to poll, only to our
+/// writes.
 #[test]
 fn peer_after_shut_rdwr_and_shut_rd() {
+    let (mut b, t) = Bridge::new(Kind::Stream, true).unwrap();
+    b.write(b"read by nobody").unwrap();
+    shutdown(&t, Shutdown::ReadWrite).unwrap();
+    assert_eq!(poll_now(b.as_fd(), IN | RDHUP).unwrap(), IN | RDHUP | HUP);
+    assert_eq!(b.peer().unwrap(), Peer::WriteShut);
+    assert_eq!(b.write(b"x").unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    drop(t);
+    assert_eq!(b.peer().unwrap(), Peer::ClosedUnread);
     let (b, t) = Bridge::new(Kind::Stream, true).unwrap();
     shutdown(&t, Shutdown::ReadWrite).unwrap();
+    assert_eq!(b.peer().unwrap(), Peer::WriteShut);
+    drop(t);
     assert_eq!(b.peer().unwrap(), Peer::Closed);
     let (mut b, t) = Bridge::new(Kind::Stream, true).unwrap();
     shutdown(&t, Shutdown::Read).unwrap();
@@ -830,4 +848,47 @@ fn passcred_side_effects() {
     assert_eq!(m.bytes, 1);
     assert!(control.drain().next().is_none());
     assert_eq!(b.pull_datagram(&mut buf).unwrap(), Some(1));
+}
+
+/// sock_diag finds a live unix socket by inode and not a released one.
+#[test]
+fn sock_diag_lookup_by_inode() {
+    let (b, t) = Bridge::new(Kind::Stream, true).unwrap();
+    let mut diag = crate::diag::UnixDiag::open().unwrap();
+    assert!(diag.exists(b.our_ino).unwrap());
+    assert!(diag.exists(b.ino()).unwrap());
+    let d = dup(&t).unwrap();
+    drop(t);
+    assert!(diag.exists(b.ino()).unwrap()); // a copy keeps it alive
+    drop(d);
+    assert!(!diag.exists(b.ino()).unwrap());
+    assert_eq!(crate::diag::target_exists(b.ino(), b.our_ino), Some(false));
+    assert!(!diag.exists(u64::from(u32::MAX)).unwrap());
+}
+
+/// With our end in an edge-triggered epoll, the target's final close is
+/// reported even when `EPOLLHUP` was already set by its `SHUT_RDWR`:
+/// `unix_release_sock` wakes our wait queue (`sk_state_change`) and epoll
+/// re-reports the item.
+#[test]
+fn edge_triggered_epoll_sees_the_close_after_shutdown() {
+    let (b, t) = Bridge::new(Kind::Stream, true).unwrap();
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+    let flags = epoll::EventFlags::IN | epoll::EventFlags::OUT | epoll::EventFlags::RDHUP | epoll::EventFlags::ET;
+    epoll::add(&ep, b.as_fd(), epoll::EventData::new_u64(1), flags).unwrap();
+    let mut events = epoll::EventVec::with_capacity(4);
+    epoll::wait(&ep, &mut events, 0).unwrap();
+    assert_eq!(events.len(), 1); // initial EPOLLOUT
+    epoll::wait(&ep, &mut events, 0).unwrap();
+    assert_eq!(events.len(), 0);
+    shutdown(&t, Shutdown::ReadWrite).unwrap();
+    epoll::wait(&ep, &mut events, 0).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(b.peer().unwrap(), Peer::WriteShut);
+    epoll::wait(&ep, &mut events, 0).unwrap();
+    assert_eq!(events.len(), 0);
+    drop(t);
+    epoll::wait(&ep, &mut events, 0).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(b.peer().unwrap(), Peer::Closed);
 }
