@@ -6,25 +6,22 @@
 //! thread vanished are found by a sweep of `ID_VALID` and forgotten, so a
 //! target killed mid-call leaves no fd or state behind.
 
-use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use joyride_notify::{Child, Listener, NotifyError};
 use rustix::event::epoll;
 
-use crate::kernel::{self, Ctx, Interest, Parked, Progress};
+use crate::kernel::{self, Ctx, Parked, Progress};
 use crate::record::Sink;
+use crate::waits::{Swept, Waits};
 
 const LISTENER: u64 = 0;
 const CHILD: u64 = 1;
 /// Tokens with this bit watch a cached pidfd; the low bits are the tid.
-const PIDFD: u64 = 1 << 63;
-/// How often parked calls are checked for vanished threads and for signals
-/// to deliver (the latency of interrupting a blocked call).
-const SWEEP: Duration = Duration::from_millis(50);
-/// Delay before retrying a call that has no readiness to wait for.
-const RETRY: Duration = Duration::from_millis(10);
+pub const PIDFD: u64 = 1 << 63;
+/// First token of parked calls.
+const FIRST_PARKED: u64 = 2;
 
 /// Counters the engine keeps, for tests and `--stats`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -42,8 +39,7 @@ pub struct Engine {
     listener: Listener,
     epoll: OwnedFd,
     ctx: Ctx,
-    parked: HashMap<u64, Box<Parked>>,
-    next_token: u64,
+    waits: Waits,
     sink: Sink,
     child: Option<Child>,
     exit_code: Option<i32>,
@@ -72,8 +68,7 @@ impl Engine {
             listener,
             epoll,
             ctx: Ctx::new()?,
-            parked: HashMap::new(),
-            next_token: 2,
+            waits: Waits::new(FIRST_PARKED),
             sink,
             child: Some(child),
             exit_code: None,
@@ -86,9 +81,12 @@ impl Engine {
     /// any more; returns the child's exit code (128 + signal if killed).
     pub fn run(mut self) -> anyhow::Result<(i32, Stats)> {
         let mut events = epoll::EventVec::with_capacity(64);
-        let mut last_sweep = Instant::now();
         while !(self.listener_closed && self.exit_code.is_some()) {
-            let timeout = self.timeout();
+            let timeout = match self.waits.timeout(Instant::now()) {
+                Some(t) => t.as_millis().max(1) as i32,
+                None if self.listener_closed => 100,
+                None => -1,
+            };
             match epoll::wait(&self.epoll, &mut events, timeout) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::INTR) => continue,
@@ -100,46 +98,27 @@ impl Engine {
                     LISTENER => self.on_listener(flags),
                     CHILD => self.on_child(),
                     t if t & PIDFD != 0 => self.on_thread_exit((t & !PIDFD) as u32),
-                    t => self.on_parked(t),
+                    t => {
+                        if let Some(p) = self.waits.take(&self.epoll, t) {
+                            self.resume(p);
+                        }
+                    }
                 }
             }
-            let now = Instant::now();
-            if now.duration_since(last_sweep) >= SWEEP || self.has_due(now) {
-                self.sweep(now);
-                last_sweep = now;
+            for swept in self.waits.sweep(&self.epoll, Instant::now()) {
+                match swept {
+                    Swept::Gone => self.stats.vanished += 1,
+                    Swept::Settled(progress) => self.settle(progress),
+                    Swept::Resume(p) => self.resume(p),
+                }
             }
+            self.ctx.stash.expire(Instant::now());
         }
         // Nothing can be pending once no process uses the filter.
-        for (_, p) in self.parked.drain() {
-            p.notif.abandon();
-        }
+        self.waits.abandon_all();
         self.sink.flush();
         Ok((self.exit_code.unwrap_or(0), self.stats))
     }
-
-    fn timeout(&self) -> i32 {
-        if self.parked.is_empty() {
-            return if self.listener_closed { 100 } else { -1 };
-        }
-        let now = Instant::now();
-        let mut t = SWEEP;
-        for p in self.parked.values() {
-            if p.interest == Interest::Retry {
-                t = t.min(RETRY);
-            }
-            if let Some(d) = p.deadline {
-                t = t.min(d.saturating_duration_since(now));
-            }
-        }
-        t.as_millis().max(1) as i32
-    }
-
-    fn has_due(&self, now: Instant) -> bool {
-        self.parked
-            .values()
-            .any(|p| p.interest == Interest::Retry || p.deadline.is_some_and(|d| d <= now))
-    }
-
     fn on_listener(&mut self, flags: epoll::EventFlags) {
         if flags.contains(epoll::EventFlags::IN) {
             match self.listener.recv() {
@@ -190,12 +169,6 @@ impl Engine {
         }
     }
 
-    fn on_parked(&mut self, token: u64) {
-        let Some(p) = self.parked.remove(&token) else { return };
-        let _ = epoll::delete(&self.epoll, &p.sock);
-        self.resume(p);
-    }
-
     fn resume(&mut self, p: Box<Parked>) {
         let Parked {
             notif,
@@ -204,7 +177,7 @@ impl Engine {
             started,
             ..
         } = *p;
-        let progress = kernel::resume_op(&mut self.ctx, notif, sock, op, started);
+        let progress = kernel::resume_op(&mut self.ctx, notif, sock, op, started, &mut kernel::NoHooks);
         self.settle(progress);
     }
 
@@ -226,55 +199,9 @@ impl Engine {
         match progress {
             Progress::Done(r) => self.sink.emit(&r),
             Progress::Vanished => self.stats.vanished += 1,
-            Progress::Parked(p) => self.park(p),
-        }
-    }
-
-    fn park(&mut self, p: Box<Parked>) {
-        self.stats.parked += 1;
-        let token = self.next_token;
-        self.next_token += 1;
-        let flags = match p.interest {
-            Interest::Read => Some(epoll::EventFlags::IN | epoll::EventFlags::RDHUP),
-            Interest::Write => Some(epoll::EventFlags::OUT),
-            Interest::Retry => None,
-        };
-        if let Some(flags) = flags {
-            let flags = flags | epoll::EventFlags::ONESHOT;
-            if let Err(e) = epoll::add(&self.epoll, &p.sock, epoll::EventData::new_u64(token), flags) {
-                tracing::warn!(error = %e, "cannot wait for a socket; retrying on a timer");
-            }
-        }
-        self.parked.insert(token, p);
-    }
-
-    /// Forgets parked calls whose thread vanished, retries timer-driven ones,
-    /// and times out those past `SO_RCVTIMEO`/`SO_SNDTIMEO`.
-    fn sweep(&mut self, now: Instant) {
-        self.ctx.stash.expire(now);
-        let tokens: Vec<u64> = self.parked.keys().copied().collect();
-        for token in tokens {
-            let p = &self.parked[&token];
-            let gone = !p.notif.is_valid();
-            let due = p.deadline.is_some_and(|d| d <= now);
-            let retry = p.interest == Interest::Retry;
-            let signalled = !gone && !kernel::has_progress(p) && kernel::signal_pending(p.notif.pid);
-            if !(gone || due || retry || signalled) {
-                continue;
-            }
-            let p = self.parked.remove(&token).expect("token listed above");
-            let _ = epoll::delete(&self.epoll, &p.sock);
-            if gone {
-                self.stats.vanished += 1;
-                p.notif.abandon();
-            } else if signalled {
-                let progress = kernel::interrupted(*p);
-                self.settle(progress);
-            } else if due {
-                let progress = kernel::timed_out(*p);
-                self.settle(progress);
-            } else {
-                self.resume(p);
+            Progress::Parked(p) => {
+                self.stats.parked += 1;
+                self.waits.park(&self.epoll, p);
             }
         }
     }

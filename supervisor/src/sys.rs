@@ -262,6 +262,65 @@ pub fn ignore_signal(sig: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// The last signal caught by [`forward_signal`]'s handler, 0 if none.
+static FORWARDED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn remember_signal(sig: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    FORWARDED.store(sig, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Catches signal `sig` so that the event loop can pass it on to the
+/// program (see [`take_forwarded_signal`]).
+pub fn forward_signal(sig: i32) -> io::Result<()> {
+    let handler: extern "C" fn(libc::c_int) = remember_signal;
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe; `sa` is fully initialised before the call.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The signal caught since the last call, if any.
+pub fn take_forwarded_signal() -> Option<i32> {
+    match FORWARDED.swap(0, std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// The fds open in this process.
+pub fn open_fds() -> io::Result<Vec<i32>> {
+    let mut fds = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        if let Some(fd) = entry?.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) {
+            fds.push(fd);
+        }
+    }
+    Ok(fds)
+}
+
+/// Sets `FD_CLOEXEC` on every open fd not in `inherited`, so that nothing
+/// the supervisor opened (DPDK's packet sockets and memory files among them)
+/// leaks into the program it starts, while what it was given passes on.
+pub fn cloexec_all_but(inherited: &[i32]) -> io::Result<()> {
+    for fd in open_fds()? {
+        if !inherited.contains(&fd) {
+            // SAFETY: F_SETFD on a number: at worst EBADF for an fd closed
+            // meanwhile (the directory's own fd); no memory is involved.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+    Ok(())
+}
+
 /// The identity of an open file: `(st_dev, st_ino)`.
 pub fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     let st = rustix::fs::fstat(fd)?;

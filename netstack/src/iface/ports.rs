@@ -238,6 +238,11 @@ impl<S: Endpoint, C> SocketTable<S, C> {
         self.len
     }
 
+    /// Every socket in the table.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &S> {
+        self.slots.iter().filter_map(|s| s.sock.as_ref())
+    }
+
     pub(crate) fn insert(&mut self, sock: S) -> SocketHandle {
         self.len += 1;
         match self.free.pop() {

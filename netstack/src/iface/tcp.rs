@@ -139,6 +139,8 @@ pub(crate) struct TcpSocket {
     pub(crate) events: u8,
     /// The tcpcb timer this socket has in the heap.
     armed: Option<Instant>,
+    /// The tcpcb's retransmissions already counted stack-wide.
+    retrans_seen: u64,
 }
 
 impl Endpoint for TcpSocket {
@@ -174,6 +176,7 @@ impl TcpSocket {
             reported: 0,
             events: 0,
             armed: None,
+            retrans_seen: 0,
         }
     }
 
@@ -322,6 +325,8 @@ pub struct TcpCounters {
     /// ICMP errors whose sequence number failed the RFC 5927 check
     /// (`OutOfWindowIcmps`).
     pub icmp_out_of_window: u64,
+    /// Segments retransmitted (`RetransSegs`).
+    pub retransmits: u64,
 }
 
 impl Interface {
@@ -646,6 +651,30 @@ impl Interface {
     /// Sockets in the TCP table, orphans finishing their close included.
     pub fn tcp_socket_count(&self) -> usize {
         self.tcp.table.len()
+    }
+
+    /// Connections with something of ours still to deliver: a handshake
+    /// under way, data or a FIN not yet acknowledged (every state but
+    /// FIN-WAIT-2, TIME-WAIT and CLOSED; listeners have no connection). A
+    /// supervisor waits for these before it exits.
+    pub fn tcp_unfinished(&self) -> usize {
+        self.tcp
+            .table
+            .iter()
+            .filter(|s| {
+                s.tcb().is_some_and(|t| {
+                    !matches!(
+                        t.state(),
+                        State::FinWait2 | State::TimeWait | State::Closed
+                    )
+                })
+            })
+            .count()
+    }
+
+    /// Segments retransmitted by every connection so far.
+    pub fn tcp_retransmits(&self) -> u64 {
+        self.tcp_counters.retransmits
     }
 
     /// TCP counters.
@@ -986,6 +1015,7 @@ impl Interface {
             reported: 0,
             events: 0,
             armed: None,
+            retrans_seen: 0,
         };
         child.ends.reuse_addr = l.ends.reuse_addr;
         child.ends.reuse_port = l.ends.reuse_port;
@@ -1080,9 +1110,12 @@ impl Interface {
         }
         let state = t.state();
         let next = t.next_timer();
+        let retrans = t.info().total_retrans;
         let Some(s) = self.tcp.table.by_index_mut(i) else {
             return;
         };
+        self.tcp_counters.retransmits += retrans.saturating_sub(s.retrans_seen);
+        s.retrans_seen = retrans;
         s.role = Role::Conn(t);
         if state == State::Closed {
             if !was_closed && s.tcb().is_some_and(|t| t.error().is_some()) {

@@ -57,6 +57,12 @@ pub struct NetOpts {
     pub mtu: Option<u16>,
 }
 
+/// Keeps the embedded veth pair until dropped (after the port).
+#[derive(Debug)]
+pub struct NetGuard {
+    _veth: Option<VethPair>,
+}
+
 /// The network the stack runs on.
 ///
 /// Keep it alive as long as `nic` is in use: for the embedded default,
@@ -106,6 +112,12 @@ impl Network {
             }
         }
         s
+    }
+
+    /// The port, the stack's configuration, and what must outlive the port
+    /// (drop the port first).
+    pub fn into_parts(self) -> (DpdkNic, Config, NetGuard) {
+        (self.nic, self.config, NetGuard { _veth: self.veth })
     }
 
     /// The kernel's end of the embedded veth pair (`joyrideN`), if that is

@@ -67,6 +67,39 @@ pub enum Progress {
     Vanished,
 }
 
+/// What a call served on a kernel socket must know about sockets that are
+/// bridges to the user-space stack (`joyride exec`); `joyride trace` has none.
+pub trait Hooks {
+    /// The source address (`struct sockaddr` bytes) of the datagram at the
+    /// head of `sock`, when `sock` is the target's end of a user-space
+    /// datagram socket's bridge; `None` for any other socket.
+    fn datagram_source(&mut self, sock: BorrowedFd<'_>) -> Option<Vec<u8>> {
+        let _ = sock;
+        None
+    }
+
+    /// Whether a destination given to a send on `sock` is to be ignored, as
+    /// TCP ignores it on a connected socket (the target's end of a
+    /// user-space stream socket's bridge, which would refuse it).
+    fn ignores_send_name(&mut self, sock: BorrowedFd<'_>) -> bool {
+        let _ = sock;
+        false
+    }
+
+    /// Sends one datagram through the user-space stack when `sock` is the
+    /// target's end of a user-space datagram socket's bridge: `Some` with
+    /// the bytes sent or the errno; `None` for any other socket.
+    fn send_datagram(&mut self, sock: BorrowedFd<'_>, name: Option<&[u8]>, data: &[u8]) -> Option<Result<usize, i32>> {
+        let _ = (sock, name, data);
+        None
+    }
+}
+
+/// No bridges: every socket is the kernel's.
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}
+
 /// State shared by all calls: namespaces and the stash.
 pub struct Ctx {
     own_netns: OwnedFd,
@@ -136,7 +169,7 @@ impl Ctx {
     }
 
     /// The calling thread's pidfd and a duplicate of its socket `fd`.
-    fn target_socket(&self, notif: &Notification, fd: i32) -> Result<(Rc<OwnedFd>, OwnedFd), i32> {
+    pub fn target_socket(&self, notif: &Notification, fd: i32) -> Result<(Rc<OwnedFd>, OwnedFd), i32> {
         let pidfd = self.pidfd(notif)?;
         match notif.dup_fd(pidfd.as_fd(), fd) {
             Ok(sock) => Ok((pidfd, sock)),
@@ -152,7 +185,7 @@ impl Ctx {
     }
 
     /// Runs `f` in the network namespace of the calling thread of `notif`.
-    fn in_target_netns<T>(&self, notif: &Notification, f: impl FnOnce() -> io::Result<T>) -> Result<T, i32> {
+    pub fn in_target_netns<T>(&self, notif: &Notification, f: impl FnOnce() -> io::Result<T>) -> Result<T, i32> {
         // One stat tells whether the target shares our namespace (it can move
         // at any time with an untrapped setns, so this is checked every call).
         let path = format!("/proc/{}/ns/net", notif.pid);
@@ -228,6 +261,16 @@ fn timeout_deadline(sock: BorrowedFd<'_>, send: bool, now: Instant) -> Option<In
     Some(now + Duration::from_secs(secs.max(0) as u64) + Duration::from_micros(usecs.max(0) as u64))
 }
 
+/// `SO_RCVTIMEO` of `sock` as a deadline from `now`.
+pub fn recv_deadline(sock: BorrowedFd<'_>, now: Instant) -> Option<Instant> {
+    timeout_deadline(sock, false, now)
+}
+
+/// `SO_SNDTIMEO` of `sock` as a deadline from `now`.
+pub fn send_deadline(sock: BorrowedFd<'_>, now: Instant) -> Option<Instant> {
+    timeout_deadline(sock, true, now)
+}
+
 /// Whether a call on `sock` with `MSG_*` `flags` may block.
 fn may_block(sock: BorrowedFd<'_>, flags: u32) -> bool {
     flags & libc::MSG_DONTWAIT as u32 == 0 && !crate::sys::is_nonblocking(sock).unwrap_or(true)
@@ -299,5 +342,5 @@ pub fn start_native(ctx: &mut Ctx, notif: Notification) -> Progress {
         return Progress::Vanished;
     };
     let sc = Syscall::from_raw(call, &notif.args);
-    start(ctx, notif, sc)
+    start(ctx, notif, sc, &mut NoHooks)
 }

@@ -1,5 +1,6 @@
 //! Each network call, served on the kernel's stack.
 
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use joyride_notify::syscall::{
 use joyride_notify::{AddFd, NetCall, Notification, NotifyError, Syscall};
 
 use super::stash::{Accepted, Datagram};
-use super::{errno_of, may_block, mem, timeout_deadline, Ctx, Interest, Parked, Progress};
+use super::{errno_of, may_block, mem, timeout_deadline, Ctx, Hooks, Interest, Parked, Progress};
 use crate::record::Record;
 use crate::sys;
 
@@ -185,7 +186,7 @@ fn relative_unix_path(addr: &[u8]) -> bool {
 }
 
 /// Starts serving `sc`.
-pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall) -> Progress {
+pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall, hooks: &mut dyn Hooks) -> Progress {
     let started = Instant::now();
     let pid = notif.pid;
     let call = sc.call();
@@ -419,16 +420,16 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall) -> Progress {
             })();
             match prep {
                 Err(e) => finish!(op.render(None), Err(e)),
-                Ok((_p, sock)) => resume_op(ctx, notif, sock, Op::Accept(op), started),
+                Ok((_p, sock)) => resume_op(ctx, notif, sock, Op::Accept(op), started, hooks),
             }
         }
         Syscall::Sendto(_) | Syscall::Sendmsg(_) | Syscall::Sendmmsg(_) => match prepare_send(ctx, &notif, sc) {
             Err((e, args)) => finish!(args, Err(e)),
-            Ok((op, sock)) => resume_op(ctx, notif, sock, Op::Send(op), started),
+            Ok((op, sock)) => resume_op(ctx, notif, sock, Op::Send(op), started, hooks),
         },
         Syscall::Recvfrom(_) | Syscall::Recvmsg(_) | Syscall::Recvmmsg(_) => match prepare_recv(ctx, &notif, sc) {
             Err((e, args)) => finish!(args, Err(e)),
-            Ok((op, sock)) => resume_op(ctx, notif, sock, Op::Recv(op), started),
+            Ok((op, sock)) => resume_op(ctx, notif, sock, Op::Recv(op), started, hooks),
         },
     }
 }
@@ -1074,7 +1075,14 @@ impl AcceptOp {
 }
 
 /// Tries (again) to complete a call that may block.
-pub fn resume_op(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, op: Op, started: Instant) -> Progress {
+pub fn resume_op(
+    ctx: &mut Ctx,
+    notif: Notification,
+    sock: OwnedFd,
+    op: Op,
+    started: Instant,
+    hooks: &mut dyn Hooks,
+) -> Progress {
     let pid = notif.pid;
     match op {
         Op::Connect { fd, addr, addrlen } => {
@@ -1118,8 +1126,8 @@ pub fn resume_op(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, op: Op, star
             }
         }
         Op::Accept(op) => resume_accept(ctx, notif, sock, op, started),
-        Op::Send(op) => resume_send(notif, sock, op, started),
-        Op::Recv(op) => resume_recv(ctx, notif, sock, op, started),
+        Op::Send(op) => resume_send(notif, sock, op, started, hooks),
+        Op::Recv(op) => resume_recv(ctx, notif, sock, op, started, hooks),
     }
 }
 
@@ -1209,7 +1217,14 @@ fn resume_accept(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, op: AcceptOp
     }
 }
 
-fn resume_send(notif: Notification, sock: OwnedFd, mut op: SendOp, started: Instant) -> Progress {
+fn resume_send(
+    notif: Notification,
+    sock: OwnedFd,
+    mut op: SendOp,
+    started: Instant,
+    hooks: &mut dyn Hooks,
+) -> Progress {
+    let keep_names = !hooks.ignores_send_name(sock.as_fd());
     let pid = notif.pid;
     let blocking = may_block(sock.as_fd(), op.flags);
     let flags = (op.flags | libc::MSG_DONTWAIT as u32 | libc::MSG_NOSIGNAL as u32) as i32;
@@ -1217,7 +1232,12 @@ fn resume_send(notif: Notification, sock: OwnedFd, mut op: SendOp, started: Inst
     while op.done < op.msgs.len() {
         let m = &op.msgs[op.done];
         let data = &m.data[op.partial..];
-        match sys::sendmsg(sock.as_fd(), m.name.as_deref(), &[data], &m.control, flags) {
+        let name = m.name.as_deref().filter(|_| keep_names);
+        let sent = match hooks.send_datagram(sock.as_fd(), name, data) {
+            Some(r) => r.map_err(io::Error::from_raw_os_error),
+            None => sys::sendmsg(sock.as_fd(), name, &[data], &m.control, flags),
+        };
+        match sent {
             Ok(n) => {
                 op.partial += n;
                 if op.partial >= m.data.len() || !op.stream {
@@ -1349,7 +1369,14 @@ fn deliver(
     Ok(())
 }
 
-fn resume_recv(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, mut op: RecvOp, started: Instant) -> Progress {
+fn resume_recv(
+    ctx: &mut Ctx,
+    notif: Notification,
+    sock: OwnedFd,
+    mut op: RecvOp,
+    started: Instant,
+    hooks: &mut dyn Hooks,
+) -> Progress {
     let pid = notif.pid;
     let blocking = may_block(sock.as_fd(), op.flags);
     let peek = op.flags & libc::MSG_PEEK as u32 != 0;
@@ -1394,14 +1421,23 @@ fn resume_recv(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, mut op: RecvOp
                     .hdr_ptr
                     .map(|_| (m.raw.controllen as usize).min(CMSG_MAX))
                     .unwrap_or(0);
+                // A user-space datagram socket's source comes from its bridge.
+                let source = hooks.datagram_source(sock.as_fd());
                 sys::recvmsg(sock.as_fd(), &mut buf, control_cap, flags)
                     .map(|r| {
                         buf.truncate(r.n.min(want));
+                        let name = match source {
+                            Some(src) => {
+                                let len = src.len() as u32;
+                                (src, len)
+                            }
+                            None => (r.name, r.namelen),
+                        };
                         GotMsg {
                             user_namelen: 0,
                             n: r.n,
                             data: buf,
-                            name: (r.name, r.namelen),
+                            name,
                             control: r.control,
                             flags: r.flags,
                         }

@@ -1,0 +1,646 @@
+//! Trapped calls on user-space sockets: `socket`, `bind`, `connect`,
+//! `listen`, `accept`, names and options. Data calls (`sendmsg`,
+//! `recvfrom` with an address, ...) run on the bridge through the kernel
+//! path with [`super::engine::BridgeHooks`]; calls on any other fd are the
+//! kernel's, served as `joyride trace` serves them.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
+
+use joyride_netstack::iface::{Family, SocketError};
+use joyride_notify::{AddFd, NetCall, Notification, Syscall};
+
+use super::addr;
+use super::engine::{BridgeHooks, Exec, StackWait, WaitFor};
+use super::socks::{new_bridge, Phase, Proto, Sock};
+use crate::kernel;
+use crate::record::Record;
+
+/// Longest address the supervisor reads (`sizeof(struct sockaddr_storage)`).
+const ADDR_MAX: i32 = 128;
+
+/// The arguments of an `accept`/`accept4` waiting for a connection.
+pub struct AcceptArgs {
+    call: NetCall,
+    flags: i32,
+    addr_ptr: u64,
+    len_ptr: u64,
+    user_len: u32,
+}
+
+impl AcceptArgs {
+    /// `accept` or `accept4`.
+    pub fn call_name(&self) -> &'static str {
+        self.call.name()
+    }
+}
+
+/// The stack family of a socket of `domain` (`IPV6_V6ONLY` as set).
+pub fn family_of(domain: i32, v6only: Option<&[u8]>) -> Family {
+    if domain == libc::AF_INET {
+        Family::V4
+    } else {
+        let on = v6only.is_some_and(|v| v.iter().any(|b| *b != 0));
+        Family::V6 { v6only: on }
+    }
+}
+
+impl Exec {
+    /// Serves one trapped native call.
+    pub(super) fn serve(&mut self, notif: Notification) {
+        let Some(call) = NetCall::from_nr(notif.nr as i64) else {
+            let _ = notif.answer_errno(libc::ENOSYS);
+            return;
+        };
+        let sc = Syscall::from_raw(call, &notif.args);
+        let started = Instant::now();
+        if let Syscall::Socket(c) = sc {
+            if let Some(proto) = user_proto(c.domain, c.ty, c.protocol) {
+                self.socket(notif, c.domain, c.ty, c.protocol, proto, started);
+                return;
+            }
+            return self.kernel_call(notif, sc);
+        }
+        let Some(fd) = sc.fd() else {
+            return self.kernel_call(notif, sc);
+        };
+        let dup = match self.ctx.target_socket(&notif, fd) {
+            Ok((_pidfd, dup)) => dup,
+            // Not an fd, or the thread vanished: the kernel path answers as
+            // the kernel would (EBADF, ENOTSOCK...).
+            Err(_) => return self.kernel_call(notif, sc),
+        };
+        let Some(ino) = self.socks.lookup(dup.as_fd()) else {
+            return self.kernel_call(notif, sc);
+        };
+        let args = sc.raw_args();
+        // Calls that may wait own their notification and answer it.
+        match sc {
+            Syscall::Connect(c) => {
+                if let Err(Moved(notif)) = self.connect(notif, ino, dup, c.fd, c.addr, c.addrlen, started) {
+                    self.kernel_call(notif, sc);
+                }
+                return;
+            }
+            Syscall::Accept(c) => {
+                return self.accept_call(notif, ino, dup, NetCall::Accept, 0, c.addr, c.addrlen, started);
+            }
+            Syscall::Accept4(c) => {
+                return self.accept_call(notif, ino, dup, NetCall::Accept4, c.flags, c.addr, c.addrlen, started);
+            }
+            _ => {}
+        }
+        let served = match sc {
+            Syscall::Bind(c) => self.bind(&notif, ino, c.fd, c.addr, c.addrlen),
+            Syscall::Listen(c) => self.listen(ino, c.backlog),
+            Syscall::Getsockname(c) => self.name(&notif, ino, false, c.addr, c.addrlen),
+            Syscall::Getpeername(c) => self.name(&notif, ino, true, c.addr, c.addrlen),
+            Syscall::Getsockopt(c) => self.getsockopt(&notif, ino, c.level, c.optname, c.optval, c.optlen),
+            Syscall::Setsockopt(c) => self.setsockopt(&notif, ino, dup.as_fd(), c.level, c.optname, c.optval, c.optlen),
+            Syscall::Shutdown(c) => self.shutdown(ino, c.how),
+            // Data calls run on the bridge.
+            _ => return self.kernel_call(notif, sc),
+        };
+        match served {
+            Ok(res) => self.reply(notif, call.name(), args, res, started),
+            // Moved to the kernel: the kernel path performs the call.
+            Err(Moved(())) => self.kernel_call(notif, sc),
+        }
+    }
+
+    /// Answers `notif` with `res` and prints it with `--trace`.
+    pub(super) fn reply(
+        &mut self,
+        notif: Notification,
+        call: &str,
+        args: Vec<String>,
+        res: Result<i64, i32>,
+        started: Instant,
+    ) {
+        let pid = notif.pid;
+        let answered = match res {
+            Ok(v) => notif.answer(v),
+            Err(e) => notif.answer_errno(e),
+        };
+        if answered.is_ok() {
+            self.emit(&Record::new(pid, call, args, res, started.elapsed()));
+        } else {
+            self.stats.vanished += 1;
+        }
+    }
+
+    /// Serves a call on the kernel's stack, with the bridges' hooks.
+    fn kernel_call(&mut self, notif: Notification, sc: Syscall) {
+        if let Syscall::Socket(_) = sc {
+            self.socks.stats.kernel += 1;
+        }
+        let mut hooks = BridgeHooks {
+            socks: &mut self.socks,
+            iface: &mut self.iface,
+        };
+        let progress = kernel::start(&mut self.ctx, notif, sc, &mut hooks);
+        self.settle(progress);
+    }
+
+    fn socket(&mut self, notif: Notification, domain: i32, ty: i32, protocol: i32, proto: Proto, started: Instant) {
+        let pid = notif.pid;
+        let args = vec![domain.to_string(), ty.to_string(), protocol.to_string()];
+        let nonblocking = ty & libc::SOCK_NONBLOCK != 0;
+        let cloexec = ty & libc::SOCK_CLOEXEC != 0;
+        let (bridge, theirs, ino) = match new_bridge(proto, nonblocking) {
+            Ok(b) => b,
+            Err(e) => {
+                let errno = crate::kernel::errno_of(e);
+                tracing::warn!(errno, "cannot create a bridge for a new socket");
+                let r = Record::new(pid, "socket", args, Err(errno), started.elapsed());
+                if notif.answer_errno(errno).is_ok() {
+                    self.emit(&r);
+                }
+                return;
+            }
+        };
+        let family = family_of(domain, None);
+        let h = match proto {
+            Proto::Tcp => self.iface.tcp_open(family),
+            Proto::Udp => self.iface.udp_open(family),
+        };
+        match notif.answer_with_fd(theirs.as_fd(), AddFd { cloexec, at: None }) {
+            Ok(fd) => {
+                self.socks.insert(ino, Sock::new(proto, domain, protocol, h, bridge));
+                self.watch_bridge(ino);
+                self.emit(&Record::new(pid, "socket", args, Ok(i64::from(fd)), started.elapsed()));
+            }
+            Err(_) => {
+                self.stats.vanished += 1;
+                let _ = match proto {
+                    Proto::Tcp => self.iface.tcp_close(h),
+                    Proto::Udp => self.iface.udp_close(h),
+                };
+            }
+        }
+    }
+
+    fn bind(&mut self, notif: &Notification, ino: u64, fd: i32, ptr: u64, len: i32) -> Served {
+        let s = self.socks.get(ino).expect("looked up by the caller");
+        let (proto, domain, h) = (s.proto, s.domain, s.handle);
+        let bytes = match read_addr(notif, ptr, len) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        let a = match addr::parse_for(&bytes, domain, false) {
+            Ok(Some(a)) => a,
+            // AF_UNSPEC: Linux takes it as INADDR_ANY on IPv4 sockets only.
+            Ok(None) if domain == libc::AF_INET => addr::unspecified(domain),
+            Ok(None) => return Ok(Err(libc::EAFNOSUPPORT)),
+            Err(e) => return Ok(Err(e)),
+        };
+        if self.policy.kernel_serves(a.ip()) {
+            return self.move_to_kernel(notif, ino, fd);
+        }
+        let res = match proto {
+            Proto::Tcp => self.iface.tcp_bind(h, a),
+            Proto::Udp => self.iface.udp_bind(h, a),
+        };
+        Ok(res.map(|_| 0).map_err(|e| e.errno()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        &mut self,
+        notif: Notification,
+        ino: u64,
+        dup: OwnedFd,
+        fd: i32,
+        ptr: u64,
+        len: i32,
+        started: Instant,
+    ) -> Result<(), Moved> {
+        let s = self.socks.get(ino).expect("looked up by the caller");
+        let (proto, domain, h) = (s.proto, s.domain, s.handle);
+        let bytes = match read_addr(&notif, ptr, len) {
+            Ok(b) => b,
+            Err(e) => return self.connect_reply(notif, Err(e), started),
+        };
+        let a = match addr::parse_for(&bytes, domain, proto == Proto::Udp) {
+            Ok(a) => a,
+            Err(e) => return self.connect_reply(notif, Err(e), started),
+        };
+        if let Some(a) = a {
+            if self.policy.kernel_serves(a.ip()) {
+                return match self.move_to_kernel(&notif, ino, fd) {
+                    Ok(res) => self.connect_reply(notif, res, started),
+                    Err(Moved(())) => Err(Moved(notif)),
+                };
+            }
+        }
+        if proto == Proto::Udp {
+            let res = match a {
+                Some(a) => self.iface.udp_connect(h, a),
+                None => self.iface.udp_disconnect(h),
+            };
+            if let Some(s) = self.socks.get_mut(ino) {
+                s.phase = if a.is_some() && res.is_ok() {
+                    Phase::Connected
+                } else {
+                    Phase::Fresh
+                };
+            }
+            return self.connect_reply(notif, res.map(|()| 0).map_err(|e| e.errno()), started);
+        }
+        let Some(a) = a else {
+            // AF_UNSPEC on a TCP socket: nothing to dissolve before a connect.
+            return self.connect_reply(notif, Ok(0), started);
+        };
+        let blocking = !crate::sys::is_nonblocking(dup.as_fd()).unwrap_or(false);
+        let s = self.socks.get_mut(ino).expect("looked up by the caller");
+        match s.phase {
+            Phase::Connected | Phase::Listening => return self.connect_reply(notif, Err(libc::EISCONN), started),
+            Phase::Dead => {
+                let e = s.error.take().unwrap_or(libc::ECONNABORTED);
+                return self.connect_reply(notif, Err(e), started);
+            }
+            Phase::Connecting { .. } if !blocking => return self.connect_reply(notif, Err(libc::EALREADY), started),
+            Phase::Connecting { .. } => {}
+            Phase::Fresh => {
+                if let Err(e) = self.iface.tcp_connect(h, a) {
+                    return self.connect_reply(notif, Err(e.errno()), started);
+                }
+                let s = self.socks.get_mut(ino).expect("looked up by the caller");
+                if blocking {
+                    s.phase = Phase::Connecting { held: None };
+                } else {
+                    let held = s.bridge.as_mut().map(|b| b.hold_writes(dup.as_fd()));
+                    if let Some(Err(e)) = held {
+                        tracing::warn!(error = %e, "cannot hold a connecting socket's writes");
+                    }
+                    s.phase = Phase::Connecting { held: Some(dup) };
+                    return self.connect_reply(notif, Err(libc::EINPROGRESS), started);
+                }
+            }
+        }
+        let deadline = send_deadline(&notif, fd, &self.ctx, started);
+        self.stack_waits.push(StackWait {
+            notif,
+            ino,
+            what: WaitFor::Connect,
+            started,
+            deadline,
+        });
+        Ok(())
+    }
+
+    fn connect_reply(&mut self, notif: Notification, res: Result<i64, i32>, started: Instant) -> Result<(), Moved> {
+        let args = Syscall::from_raw(NetCall::Connect, &notif.args).raw_args();
+        self.reply(notif, "connect", args, res, started);
+        Ok(())
+    }
+
+    fn listen(&mut self, ino: u64, backlog: i32) -> Served {
+        let s = self.socks.get(ino).expect("looked up by the caller");
+        if s.proto != Proto::Tcp {
+            return Ok(Err(libc::EOPNOTSUPP));
+        }
+        let h = s.handle;
+        if matches!(s.phase, Phase::Connected | Phase::Connecting { .. } | Phase::Dead) {
+            return Ok(Err(libc::EINVAL));
+        }
+        // Linux clamps the backlog to somaxconn (4096) and takes a negative
+        // one as 0.
+        let backlog = backlog.clamp(0, 4096) as u32;
+        if let Err(e) = self.iface.tcp_listen(h, backlog) {
+            return Ok(Err(e.errno()));
+        }
+        if let Some(s) = self.socks.get_mut(ino) {
+            s.phase = Phase::Listening;
+        }
+        Ok(Ok(0))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn accept_call(
+        &mut self,
+        notif: Notification,
+        ino: u64,
+        dup: OwnedFd,
+        call: NetCall,
+        flags: i32,
+        addr_ptr: u64,
+        len_ptr: u64,
+        started: Instant,
+    ) {
+        let early = |this: &mut Exec, notif: Notification, e: i32| {
+            let args = Syscall::from_raw(call, &notif.args).raw_args();
+            this.reply(notif, call.name(), args, Err(e), started);
+        };
+        if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+            return early(self, notif, libc::EINVAL);
+        }
+        let s = self.socks.get(ino).expect("looked up by the caller");
+        if s.proto != Proto::Tcp {
+            return early(self, notif, libc::EOPNOTSUPP);
+        }
+        if !matches!(s.phase, Phase::Listening) {
+            return early(self, notif, libc::EINVAL);
+        }
+        let mut user_len = 0;
+        if addr_ptr != 0 {
+            match notif.read_u32(len_ptr) {
+                Ok(l) if (l as i32) < 0 => return early(self, notif, libc::EINVAL),
+                Ok(l) => user_len = l,
+                Err(e) => return early(self, notif, e.errno()),
+            }
+        }
+        let args = AcceptArgs {
+            call,
+            flags,
+            addr_ptr,
+            len_ptr,
+            user_len,
+        };
+        let nonblocking = crate::sys::is_nonblocking(dup.as_fd()).unwrap_or(false);
+        let deadline = if nonblocking {
+            None
+        } else {
+            crate::kernel::recv_deadline(dup.as_fd(), started)
+        };
+        let w = StackWait {
+            notif,
+            ino,
+            what: WaitFor::Accept(args),
+            started,
+            deadline,
+        };
+        // A non-blocking accept is tried once: EAGAIN if nothing waits.
+        self.try_accept(w, Some(dup), nonblocking);
+    }
+
+    /// Tries an accept: answers it with a new socket, with `EAGAIN` when
+    /// `once` and nothing waits, or parks it.
+    fn try_accept(&mut self, w: StackWait, dup: Option<OwnedFd>, once: bool) {
+        let ino = w.ino;
+        let Some(s) = self.socks.get(ino) else {
+            let _ = w.notif.answer_errno(libc::EBADF);
+            return;
+        };
+        let (h, domain) = (s.handle, s.domain);
+        let WaitFor::Accept(args) = &w.what else {
+            unreachable!("accepts only")
+        };
+        let (child, peer) = match self.iface.tcp_accept(h) {
+            Ok(c) => c,
+            Err(SocketError::WouldBlock) if !once => {
+                self.stack_waits.push(w);
+                return;
+            }
+            Err(e) => {
+                let e = e.errno();
+                let r = Record::new(w.notif.pid, args.call.name(), Vec::new(), Err(e), w.started.elapsed());
+                if w.notif.answer_errno(e).is_ok() {
+                    self.emit(&r);
+                }
+                return;
+            }
+        };
+        let nonblocking = args.flags & libc::SOCK_NONBLOCK != 0;
+        let cloexec = args.flags & libc::SOCK_CLOEXEC != 0;
+        let fail = |this: &mut Exec, errno: i32, notif: Notification| {
+            let _ = this.iface.tcp_close(child);
+            let _ = notif.answer_errno(errno);
+        };
+        if args.addr_ptr != 0 {
+            let bytes = addr::encode(peer, domain);
+            let n = (args.user_len as usize).min(bytes.len());
+            let len = (bytes.len() as u32).to_ne_bytes();
+            if let Err(e) = w
+                .notif
+                .write_many(&[(args.addr_ptr, &bytes[..n]), (args.len_ptr, &len)])
+            {
+                return fail(self, e.errno(), w.notif);
+            }
+        }
+        let (bridge, theirs, cino) = match new_bridge(Proto::Tcp, nonblocking) {
+            Ok(b) => b,
+            Err(e) => return fail(self, crate::kernel::errno_of(e), w.notif),
+        };
+        let (pid, call, started) = (w.notif.pid, args.call, w.started);
+        match w.notif.answer_with_fd(theirs.as_fd(), AddFd { cloexec, at: None }) {
+            Ok(fd) => {
+                let protocol = self.socks.get(ino).map_or(0, |s| s.protocol);
+                let mut sock = Sock::new(Proto::Tcp, domain, protocol, child, bridge);
+                sock.phase = Phase::Connected;
+                self.socks.insert(cino, sock);
+                self.watch_bridge(cino);
+                self.pump(cino);
+                self.emit(&Record::new(
+                    pid,
+                    call.name(),
+                    vec![addr::encode(peer, domain).len().to_string()],
+                    Ok(i64::from(fd)),
+                    started.elapsed(),
+                ));
+            }
+            Err(_) => {
+                self.stats.vanished += 1;
+                let _ = self.iface.tcp_close(child);
+            }
+        }
+        // The doorbell rings while connections wait, and only then.
+        let still = self.iface.tcp_readiness(h).is_ok_and(|r| r.readable);
+        if !still {
+            self.unring(ino, dup);
+        }
+    }
+
+    /// Takes the doorbell byte of listener `ino` out of the target's end.
+    fn unring(&mut self, ino: u64, dup: Option<OwnedFd>) {
+        let Some(b) = self.socks.get_mut(ino).and_then(|s| s.bridge.as_mut()) else {
+            return;
+        };
+        if b.rung() == 0 {
+            return;
+        }
+        let Some(dup) = dup else { return };
+        if let Err(e) = b.unring(dup.as_fd()) {
+            tracing::debug!(error = %e, "cannot take a listener's doorbell byte");
+        }
+    }
+
+    /// A call waiting on the stack may go on.
+    pub(super) fn resume_stack_wait(&mut self, w: StackWait) {
+        match w.what {
+            WaitFor::Connect => {
+                let Some(s) = self.socks.get(w.ino) else {
+                    let _ = w.notif.answer_errno(libc::EBADF);
+                    return;
+                };
+                match s.phase {
+                    Phase::Connected => {
+                        let r = Record::new(w.notif.pid, "connect", Vec::new(), Ok(0), w.started.elapsed());
+                        if w.notif.answer(0).is_ok() {
+                            self.emit(&r);
+                        }
+                    }
+                    Phase::Connecting { .. } => self.stack_waits.push(w),
+                    _ => {
+                        let e = s.error.unwrap_or(libc::ECONNREFUSED);
+                        let _ = w.notif.answer_errno(e);
+                    }
+                }
+            }
+            WaitFor::Accept(_) => {
+                // A duplicate of the listener for the doorbell: any thread
+                // of the caller's process has the fd.
+                self.try_accept(w, None, false);
+            }
+        }
+    }
+
+    fn name(&mut self, notif: &Notification, ino: u64, peer: bool, ptr: u64, len_ptr: u64) -> Served {
+        let s = self.socks.get(ino).expect("looked up by the caller");
+        let (h, domain) = (s.handle, s.domain);
+        let user_len = match notif.read_u32(len_ptr) {
+            Ok(l) if (l as i32) < 0 => return Ok(Err(libc::EINVAL)),
+            Ok(l) => l,
+            Err(e) => return Ok(Err(e.errno())),
+        };
+        let got = match (s.proto, peer) {
+            (Proto::Tcp, false) => self.iface.tcp_local_addr(h),
+            (Proto::Tcp, true) => self.iface.tcp_peer_addr(h),
+            (Proto::Udp, false) => self.iface.udp_local_addr(h),
+            (Proto::Udp, true) => self.iface.udp_peer_addr(h),
+        };
+        let a: SocketAddr = match got {
+            Ok(Some(a)) => a,
+            Ok(None) if peer => return Ok(Err(libc::ENOTCONN)),
+            Ok(None) => addr::unspecified(domain),
+            Err(e) => return Ok(Err(e.errno())),
+        };
+        let bytes = addr::encode(a, domain);
+        let n = (user_len as usize).min(bytes.len());
+        let len = (bytes.len() as u32).to_ne_bytes();
+        Ok(notif
+            .write_many(&[(ptr, &bytes[..n]), (len_ptr, &len)])
+            .map(|()| 0)
+            .map_err(|e| e.errno()))
+    }
+
+    fn shutdown(&mut self, ino: u64, how: i32) -> Served {
+        let s = self.socks.get(ino).expect("looked up by the caller");
+        let (read, write) = match how {
+            libc::SHUT_RD => (true, false),
+            libc::SHUT_WR => (false, true),
+            libc::SHUT_RDWR => (true, true),
+            _ => return Ok(Err(libc::EINVAL)),
+        };
+        let res = match s.proto {
+            Proto::Tcp => self.iface.tcp_shutdown(s.handle, read, write),
+            Proto::Udp => Err(SocketError::NotConnected),
+        };
+        Ok(res.map(|()| 0).map_err(|e| e.errno()))
+    }
+
+    /// Policy: socket `ino` (the target's fd `fd`) goes to the kernel. A
+    /// kernel socket of the same kind is made in the target's network
+    /// namespace, given the options set so far, and installed over `fd`;
+    /// the caller then performs the call on it.
+    fn move_to_kernel(&mut self, notif: &Notification, ino: u64, fd: i32) -> Served {
+        let Some(s) = self.socks.get(ino) else {
+            return Ok(Err(libc::EBADF));
+        };
+        let ty = match s.proto {
+            Proto::Tcp => libc::SOCK_STREAM,
+            Proto::Udp => libc::SOCK_DGRAM,
+        };
+        let (domain, protocol) = (s.domain, s.protocol);
+        let opts = s.opts.clone();
+        let ours = match self.ctx.target_socket(notif, fd) {
+            Ok((_p, d)) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        let nonblocking = crate::sys::is_nonblocking(ours.as_fd()).unwrap_or(false);
+        let cloexec = fd_cloexec(notif.pid, fd);
+        let made = self
+            .ctx
+            .in_target_netns(notif, || crate::sys::socket(domain, ty, protocol));
+        let k = match made {
+            Ok(k) => k,
+            Err(e) => return Ok(Err(e)),
+        };
+        if nonblocking {
+            let _ = rustix::fs::fcntl_setfl(&k, rustix::fs::OFlags::NONBLOCK);
+        }
+        for (level, name, val) in &opts {
+            if let Err(e) = crate::sys::setsockopt(k.as_fd(), *level, *name, val) {
+                tracing::debug!(level, name, error = %e, "an option did not carry over to the kernel socket");
+            }
+        }
+        if let Err(e) = notif.add_fd(k.as_fd(), AddFd { cloexec, at: Some(fd) }) {
+            tracing::debug!(error = %e, "cannot install a kernel socket");
+            return Ok(Err(libc::ESRCH));
+        }
+        if let Some(s) = self.socks.remove(ino) {
+            match s.proto {
+                Proto::Tcp => {
+                    let _ = self.iface.tcp_close(s.handle);
+                }
+                Proto::Udp => {
+                    let _ = self.iface.udp_close(s.handle);
+                }
+            }
+            self.socks.stats.user = self.socks.stats.user.saturating_sub(1);
+            self.socks.stats.kernel += 1;
+        }
+        Err(Moved(()))
+    }
+}
+
+/// Result of a handler: the call's result, or "moved to the kernel: serve
+/// it there".
+pub(super) type Served = Result<Result<i64, i32>, Moved<()>>;
+
+/// The socket moved to the kernel; carries the notification when the
+/// handler owned it.
+pub(super) struct Moved<T = Notification>(T);
+
+/// Which user-space protocol serves `socket(domain, ty, protocol)`, if any.
+fn user_proto(domain: i32, ty: i32, protocol: i32) -> Option<Proto> {
+    if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        return None;
+    }
+    if ty & !(0xf | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+        return None;
+    }
+    match (ty & 0xf, protocol) {
+        (libc::SOCK_STREAM, 0 | libc::IPPROTO_TCP) => Some(Proto::Tcp),
+        (libc::SOCK_DGRAM, 0 | libc::IPPROTO_UDP) => Some(Proto::Udp),
+        _ => None,
+    }
+}
+
+/// Reads an address argument once, with Linux's length checks.
+fn read_addr(notif: &Notification, ptr: u64, len: i32) -> Result<Vec<u8>, i32> {
+    if !(0..=ADDR_MAX).contains(&len) {
+        return Err(libc::EINVAL);
+    }
+    notif
+        .read_bytes(ptr, len as u64, ADDR_MAX as usize)
+        .map_err(|e| e.errno())
+}
+
+/// Whether fd `fd` of process `pid` has `FD_CLOEXEC` (from its fdinfo).
+fn fd_cloexec(pid: u32, fd: i32) -> bool {
+    let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")) else {
+        return false;
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        .is_some_and(|f| f & libc::O_CLOEXEC as u32 != 0)
+}
+
+/// `SO_SNDTIMEO` of the target's fd as a deadline.
+fn send_deadline(notif: &Notification, fd: i32, ctx: &kernel::Ctx, started: Instant) -> Option<Instant> {
+    let (_p, dup) = ctx.target_socket(notif, fd).ok()?;
+    kernel::send_deadline(dup.as_fd(), started)
+}

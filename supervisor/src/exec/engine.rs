@@ -1,0 +1,657 @@
+//! The run-to-completion loop of `joyride exec`: one thread drives the NIC,
+//! the protocol, the timers, the bridges and the trapped calls.
+//!
+//! Each turn receives a burst from the NIC and runs the stack (input, due
+//! timers, output), hands the stack's socket events to the bridges, serves
+//! what the epoll set reports (trapped calls, bridge traffic, parked calls on
+//! kernel sockets, exited threads), and transmits. While anything moved
+//! recently the loop keeps polling; when idle it sleeps in `epoll_wait` until
+//! the next stack timer, at most [`IDLE_NAP`], so an idle program costs no
+//! busy core.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use joyride_dpdk::DpdkNic;
+use joyride_netstack::iface::{Interface, SocketEvent};
+use joyride_netstack::time::{Clock, SystemClock};
+use joyride_notify::{Child, Listener, Notification, NotifyError};
+use rustix::event::epoll;
+
+use super::policy::Policy;
+use super::socks::{Phase, Proto, Socks};
+use crate::kernel::{self, Ctx, Hooks, Parked, Progress};
+use crate::record::{Record, Sink};
+use crate::waits::{Swept, Waits};
+
+pub(super) const LISTENER: u64 = 0;
+pub(super) const CHILD: u64 = 1;
+/// Tokens with this bit watch a cached pidfd; the low bits are the tid.
+pub(super) const PIDFD: u64 = 1 << 63;
+/// Tokens with this bit watch a bridge; the low bits are its inode.
+pub(super) const BRIDGE: u64 = 1 << 62;
+const FIRST_PARKED: u64 = 16;
+
+/// Longest sleep while idle: the NIC has no interrupt here, so this bounds
+/// how late the first frame after a quiet spell is seen.
+const IDLE_NAP: Duration = Duration::from_millis(1);
+/// How long the loop keeps polling without sleeping after the last activity.
+const SPIN: Duration = Duration::from_micros(500);
+/// Bursts received back to back before the rest of the loop runs.
+const MAX_BURSTS: usize = 8;
+/// After the program is gone: how long unsent data and FINs may take.
+const LINGER: Duration = Duration::from_secs(10);
+
+/// A call on a user-space socket waiting for the stack.
+pub(super) struct StackWait {
+    pub notif: Notification,
+    pub ino: u64,
+    pub what: WaitFor,
+    pub started: Instant,
+    pub deadline: Option<Instant>,
+}
+
+/// What a [`StackWait`] waits for.
+pub(super) enum WaitFor {
+    /// A blocking `connect` to finish.
+    Connect,
+    /// A connection for a blocking `accept`.
+    Accept(super::calls::AcceptArgs),
+}
+
+/// Counters of the engine.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Notifications received.
+    pub trapped: u64,
+    /// Calls whose thread vanished before the answer.
+    pub vanished: u64,
+}
+
+/// `joyride exec`'s state: the stack, its NIC, the sockets, the calls.
+pub struct Exec {
+    pub(super) listener: Listener,
+    pub(super) epoll: OwnedFd,
+    pub(super) ctx: Ctx,
+    pub(super) waits: Waits,
+    pub(super) sink: Option<Sink>,
+    child: Option<Child>,
+    exit_code: Option<i32>,
+    listener_closed: bool,
+    pub(super) iface: Interface,
+    pub(super) nic: DpdkNic,
+    pub(super) clock: SystemClock,
+    pub(super) socks: Socks,
+    pub(super) stack_waits: Vec<StackWait>,
+    pub(super) policy: Policy,
+    /// Counters.
+    pub stats: Stats,
+    last_activity: Instant,
+}
+
+/// The hooks kernel-served calls use to reach the bridges.
+pub(super) struct BridgeHooks<'a> {
+    pub socks: &'a mut Socks,
+    pub iface: &'a mut Interface,
+}
+
+impl Hooks for BridgeHooks<'_> {
+    fn datagram_source(&mut self, sock: std::os::fd::BorrowedFd<'_>) -> Option<Vec<u8>> {
+        self.socks.datagram_source(sock)
+    }
+
+    fn ignores_send_name(&mut self, sock: std::os::fd::BorrowedFd<'_>) -> bool {
+        self.socks.is_stream(sock)
+    }
+
+    fn send_datagram(
+        &mut self,
+        sock: std::os::fd::BorrowedFd<'_>,
+        name: Option<&[u8]>,
+        data: &[u8],
+    ) -> Option<Result<usize, i32>> {
+        self.socks.send_datagram(self.iface, sock, name, data)
+    }
+}
+
+impl Exec {
+    /// An engine serving `listener` for the tree rooted at `child`, with the
+    /// stack `iface` on `nic`.
+    pub fn new(
+        listener: Listener,
+        child: Child,
+        sink: Option<Sink>,
+        iface: Interface,
+        nic: DpdkNic,
+        policy: Policy,
+    ) -> anyhow::Result<Exec> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(
+            &epoll,
+            &listener,
+            epoll::EventData::new_u64(LISTENER),
+            epoll::EventFlags::IN,
+        )?;
+        epoll::add(
+            &epoll,
+            &child.pidfd,
+            epoll::EventData::new_u64(CHILD),
+            epoll::EventFlags::IN,
+        )?;
+        Ok(Exec {
+            listener,
+            epoll,
+            ctx: Ctx::new()?,
+            waits: Waits::new(FIRST_PARKED),
+            sink,
+            child: Some(child),
+            exit_code: None,
+            listener_closed: false,
+            iface,
+            nic,
+            clock: SystemClock::new(),
+            socks: Socks::new(),
+            stack_waits: Vec::new(),
+            policy,
+            stats: Stats::default(),
+            last_activity: Instant::now(),
+        })
+    }
+
+    /// Serves the program until it and every process sharing its filter
+    /// are gone and the stack delivered what they sent (at most [`LINGER`]);
+    /// returns the program's exit code (128 + signal if killed).
+    pub fn run(&mut self) -> anyhow::Result<i32> {
+        let mut events = epoll::EventVec::with_capacity(256);
+        let mut gone_since: Option<Instant> = None;
+        loop {
+            if self.listener_closed && self.exit_code.is_some() {
+                let since = *gone_since.get_or_insert_with(Instant::now);
+                if self.iface.tcp_unfinished() == 0 || since.elapsed() >= LINGER {
+                    break;
+                }
+            }
+            if let Some(sig) = crate::sys::take_forwarded_signal() {
+                self.forward_signal(sig);
+            }
+            let moved = self.turn();
+            let now = Instant::now();
+            if moved {
+                self.last_activity = now;
+            }
+            let timeout = self.timeout(now);
+            match epoll::wait(&self.epoll, &mut events, timeout) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            if !events.is_empty() {
+                self.last_activity = Instant::now();
+            }
+            let ready: Vec<(u64, epoll::EventFlags)> = events.iter().map(|e| (e.data.u64(), e.flags)).collect();
+            for (token, flags) in ready {
+                match token {
+                    LISTENER => self.on_listener(flags),
+                    CHILD => self.on_child(),
+                    t if t & PIDFD != 0 => self.on_thread_exit((t & !PIDFD) as u32),
+                    t if t & BRIDGE != 0 => self.on_bridge(t & !BRIDGE, flags),
+                    t => {
+                        if let Some(p) = self.waits.take(&self.epoll, t) {
+                            self.resume_kernel(p);
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            for swept in self.waits.sweep(&self.epoll, now) {
+                match swept {
+                    Swept::Gone => self.stats.vanished += 1,
+                    Swept::Settled(progress) => self.settle(progress),
+                    Swept::Resume(p) => self.resume_kernel(p),
+                }
+            }
+            self.sweep_stack_waits(now);
+            self.ctx.stash.expire(now);
+        }
+        self.waits.abandon_all();
+        for w in self.stack_waits.drain(..) {
+            w.notif.abandon();
+        }
+        if let Some(s) = &mut self.sink {
+            s.flush();
+        }
+        Ok(self.exit_code.unwrap_or(0))
+    }
+
+    /// The stack's counters and the socket counters, for `--stats`.
+    pub fn stats_report(&self) -> String {
+        let c = self.iface.counters();
+        let t = self.iface.tcp_counters();
+        let n = self.nic.counters();
+        let port = self.nic.port().stats().unwrap_or_default();
+        let s = &self.socks.stats;
+        let mut rows: Vec<(&str, u64)> = vec![
+            ("rx_frames", c.rx_frames),
+            ("tx_frames", c.tx_frames),
+            ("rx_bytes", port.rx_bytes),
+            ("tx_bytes", port.tx_bytes),
+            ("tcp_active_opens", t.active_opens),
+            ("tcp_passive_opens", t.passive_opens),
+            ("tcp_segments_in", t.rx_segments),
+            ("tcp_segments_out", t.tx_segments),
+            ("tcp_retransmits", self.iface.tcp_retransmits()),
+            ("tcp_resets_sent", t.rst_sent),
+            ("tcp_listen_overflows", t.listen_overflows),
+            ("udp_datagrams_in", c.udp_rx_datagrams),
+            ("udp_datagrams_out", c.udp_tx_datagrams),
+            ("sockets_user", s.user),
+            ("sockets_kernel", s.kernel),
+            ("calls_trapped", self.stats.trapped),
+            ("calls_vanished", self.stats.vanished),
+        ];
+        rows.extend([
+            ("drop_eth_not_for_us", c.drop_eth_not_for_us),
+            ("drop_ipv4_malformed", c.drop_ipv4_malformed),
+            ("drop_ipv4_checksum", c.drop_ipv4_checksum),
+            ("drop_ipv6_malformed", c.drop_ipv6_malformed),
+            ("drop_tcp_malformed", t.drop_malformed),
+            ("drop_tcp_checksum", t.drop_checksum),
+            ("drop_tcp_no_socket", t.no_socket),
+            ("drop_udp_malformed", c.drop_udp_malformed),
+            ("drop_udp_checksum", c.drop_udp_checksum),
+            ("drop_udp_no_socket", c.drop_udp_no_socket),
+            ("drop_udp_queue_full", c.drop_udp_queue_full),
+            ("drop_udp_no_destination", s.udp_no_destination),
+            ("drop_tx_no_route", c.drop_tx_no_route),
+            ("drop_tx_neighbor", c.drop_tx_neighbor),
+            ("drop_tx_queue_full", c.drop_tx_queue_full),
+            ("drop_nic_tx_full", n.tx_dropped),
+        ]);
+        let mut out = String::from("joyride stats:\n");
+        for (k, v) in rows {
+            out.push_str(&format!("  {k} {v}\n"));
+        }
+        out
+    }
+
+    /// One turn of the stack: NIC bursts, protocol, timers, then the socket
+    /// events it produced. Returns whether anything moved.
+    fn turn(&mut self) -> bool {
+        let mut moved = false;
+        for _ in 0..MAX_BURSTS {
+            let now = self.clock.now();
+            let n = self.iface.poll(now, &mut self.nic);
+            moved |= n > 0;
+            if n == 0 {
+                break;
+            }
+            moved |= self.dispatch_stack_events();
+        }
+        moved |= self.dispatch_stack_events();
+        moved
+    }
+
+    fn dispatch_stack_events(&mut self) -> bool {
+        let events: Vec<SocketEvent> = self.iface.drain_events().collect();
+        let any = !events.is_empty();
+        for ev in events {
+            if let Some(ino) = self.socks.ino_of(ev.handle) {
+                self.on_stack_event(ino, ev);
+            }
+        }
+        if any {
+            // What the pumps queued goes out now, not after a sleep.
+            let now = self.clock.now();
+            self.iface.poll(now, &mut self.nic);
+        }
+        any
+    }
+
+    fn timeout(&self, now: Instant) -> i32 {
+        if now.duration_since(self.last_activity) < SPIN {
+            return 0;
+        }
+        let mut t = IDLE_NAP;
+        if let Some(at) = self.iface.poll_at() {
+            let stack_now = self.clock.now();
+            t = t.min(at.saturating_duration_since(stack_now));
+        }
+        if let Some(w) = self.waits.timeout(now) {
+            t = t.min(w);
+        }
+        if !self.stack_waits.is_empty() {
+            t = t.min(crate::waits::SWEEP);
+        }
+        // epoll_wait counts milliseconds: round up, so a timer 0.3 ms away
+        // is not polled for in a tight loop, and 0 only when due.
+        if t.is_zero() {
+            0
+        } else {
+            t.as_millis().max(1) as i32
+        }
+    }
+
+    fn on_listener(&mut self, flags: epoll::EventFlags) {
+        if flags.contains(epoll::EventFlags::IN) {
+            match self.listener.recv() {
+                Ok(notif) => {
+                    self.stats.trapped += 1;
+                    if notif.is_native() {
+                        self.serve(notif);
+                    } else if let Some(r) = kernel::refuse_foreign(notif) {
+                        self.emit(&r);
+                    }
+                }
+                Err(NotifyError::Closed) => self.close_listener(),
+                Err(e) => tracing::warn!(error = %e, "receiving a notification failed"),
+            }
+        } else if flags.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR) {
+            self.close_listener();
+        }
+    }
+
+    fn close_listener(&mut self) {
+        if !self.listener_closed {
+            let _ = epoll::delete(&self.epoll, &self.listener);
+            self.listener_closed = true;
+        }
+    }
+
+    fn on_child(&mut self) {
+        let Some(child) = &self.child else { return };
+        let status = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(child.pidfd.as_fd()),
+            rustix::process::WaitidOptions::EXITED | rustix::process::WaitidOptions::NOHANG,
+        );
+        if let Ok(Some(st)) = status {
+            let code = if let Some(sig) = st.terminating_signal() {
+                128 + sig
+            } else {
+                st.exit_status().unwrap_or(0)
+            };
+            self.exit_code = Some(code as i32);
+            let _ = epoll::delete(&self.epoll, &child.pidfd);
+            self.child = None;
+        }
+    }
+
+    fn forward_signal(&mut self, sig: i32) {
+        if let (Some(child), Some(sig)) = (&self.child, rustix::process::Signal::from_raw(sig)) {
+            if let Err(e) = rustix::process::pidfd_send_signal(&child.pidfd, sig) {
+                tracing::warn!(error = %e, "cannot forward a signal to the program");
+            }
+        }
+    }
+
+    fn on_thread_exit(&mut self, tid: u32) {
+        if let Some(fd) = self.ctx.forget_pidfd(tid) {
+            let _ = epoll::delete(&self.epoll, &*fd);
+        }
+    }
+
+    /// Traffic or a hang-up on a bridge.
+    fn on_bridge(&mut self, ino: u64, flags: epoll::EventFlags) {
+        let Some(s) = self.socks.get(ino) else { return };
+        let hup = flags.contains(epoll::EventFlags::HUP);
+        let pumpable = match s.phase {
+            Phase::Connected => true,
+            Phase::Fresh => s.proto == Proto::Udp,
+            Phase::Connecting { .. } | Phase::Listening | Phase::Dead => false,
+        };
+        if pumpable {
+            self.pump(ino);
+        } else if hup {
+            // Closed before it carried anything (or while listening, or
+            // while connecting).
+            if let Some(Phase::Connecting { .. }) = self.socks.get(ino).map(|s| &s.phase) {
+                self.fail_waiters(ino, libc::ECONNABORTED);
+            }
+            self.socks.close(&mut self.iface, ino);
+        }
+    }
+
+    /// Pumps one socket's bytes; forgets it if the program closed it.
+    pub(super) fn pump(&mut self, ino: u64) {
+        let _ = self.socks.pump(&mut self.iface, ino);
+    }
+
+    /// The stack says something changed for socket `ino`.
+    fn on_stack_event(&mut self, ino: u64, ev: SocketEvent) {
+        let Some(s) = self.socks.get(ino) else { return };
+        let h = s.handle;
+        match (&s.phase, s.proto) {
+            (Phase::Listening, _) => {
+                let readable = self.iface.tcp_readiness(h).is_ok_and(|r| r.readable);
+                if readable {
+                    if let Some(b) = self.socks.get_mut(ino).and_then(|s| s.bridge.as_mut()) {
+                        if b.rung() == 0 {
+                            if let Err(e) = b.ring() {
+                                tracing::debug!(error = %e, "cannot ring a listener's doorbell");
+                            }
+                        }
+                    }
+                    self.retry_waiters(ino);
+                }
+            }
+            (Phase::Connecting { .. }, Proto::Tcp) | (Phase::Fresh, Proto::Tcp) => {
+                self.connect_progress(ino);
+            }
+            (Phase::Connected, Proto::Tcp) => {
+                self.pump(ino);
+                if ev.error || ev.readable {
+                    self.check_tcp_error(ino);
+                }
+            }
+            (_, Proto::Udp) => self.pump(ino),
+            (Phase::Dead, _) => {}
+        }
+    }
+
+    /// A connected TCP socket's pending error (reset, timeout): the program
+    /// reads what arrived before it, then the bridge is reset.
+    fn check_tcp_error(&mut self, ino: u64) {
+        let Some(s) = self.socks.get_mut(ino) else { return };
+        let h = s.handle;
+        let pending = s.error;
+        let err = match pending {
+            Some(e) => Some(e),
+            None => match self.iface.tcp_readiness(h) {
+                Ok(r) if r.error.is_some() => self.iface.tcp_take_error(h).ok().flatten().map(|e| e.errno()),
+                _ => None,
+            },
+        };
+        if let Some(e) = err {
+            if let Some(b) = self.socks.kill(&mut self.iface, ino, e) {
+                b.reset();
+            }
+        }
+    }
+
+    /// The handshake of socket `ino` may have finished or failed.
+    fn connect_progress(&mut self, ino: u64) {
+        let Some(s) = self.socks.get(ino) else { return };
+        let h = s.handle;
+        let state = self.iface.tcp_state(h).ok().flatten();
+        use joyride_netstack::tcp::tcb::State;
+        match state {
+            Some(State::Established | State::CloseWait) => {
+                let s = self.socks.get_mut(ino).expect("looked up above");
+                if let Phase::Connecting { held } = std::mem::replace(&mut s.phase, Phase::Connected) {
+                    if let (Some(held), Some(b)) = (held, s.bridge.as_mut()) {
+                        if let Err(e) = b.release_writes(held.as_fd()) {
+                            tracing::warn!(error = %e, "cannot release a connected socket's writes");
+                        }
+                    }
+                }
+                self.retry_waiters(ino);
+                self.pump(ino);
+            }
+            Some(State::SynSent | State::SynReceived) => {}
+            _ => {
+                let err = self
+                    .iface
+                    .tcp_take_error(h)
+                    .ok()
+                    .flatten()
+                    .map_or(libc::ECONNREFUSED, |e| e.errno());
+                let s = self.socks.get_mut(ino).expect("looked up above");
+                let held = matches!(s.phase, Phase::Connecting { held: Some(_) });
+                if !matches!(s.phase, Phase::Connecting { .. }) {
+                    return;
+                }
+                if held {
+                    // A non-blocking connect failed: SO_ERROR tells, and the
+                    // program sees the socket readable, writable and in error.
+                    if let Some(b) = self.socks.kill(&mut self.iface, ino, err) {
+                        b.reset();
+                    }
+                } else {
+                    // A blocking connect failed: the call returns the error;
+                    // the socket may connect again, with a new stack socket.
+                    self.fresh_stack_socket(ino);
+                    self.fail_waiters(ino, err);
+                }
+            }
+        }
+    }
+
+    /// Answers every call waiting on `ino` with `errno`.
+    fn fail_waiters(&mut self, ino: u64, errno: i32) {
+        let (mine, rest): (Vec<StackWait>, Vec<StackWait>) = std::mem::take(&mut self.stack_waits)
+            .into_iter()
+            .partition(|w| w.ino == ino);
+        self.stack_waits = rest;
+        for w in mine {
+            let r = Record::new(w.notif.pid, w.what.name(), Vec::new(), Err(errno), w.started.elapsed());
+            if w.notif.answer_errno(errno).is_ok() {
+                self.emit(&r);
+            }
+        }
+    }
+
+    /// Tries again the calls waiting on `ino`.
+    fn retry_waiters(&mut self, ino: u64) {
+        let (mine, rest): (Vec<StackWait>, Vec<StackWait>) = std::mem::take(&mut self.stack_waits)
+            .into_iter()
+            .partition(|w| w.ino == ino);
+        self.stack_waits = rest;
+        for w in mine {
+            self.resume_stack_wait(w);
+        }
+    }
+
+    fn sweep_stack_waits(&mut self, now: Instant) {
+        if self.stack_waits.is_empty() {
+            return;
+        }
+        let waits = std::mem::take(&mut self.stack_waits);
+        for w in waits {
+            if !w.notif.is_valid() {
+                self.stats.vanished += 1;
+                w.notif.abandon();
+            } else if w.deadline.is_some_and(|d| d <= now) {
+                let e = match w.what {
+                    WaitFor::Connect => libc::EINPROGRESS,
+                    WaitFor::Accept(_) => libc::EAGAIN,
+                };
+                let r = Record::new(w.notif.pid, w.what.name(), Vec::new(), Err(e), w.started.elapsed());
+                if w.notif.answer_errno(e).is_ok() {
+                    self.emit(&r);
+                }
+            } else if kernel::signal_pending(w.notif.pid) {
+                // As the kernel: restarted if the handler asks for it (a
+                // restarted connect waits for the same handshake), EINTR
+                // otherwise; EINTR always with a timeout.
+                let r_pid = w.notif.pid;
+                let (res, answered) = if w.deadline.is_some() {
+                    (Err(libc::EINTR), w.notif.answer_errno(libc::EINTR))
+                } else {
+                    (Err(joyride_notify::ERESTARTSYS), w.notif.answer_restart())
+                };
+                let r = Record::new(r_pid, w.what.name(), Vec::new(), res, w.started.elapsed());
+                if answered.is_ok() {
+                    self.emit(&r);
+                }
+            } else {
+                self.stack_waits.push(w);
+            }
+        }
+    }
+
+    /// Resumes a call parked on a kernel socket.
+    fn resume_kernel(&mut self, p: Box<Parked>) {
+        let Parked {
+            notif,
+            sock,
+            op,
+            started,
+            ..
+        } = *p;
+        let mut hooks = BridgeHooks {
+            socks: &mut self.socks,
+            iface: &mut self.iface,
+        };
+        let progress = kernel::resume_op(&mut self.ctx, notif, sock, op, started, &mut hooks);
+        self.settle(progress);
+    }
+
+    /// Books the outcome of a kernel-served call.
+    pub(super) fn settle(&mut self, progress: Progress) {
+        for (tid, fd) in self.ctx.take_fresh_pidfds() {
+            let data = epoll::EventData::new_u64(PIDFD | tid as u64);
+            if let Err(e) = epoll::add(&self.epoll, &*fd, data, epoll::EventFlags::IN) {
+                tracing::debug!(tid, error = %e, "cannot watch a pidfd; forgetting it");
+                self.ctx.forget_pidfd(tid);
+            }
+        }
+        match progress {
+            Progress::Done(r) => self.emit(&r),
+            Progress::Vanished => self.stats.vanished += 1,
+            Progress::Parked(p) => self.waits.park(&self.epoll, p),
+        }
+    }
+
+    /// Prints a record with `--trace`.
+    pub(super) fn emit(&mut self, r: &Record) {
+        if let Some(s) = &mut self.sink {
+            s.emit(r);
+        }
+    }
+
+    /// Watches a new bridge.
+    pub(super) fn watch_bridge(&mut self, ino: u64) {
+        let Some(b) = self.socks.get(ino).and_then(|s| s.bridge.as_ref()) else {
+            return;
+        };
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::OUT | epoll::EventFlags::RDHUP | epoll::EventFlags::ET;
+        if let Err(e) = epoll::add(&self.epoll, b.as_fd(), epoll::EventData::new_u64(BRIDGE | ino), flags) {
+            tracing::warn!(error = %e, "cannot watch a bridge");
+        }
+    }
+
+    /// Replaces a socket's stack socket by a fresh one with the same
+    /// options (after a failed blocking connect, as Linux's socket returns
+    /// to CLOSE and may connect again).
+    fn fresh_stack_socket(&mut self, ino: u64) {
+        let Some(s) = self.socks.get_mut(ino) else { return };
+        let old = s.handle;
+        let family = super::calls::family_of(s.domain, s.opt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY));
+        s.phase = Phase::Fresh;
+        let _ = self.iface.tcp_close(old);
+        let h = self.iface.tcp_open(family);
+        self.socks.rehandle(ino, h);
+        let opts = self.socks.get(ino).map(|s| s.opts.clone()).unwrap_or_default();
+        for (level, name, val) in opts {
+            let _ = self.apply_opt(ino, level, name, &val);
+        }
+    }
+}
+
+impl WaitFor {
+    fn name(&self) -> &'static str {
+        match self {
+            WaitFor::Connect => "connect",
+            WaitFor::Accept(a) => a.call_name(),
+        }
+    }
+}

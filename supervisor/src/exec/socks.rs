@@ -1,0 +1,505 @@
+//! The user-space sockets of the supervised programs, and the pumps that
+//! carry their bytes between each socket's bridge and the stack.
+//!
+//! A socket is known by the inode of the target's end of its bridge: that is
+//! what `fstat` of any duplicate of the target's fd shows, whatever fd number,
+//! process or `dup` it went through.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use joyride_fd_bridge::{Bridge, Kind, Peer};
+use joyride_netstack::iface::{Datagram, Interface, SocketError, SocketHandle};
+
+/// Bytes moved per read or write between a bridge and the stack.
+pub const CHUNK: usize = 256 << 10;
+/// Dead sockets remembered for `SO_ERROR` and `getsockname` after their
+/// bridge was reset; the oldest are forgotten first.
+const DEAD_MAX: usize = 4096;
+
+/// Transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// `SOCK_STREAM`.
+    Tcp,
+    /// `SOCK_DGRAM`.
+    Udp,
+}
+
+/// Where a socket is in its life, as far as the supervisor cares.
+#[derive(Debug)]
+pub enum Phase {
+    /// Created, maybe bound.
+    Fresh,
+    /// A non-blocking connect in progress: the target's end is held not
+    /// writable through this duplicate until the handshake ends.
+    Connecting {
+        /// Duplicate of the target's end while writes are held.
+        held: Option<OwnedFd>,
+    },
+    /// Connected (TCP) or associated (UDP).
+    Connected,
+    /// Listening (TCP).
+    Listening,
+    /// The connection ended with an error or reset; the bridge is gone.
+    Dead,
+}
+
+/// One user-space socket.
+pub struct Sock {
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// `AF_INET` or `AF_INET6`.
+    pub domain: i32,
+    /// The protocol number given to `socket`.
+    pub protocol: i32,
+    /// The stack's socket.
+    pub handle: SocketHandle,
+    /// The bridge; `None` once reset.
+    pub bridge: Option<Bridge>,
+    /// Life phase.
+    pub phase: Phase,
+    /// Options set by the program, in order (level, name, value), replayed
+    /// if the socket moves to the kernel, and read back by `getsockopt`.
+    pub opts: Vec<(i32, i32, Vec<u8>)>,
+    /// A pending `SO_ERROR` (errno).
+    pub error: Option<i32>,
+    /// TCP: bytes the program wrote that the stack has not taken yet.
+    tx: Vec<u8>,
+    /// TCP: bytes from the stack the program has not been given yet.
+    rx: Vec<u8>,
+    rx_off: usize,
+    /// UDP: datagrams from the stack not yet in the bridge.
+    dgrams: VecDeque<Datagram>,
+    /// The program shut down writing (or closed): FIN queued.
+    pub eof_in: bool,
+    /// The stack reported end of file; the bridge's write side is shut.
+    pub eof_out: bool,
+    /// The program closed every fd of it.
+    pub closed: bool,
+}
+
+impl Sock {
+    /// A new socket over `bridge`.
+    pub fn new(proto: Proto, domain: i32, protocol: i32, handle: SocketHandle, bridge: Bridge) -> Sock {
+        Sock {
+            proto,
+            domain,
+            protocol,
+            handle,
+            bridge: Some(bridge),
+            phase: Phase::Fresh,
+            opts: Vec::new(),
+            error: None,
+            tx: Vec::new(),
+            rx: Vec::new(),
+            rx_off: 0,
+            dgrams: VecDeque::new(),
+            eof_in: false,
+            eof_out: false,
+            closed: false,
+        }
+    }
+
+    /// The value last set for option (`level`, `name`).
+    pub fn opt(&self, level: i32, name: i32) -> Option<&[u8]> {
+        self.opts
+            .iter()
+            .rev()
+            .find(|(l, n, _)| *l == level && *n == name)
+            .map(|(_, _, v)| v.as_slice())
+    }
+
+    /// Remembers an option set by the program.
+    pub fn remember_opt(&mut self, level: i32, name: i32, value: &[u8]) {
+        self.opts.retain(|(l, n, _)| !(*l == level && *n == name));
+        self.opts.push((level, name, value.to_vec()));
+    }
+}
+
+/// Counters for `--stats`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SockStats {
+    /// Sockets served by the user-space stack.
+    pub user: u64,
+    /// Sockets handed to the kernel by policy.
+    pub kernel: u64,
+    /// Datagrams the program sent on an unconnected socket without a
+    /// destination (dropped; Linux would have refused the send).
+    pub udp_no_destination: u64,
+    /// Datagrams from the program the stack refused (e.g. no route).
+    pub udp_send_failed: u64,
+}
+
+/// Every user-space socket, by the inode of its bridge's target end.
+#[derive(Default)]
+pub struct Socks {
+    by_ino: HashMap<u64, Sock>,
+    by_handle: HashMap<SocketHandle, u64>,
+    dead: VecDeque<u64>,
+    scratch: Vec<u8>,
+    /// Counters.
+    pub stats: SockStats,
+}
+
+/// What a pump learned that the engine must act on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pumped {
+    /// The program closed the socket; it was closed in the stack and
+    /// removed (deregister its bridge).
+    pub removed: bool,
+}
+
+impl Socks {
+    /// An empty table.
+    pub fn new() -> Socks {
+        Socks {
+            scratch: vec![0; CHUNK],
+            ..Default::default()
+        }
+    }
+
+    /// Adds a socket under `ino`.
+    pub fn insert(&mut self, ino: u64, sock: Sock) {
+        self.by_handle.insert(sock.handle, ino);
+        self.by_ino.insert(ino, sock);
+        self.stats.user += 1;
+    }
+
+    /// The socket whose bridge's target end has inode `ino`.
+    pub fn get(&self, ino: u64) -> Option<&Sock> {
+        self.by_ino.get(&ino)
+    }
+
+    /// Mutable access.
+    pub fn get_mut(&mut self, ino: u64) -> Option<&mut Sock> {
+        self.by_ino.get_mut(&ino)
+    }
+
+    /// The inode of the socket with stack handle `h`.
+    pub fn ino_of(&self, h: SocketHandle) -> Option<u64> {
+        self.by_handle.get(&h).copied()
+    }
+
+    /// Removes a socket (it moved to the kernel or was closed).
+    pub fn remove(&mut self, ino: u64) -> Option<Sock> {
+        let s = self.by_ino.remove(&ino)?;
+        self.by_handle.remove(&s.handle);
+        Some(s)
+    }
+
+    /// Replaces the stack handle of `ino` (a fresh stack socket after a
+    /// failed connect).
+    pub fn rehandle(&mut self, ino: u64, h: SocketHandle) {
+        if let Some(s) = self.by_ino.get_mut(&ino) {
+            self.by_handle.remove(&s.handle);
+            s.handle = h;
+            self.by_handle.insert(h, ino);
+        }
+    }
+
+    /// The inode of the socket a target's fd duplicate `fd` stands for.
+    pub fn lookup(&self, fd: BorrowedFd<'_>) -> Option<u64> {
+        let st = rustix::fs::fstat(fd).ok()?;
+        self.by_ino.contains_key(&st.st_ino).then_some(st.st_ino)
+    }
+
+    /// The socket's bridge broke for good (reset or refused): the program
+    /// learns it, the socket is remembered a while for `SO_ERROR`.
+    pub fn kill(&mut self, iface: &mut Interface, ino: u64, errno: i32) -> Option<Bridge> {
+        let s = self.by_ino.get_mut(&ino)?;
+        s.error = Some(errno);
+        s.phase = Phase::Dead;
+        s.tx.clear();
+        s.rx.clear();
+        s.dgrams.clear();
+        let bridge = s.bridge.take();
+        let h = s.handle;
+        match s.proto {
+            Proto::Tcp => {
+                let _ = iface.tcp_close(h);
+            }
+            Proto::Udp => {
+                let _ = iface.udp_close(h);
+            }
+        }
+        self.dead.push_back(ino);
+        while self.dead.len() > DEAD_MAX {
+            if let Some(old) = self.dead.pop_front() {
+                if self.by_ino.get(&old).is_some_and(|s| matches!(s.phase, Phase::Dead)) {
+                    self.remove(old);
+                }
+            }
+        }
+        bridge
+    }
+
+    /// Moves bytes both ways for socket `ino` until nothing more can move.
+    pub fn pump(&mut self, iface: &mut Interface, ino: u64) -> Pumped {
+        let Some(s) = self.by_ino.get_mut(&ino) else {
+            return Pumped::default();
+        };
+        if s.bridge.is_none() || matches!(s.phase, Phase::Listening) {
+            return Pumped::default();
+        }
+        let gone = match s.proto {
+            Proto::Tcp => pump_tcp(iface, s, &mut self.scratch),
+            Proto::Udp => pump_udp(iface, s, &mut self.scratch, &mut self.stats),
+        };
+        if gone {
+            self.close(iface, ino);
+            return Pumped { removed: true };
+        }
+        Pumped::default()
+    }
+
+    /// The program closed the socket: close it in the stack (RST instead of
+    /// FIN when it left data unread, as Linux does) and forget it. A TCP
+    /// connection finishes in the stack as an orphan.
+    pub fn close(&mut self, iface: &mut Interface, ino: u64) {
+        let Some(s) = self.remove(ino) else { return };
+        let unread = s
+            .bridge
+            .as_ref()
+            .is_some_and(|b| matches!(b.peer(), Ok(Peer::ClosedUnread)))
+            || s.rx.len() > s.rx_off;
+        match s.proto {
+            Proto::Tcp => {
+                if unread {
+                    let _ = iface.tcp_set_linger_zero(s.handle, true);
+                }
+                let _ = iface.tcp_close(s.handle);
+            }
+            Proto::Udp => {
+                let _ = iface.udp_close(s.handle);
+            }
+        }
+    }
+
+    /// Handles a trapped send on a bridge: `Some` when `sock` is a
+    /// user-space datagram socket (the datagram goes to the stack), else
+    /// `None`.
+    pub fn send_datagram(
+        &mut self,
+        iface: &mut Interface,
+        sock: BorrowedFd<'_>,
+        name: Option<&[u8]>,
+        data: &[u8],
+    ) -> Option<Result<usize, i32>> {
+        let ino = self.lookup(sock)?;
+        let s = self.by_ino.get_mut(&ino)?;
+        if s.proto != Proto::Udp {
+            return None;
+        }
+        if let Some(e) = s.error.take() {
+            return Some(Err(e));
+        }
+        // Datagrams the program wrote untrapped go first, in order.
+        let gone = pump_udp(iface, s, &mut self.scratch, &mut self.stats);
+        if gone {
+            return Some(Err(libc::EPIPE));
+        }
+        let to = match name {
+            None => None,
+            Some(bytes) => match crate::exec::addr::parse(bytes, s.domain) {
+                Ok(Some(a)) => Some(a),
+                // AF_UNSPEC as a destination: as if none was given.
+                Ok(None) => None,
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        Some(iface.udp_send_to(s.handle, data, to).map_err(|e| e.errno()))
+    }
+
+    /// The source of the next datagram of a user-space datagram socket's
+    /// bridge, `sock` being a duplicate of the target's end.
+    pub fn datagram_source(&mut self, sock: BorrowedFd<'_>) -> Option<Vec<u8>> {
+        let ino = self.lookup(sock)?;
+        let s = self.by_ino.get_mut(&ino)?;
+        if s.proto != Proto::Udp {
+            return None;
+        }
+        let domain = s.domain;
+        let b = s.bridge.as_mut()?;
+        if let Err(e) = b.sync_sources(sock) {
+            tracing::debug!(error = %e, "cannot reconcile a datagram socket's sources");
+        }
+        Some(match b.head_source() {
+            Some(a) => crate::exec::addr::encode(a, domain),
+            // Nothing queued (the receive will say so): an empty name.
+            None => Vec::new(),
+        })
+    }
+
+    /// Whether `sock` is the target's end of a user-space stream socket.
+    pub fn is_stream(&self, sock: BorrowedFd<'_>) -> bool {
+        self.lookup(sock)
+            .and_then(|ino| self.by_ino.get(&ino))
+            .is_some_and(|s| s.proto == Proto::Tcp)
+    }
+}
+
+/// TCP both ways; returns true when the program closed the socket and
+/// nothing of it is left to carry.
+fn pump_tcp(iface: &mut Interface, s: &mut Sock, scratch: &mut [u8]) -> bool {
+    if !matches!(s.phase, Phase::Connected) {
+        return false;
+    }
+    let h = s.handle;
+    let Some(b) = s.bridge.as_mut() else { return false };
+    // The program's bytes into the stack.
+    loop {
+        if !s.tx.is_empty() {
+            match iface.tcp_send(h, &s.tx) {
+                Ok(n) => {
+                    s.tx.drain(..n);
+                }
+                Err(SocketError::WouldBlock) => break,
+                Err(e) => {
+                    tracing::debug!(?e, "the stack refused bytes; dropping them");
+                    s.tx.clear();
+                }
+            }
+            if !s.tx.is_empty() {
+                break;
+            }
+        }
+        if s.eof_in {
+            break;
+        }
+        match b.read(scratch) {
+            Ok(0) => {
+                s.eof_in = true;
+                s.closed = matches!(b.peer(), Ok(Peer::Closed | Peer::ClosedUnread));
+                if !s.closed {
+                    let _ = iface.tcp_shutdown(h, false, true);
+                }
+                break;
+            }
+            Ok(n) => match iface.tcp_send(h, &scratch[..n]) {
+                Ok(m) if m == n => {}
+                Ok(m) => s.tx.extend_from_slice(&scratch[m..n]),
+                Err(SocketError::WouldBlock) => s.tx.extend_from_slice(&scratch[..n]),
+                Err(e) => tracing::debug!(?e, "the stack refused bytes; dropping them"),
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading a bridge failed");
+                s.eof_in = true;
+                s.closed = true;
+                break;
+            }
+        }
+    }
+    if s.closed && s.tx.is_empty() {
+        return true;
+    }
+    // The stack's bytes to the program.
+    loop {
+        if s.rx_off < s.rx.len() {
+            match b.write(&s.rx[s.rx_off..]) {
+                Ok(n) => s.rx_off += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    // The program shut its reading side: Linux would drop
+                    // what arrives, and so do we.
+                    s.rx.clear();
+                    s.rx_off = 0;
+                    break;
+                }
+            }
+            if s.rx_off < s.rx.len() {
+                break;
+            }
+            s.rx.clear();
+            s.rx_off = 0;
+        }
+        if s.eof_out {
+            break;
+        }
+        match iface.tcp_recv(h, scratch) {
+            Ok(0) => {
+                s.eof_out = true;
+                let _ = b.shut_write();
+                break;
+            }
+            Ok(n) => match b.write(&scratch[..n]) {
+                Ok(m) if m == n => {}
+                Ok(m) => {
+                    s.rx.extend_from_slice(&scratch[m..n]);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    s.rx.extend_from_slice(&scratch[..n]);
+                    break;
+                }
+                Err(_) => {}
+            },
+            Err(SocketError::WouldBlock) => break,
+            Err(e) => {
+                // Reset, timed out, unreachable: the engine kills the socket
+                // when it sees the error event.
+                s.error = Some(e.errno());
+                break;
+            }
+        }
+    }
+    false
+}
+
+/// UDP both ways; returns true when the program closed the socket.
+fn pump_udp(iface: &mut Interface, s: &mut Sock, scratch: &mut [u8], stats: &mut SockStats) -> bool {
+    let h = s.handle;
+    let Some(b) = s.bridge.as_mut() else { return false };
+    // Datagrams the program sent with write/send (connected, or an error).
+    loop {
+        match b.pull_datagram(scratch) {
+            Ok(Some(n)) => match iface.udp_send_to(h, &scratch[..n], None) {
+                Ok(_) => {}
+                Err(SocketError::DestinationRequired) => stats.udp_no_destination += 1,
+                Err(e) => {
+                    stats.udp_send_failed += 1;
+                    tracing::debug!(?e, "the stack refused a datagram");
+                }
+            },
+            Ok(None) => return true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading a datagram bridge failed");
+                return true;
+            }
+        }
+    }
+    // Datagrams from the stack into the bridge.
+    loop {
+        if s.dgrams.is_empty() {
+            match iface.udp_recv(h) {
+                Ok(d) => s.dgrams.push_back(d),
+                Err(_) => break,
+            }
+        }
+        let Some(d) = s.dgrams.front() else { break };
+        match b.push_datagram(&d.data, d.from) {
+            Ok(()) => {
+                s.dgrams.pop_front();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return matches!(b.peer(), Ok(Peer::Closed | Peer::ClosedUnread)),
+        }
+    }
+    false
+}
+
+/// Creates a bridge of `kind` for a new socket; the target's end comes back
+/// with it, to be installed and dropped.
+pub fn new_bridge(proto: Proto, nonblocking: bool) -> io::Result<(Bridge, OwnedFd, u64)> {
+    let kind = match proto {
+        Proto::Tcp => Kind::Stream,
+        Proto::Udp => Kind::Datagram,
+    };
+    let (bridge, theirs) = Bridge::new(kind, nonblocking)?;
+    let ino = bridge.ino();
+    debug_assert_eq!(rustix::fs::fstat(theirs.as_fd()).map(|s| s.st_ino).ok(), Some(ino));
+    Ok((bridge, theirs, ino))
+}
