@@ -39,8 +39,12 @@ pub const DATAGRAM_BUFFER: usize = 212_992;
 /// payload is at most 65,507 (IPv4) or 65,527 (IPv6, no jumbograms) bytes.
 pub const MAX_DATAGRAM: usize = 65_536;
 
-/// Filler written per `send` on the target's end while holding writes; the
-/// kernel cuts each stream skb to `sk_sndbuf / 2 - 64` anyway.
+/// Filler offered per `send` on the target's end while holding writes.
+/// `unix_stream_sendmsg` splits a send into skbs of at most
+/// `sk_sndbuf / 2 - 64` bytes (2240 at the minimum buffer) and stops, with
+/// `MSG_DONTWAIT`, once `sk_wmem_alloc >= sk_sndbuf`: on 6.18 one send is
+/// taken as two skbs, 4096 bytes (8704 of truesize), and the next fails with
+/// `EAGAIN`.
 const FILLER: [u8; 4096] = [0; 4096];
 
 /// Upper bound on filler sends while holding writes (each adds at least one
@@ -116,8 +120,6 @@ pub struct Bridge {
     stash_pos: usize,
     hold: Option<Hold>,
     rung: usize,
-    /// We called `shutdown(SHUT_WR)`.
-    write_shut: bool,
     /// We saw `ECONNRESET` (it is cleared by the read that reports it).
     reset_seen: AtomicBool,
     /// sock_diag said the target's end is gone (it cannot come back).
@@ -231,7 +233,6 @@ impl Bridge {
             stash_pos: 0,
             hold: None,
             rung: 0,
-            write_shut: false,
             reset_seen: AtomicBool::new(false),
             gone_seen: AtomicBool::new(false),
             pushed: VecDeque::new(),
@@ -392,7 +393,6 @@ impl Bridge {
     /// remaining data then 0, and can still write to us.
     pub fn shut_write(&mut self) -> io::Result<()> {
         shutdown(&self.fd, Shutdown::Write)?;
-        self.write_shut = true;
         Ok(())
     }
 
@@ -579,10 +579,13 @@ impl Bridge {
     /// and that EOF lacks.
     ///
     /// A datagram longer than `buf` is consumed and dropped, and
-    /// `Err(EMSGSIZE)` returned: a UDP socket would have refused to send it.
-    /// With `buf.len() >= MAX_DATAGRAM` (65,536) that cannot happen for a
-    /// datagram UDP could carry (the target's `sk_sndbuf` allows up to
-    /// `sk_sndbuf - 32` bytes, so longer ones exist only as such errors).
+    /// `Err(EMSGSIZE)` returned (the next call reads the next datagram).
+    /// With `buf.len() >= MAX_DATAGRAM` (65,536) this happens only to
+    /// datagrams no UDP socket could send: the target's end accepts up to
+    /// `sk_sndbuf - 32` bytes per datagram (`unix_dgram_sendmsg`; about
+    /// 208 KiB with [`DATAGRAM_BUFFER`]), where Linux UDP would have failed
+    /// the send with `EMSGSIZE`. A buffer of `sk_sndbuf` bytes never
+    /// truncates.
     pub fn pull_datagram(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         self.expect(Kind::Datagram, "pull_datagram on a stream bridge")?;
         let mut space = [0u8; rustix::cmsg_space!(ScmCredentials(1))];
