@@ -396,6 +396,10 @@ impl Interface {
             return Err(SocketError::InvalidState);
         };
         let child = l.queue.pop_front().ok_or(SocketError::WouldBlock)?;
+        if l.queue.is_empty() {
+            // The next connection is a new readable edge.
+            s.reported &= !EV_READABLE;
+        }
         let c = self.tcp.table.get_mut(child)?;
         c.parent = None;
         let peer = c

@@ -135,7 +135,10 @@ impl Exec {
         len: i32,
     ) -> Served {
         let s = self.socks.get(ino).expect("looked up by the caller");
-        let Some(kind) = kind(s.proto, level, name) else {
+        // IPv6 options do not exist on an IPv4 socket (IPv4 ones do on an
+        // IPv6 socket, for its mapped traffic).
+        let v6_on_v4 = level == libc::IPPROTO_IPV6 && s.domain == libc::AF_INET;
+        let Some(kind) = kind(s.proto, level, name).filter(|_| !v6_on_v4) else {
             return Ok(Err(libc::ENOPROTOOPT));
         };
         if len < 0 {
@@ -366,7 +369,7 @@ impl Exec {
             _ => {}
         }
         let s = self.socks.get(ino).ok_or(EBADF)?;
-        if kind(proto, level, name).is_none() {
+        if kind(proto, level, name).is_none() || (level == IPPROTO_IPV6 && domain == AF_INET) {
             return Err(ENOPROTOOPT);
         }
         if let Some(v) = s.opt(level, name) {

@@ -348,6 +348,10 @@ fn pump_tcp(iface: &mut Interface, s: &mut Sock, scratch: &mut [u8]) -> bool {
     }
     let h = s.handle;
     let Some(b) = s.bridge.as_mut() else { return false };
+    if s.eof_in && !s.closed {
+        // Shut down for writing earlier; now maybe closed for good.
+        s.closed = matches!(b.peer(), Ok(Peer::Closed | Peer::ClosedUnread));
+    }
     // The program's bytes into the stack.
     loop {
         if !s.tx.is_empty() {
