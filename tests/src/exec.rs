@@ -351,7 +351,20 @@ impl ExecNet {
             return None;
         }
         match check_stats(stderr, expect) {
-            Ok(stats) => Some(stats),
+            Ok(stats) => {
+                let keys = [
+                    "tcp_active_opens",
+                    "tcp_passive_opens",
+                    "tcp_retransmits",
+                    "udp_datagrams_in",
+                    "udp_datagrams_out",
+                    "sockets_user",
+                    "sockets_kernel",
+                ];
+                let shown: Vec<String> = keys.iter().map(|k| format!("{k}={}", stats.get(k))).collect();
+                eprintln!("joyride stats: {}", shown.join(" "));
+                Some(stats)
+            }
             Err(e) => panic!("{e}"),
         }
     }
@@ -428,7 +441,7 @@ pub fn check_stats(stderr: &str, expect: &[Served]) -> Result<Stats, String> {
     }
     if stats.get("sockets_kernel") != 0 {
         return fail(format!(
-            "{} sockets were handed to the kernel",
+            "{} sockets were handed to the kernel (by policy: loopback, --kernel)",
             stats.get("sockets_kernel")
         ));
     }
