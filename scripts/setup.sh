@@ -32,21 +32,28 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # Packages that ship services (nginx, redis-server, iperf3) must install
-    # without systemd and must not start anything: policy-rc.d refuses every
-    # service start during the install (an existing policy is kept).
+    # without systemd and must not start anything: a policy-rc.d that refuses
+    # every service action during the install, removed after it (a policy
+    # that was there before is put back).
     policy=/usr/sbin/policy-rc.d
-    own_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        own_policy=1
-        trap 'rm -f "$policy"' EXIT
+    saved=""
+    if [ -e "$policy" ]; then
+        saved="$(mktemp)"
+        cp -p "$policy" "$saved"
     fi
+    restore_policy() {
+        if [ -n "$saved" ]; then
+            mv -f "$saved" "$policy"
+        else
+            rm -f "$policy"
+        fi
+    }
+    trap restore_policy EXIT
+    printf '#!/bin/sh\n# joyride scripts/setup.sh: no service starts during the install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    if [ "$own_policy" -eq 1 ]; then
-        rm -f "$policy"
-        trap - EXIT
-    fi
+    restore_policy
+    trap - EXIT
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
