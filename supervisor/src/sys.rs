@@ -327,6 +327,12 @@ pub fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     Ok((st.st_dev, st.st_ino))
 }
 
+/// Whether `fd` polls readable right now (a listener: a connection waits).
+pub fn readable_now(fd: BorrowedFd<'_>) -> bool {
+    let mut p = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+    rustix::event::poll(&mut p, 0).is_ok_and(|n| n > 0)
+}
+
 /// Whether the open file description has `O_NONBLOCK`.
 pub fn is_nonblocking(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(rustix::fs::fcntl_getfl(fd)?.contains(rustix::fs::OFlags::NONBLOCK))

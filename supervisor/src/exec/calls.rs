@@ -93,7 +93,7 @@ impl Exec {
         }
         let served = match sc {
             Syscall::Bind(c) => self.bind(&notif, ino, c.fd, c.addr, c.addrlen),
-            Syscall::Listen(c) => self.listen(ino, c.backlog),
+            Syscall::Listen(c) => self.listen(&notif, ino, c.backlog),
             Syscall::Getsockname(c) => self.name(&notif, ino, false, c.addr, c.addrlen),
             Syscall::Getpeername(c) => self.name(&notif, ino, true, c.addr, c.addrlen),
             Syscall::Getsockopt(c) => self.getsockopt(&notif, ino, c.level, c.optname, c.optval, c.optlen),
@@ -296,7 +296,7 @@ impl Exec {
         Ok(())
     }
 
-    fn listen(&mut self, ino: u64, backlog: i32) -> Served {
+    fn listen(&mut self, notif: &Notification, ino: u64, backlog: i32) -> Served {
         let s = self.socks.get(ino).expect("looked up by the caller");
         if s.proto != Proto::Tcp {
             return Ok(Err(libc::EOPNOTSUPP));
@@ -311,10 +311,55 @@ impl Exec {
         if let Err(e) = self.iface.tcp_listen(h, backlog) {
             return Ok(Err(e.errno()));
         }
+        let loopback = match self.iface.tcp_local_addr(h) {
+            Ok(Some(a)) if a.ip().is_unspecified() => self.loopback_listeners(notif, ino, a, backlog),
+            _ => Vec::new(),
+        };
         if let Some(s) = self.socks.get_mut(ino) {
             s.phase = Phase::Listening;
+            s.loopback = loopback;
         }
+        self.watch_loopback(ino);
         Ok(Ok(0))
+    }
+
+    /// Kernel listeners on 127.0.0.1 (and ::1 for an IPv6 socket) with the
+    /// port of wildcard listener `ino`, made in the target's namespace.
+    /// A port the kernel already uses on loopback is skipped (logged).
+    fn loopback_listeners(&mut self, notif: &Notification, ino: u64, a: SocketAddr, backlog: u32) -> Vec<OwnedFd> {
+        let Some(s) = self.socks.get(ino) else {
+            return Vec::new();
+        };
+        let v6only = s
+            .opt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)
+            .is_some_and(|v| v.iter().any(|b| *b != 0));
+        let mut wanted: Vec<SocketAddr> = Vec::new();
+        if s.domain == libc::AF_INET6 {
+            wanted.push(SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), a.port()));
+        }
+        if s.domain == libc::AF_INET || !v6only {
+            wanted.push(SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), a.port()));
+        }
+        let mut out = Vec::new();
+        for lo in wanted {
+            let domain = if lo.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+            let made = self.ctx.in_target_netns(notif, || {
+                let k = crate::sys::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)?;
+                let one = 1i32.to_ne_bytes();
+                crate::sys::setsockopt(k.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, &one)?;
+                if domain == libc::AF_INET6 {
+                    crate::sys::setsockopt(k.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &one)?;
+                }
+                crate::sys::bind(k.as_fd(), &addr::encode(lo, domain))?;
+                crate::sys::listen(k.as_fd(), backlog as i32)?;
+                Ok(k)
+            });
+            match made {
+                Ok(k) => out.push(k),
+                Err(e) => tracing::info!(%lo, errno = e, "no loopback listener for a wildcard listener"),
+            }
+        }
+        out
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -384,10 +429,20 @@ impl Exec {
             return;
         };
         let (h, domain) = (s.handle, s.domain);
+        let (accepted, w) = match self.iface.tcp_accept(h) {
+            Err(SocketError::WouldBlock) => match self.accept_loopback(ino, w) {
+                Ok(()) => {
+                    self.settle_doorbell(ino, h, dup);
+                    return;
+                }
+                Err(w) => (Err(SocketError::WouldBlock), w),
+            },
+            other => (other, w),
+        };
         let WaitFor::Accept(args) = &w.what else {
             unreachable!("accepts only")
         };
-        let (child, peer) = match self.iface.tcp_accept(h) {
+        let (child, peer) = match accepted {
             Ok(c) => c,
             Err(SocketError::WouldBlock) if !once => {
                 self.stack_waits.push(w);
@@ -445,11 +500,58 @@ impl Exec {
                 let _ = self.iface.tcp_close(child);
             }
         }
-        // The doorbell rings while connections wait, and only then.
-        let still = self.iface.tcp_readiness(h).is_ok_and(|r| r.readable);
-        if !still {
+        self.settle_doorbell(ino, h, dup);
+    }
+
+    /// The doorbell rings while connections wait, and only then.
+    fn settle_doorbell(&mut self, ino: u64, h: joyride_netstack::iface::SocketHandle, dup: Option<OwnedFd>) {
+        let stack = self.iface.tcp_readiness(h).is_ok_and(|r| r.readable);
+        let kernel = self
+            .socks
+            .get(ino)
+            .is_some_and(|s| s.loopback.iter().any(|k| crate::sys::readable_now(k.as_fd())));
+        if !stack && !kernel {
             self.unring(ino, dup);
         }
+    }
+
+    /// Accepts a connection from a loopback listener of `w`'s listener and
+    /// answers `w` with it; gives `w` back if none waits there.
+    fn accept_loopback(&mut self, ino: u64, w: StackWait) -> Result<(), StackWait> {
+        let WaitFor::Accept(args) = &w.what else { return Err(w) };
+        let Some(s) = self.socks.get(ino) else { return Err(w) };
+        let flags = (args.flags & libc::SOCK_NONBLOCK) | libc::SOCK_CLOEXEC;
+        let Some((k, name, full)) = s
+            .loopback
+            .iter()
+            .find_map(|l| crate::sys::accept4(l.as_fd(), flags).ok())
+        else {
+            return Err(w);
+        };
+        let cloexec = args.flags & libc::SOCK_CLOEXEC != 0;
+        let (call, started, pid) = (args.call, w.started, w.notif.pid);
+        if args.addr_ptr != 0 {
+            let n = (args.user_len as usize).min(name.len());
+            if let Err(e) = w
+                .notif
+                .write_many(&[(args.addr_ptr, &name[..n]), (args.len_ptr, &full.to_ne_bytes())])
+            {
+                let _ = w.notif.answer_errno(e.errno());
+                return Ok(());
+            }
+        }
+        self.socks.stats.kernel += 1;
+        match w.notif.answer_with_fd(k.as_fd(), AddFd { cloexec, at: None }) {
+            Ok(fd) => self.emit(&Record::new(
+                pid,
+                call.name(),
+                Vec::new(),
+                Ok(i64::from(fd)),
+                started.elapsed(),
+            )),
+            Err(_) => self.stats.vanished += 1,
+        }
+        Ok(())
     }
 
     /// Takes the doorbell byte of listener `ino` out of the target's end.

@@ -30,6 +30,9 @@ pub(super) const CHILD: u64 = 1;
 pub(super) const PIDFD: u64 = 1 << 63;
 /// Tokens with this bit watch a bridge; the low bits are its inode.
 pub(super) const BRIDGE: u64 = 1 << 62;
+/// Tokens with this bit watch the loopback listeners of a wildcard
+/// listener; the low bits are its inode.
+pub(super) const LOOPBACK: u64 = 1 << 61;
 const FIRST_PARKED: u64 = 16;
 
 /// Longest sleep while idle: the NIC has no interrupt here, so this bounds
@@ -195,6 +198,7 @@ impl Exec {
                     CHILD => self.on_child(),
                     t if t & PIDFD != 0 => self.on_thread_exit((t & !PIDFD) as u32),
                     t if t & BRIDGE != 0 => self.on_bridge(t & !BRIDGE, flags),
+                    t if t & LOOPBACK != 0 => self.on_loopback(t & !LOOPBACK),
                     t => {
                         if let Some(p) = self.waits.take(&self.epoll, t) {
                             self.resume_kernel(p);
@@ -616,6 +620,30 @@ impl Exec {
         if let Some(s) = &mut self.sink {
             s.emit(r);
         }
+    }
+
+    /// Watches the loopback listeners of listener `ino` (edge-triggered:
+    /// each new connection is an edge).
+    pub(super) fn watch_loopback(&mut self, ino: u64) {
+        let Some(s) = self.socks.get(ino) else { return };
+        for k in &s.loopback {
+            let flags = epoll::EventFlags::IN | epoll::EventFlags::ET;
+            if let Err(e) = epoll::add(&self.epoll, k.as_fd(), epoll::EventData::new_u64(LOOPBACK | ino), flags) {
+                tracing::warn!(error = %e, "cannot watch a loopback listener");
+            }
+        }
+    }
+
+    /// A connection waits on a loopback listener of listener `ino`.
+    fn on_loopback(&mut self, ino: u64) {
+        if let Some(b) = self.socks.get_mut(ino).and_then(|s| s.bridge.as_mut()) {
+            if b.rung() == 0 {
+                if let Err(e) = b.ring() {
+                    tracing::debug!(error = %e, "cannot ring a listener's doorbell");
+                }
+            }
+        }
+        self.retry_waiters(ino);
     }
 
     /// Watches a new bridge.

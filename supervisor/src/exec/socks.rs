@@ -78,6 +78,9 @@ pub struct Sock {
     pub eof_out: bool,
     /// The program closed every fd of it.
     pub closed: bool,
+    /// A listener on a wildcard address: kernel listeners on the loopback
+    /// addresses with the same port, so the host's loopback reaches it too.
+    pub loopback: Vec<OwnedFd>,
 }
 
 impl Sock {
@@ -99,6 +102,7 @@ impl Sock {
             eof_in: false,
             eof_out: false,
             closed: false,
+            loopback: Vec::new(),
         }
     }
 
