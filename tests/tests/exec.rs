@@ -663,3 +663,15 @@ fn stats_block_parses() {
     assert_eq!(st.0.len(), 3);
     assert!(program_source("exec_peer.py").exists());
 }
+
+/// The harness never hangs: a program past its time limit is killed (with
+/// its process group) and the test fails promptly.
+#[test]
+fn harness_kills_on_timeout() {
+    let start = std::time::Instant::now();
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", "sleep 30 & sleep 30"]);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(c, Duration::from_millis(500))));
+    assert!(r.is_err(), "a 30 s program ran within 0.5 s");
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+}
