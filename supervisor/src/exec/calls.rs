@@ -435,7 +435,7 @@ impl Exec {
                     self.settle_doorbell(ino, h, dup);
                     return;
                 }
-                Err(w) => (Err(SocketError::WouldBlock), w),
+                Err(w) => (Err(SocketError::WouldBlock), *w),
             },
             other => (other, w),
         };
@@ -517,16 +517,20 @@ impl Exec {
 
     /// Accepts a connection from a loopback listener of `w`'s listener and
     /// answers `w` with it; gives `w` back if none waits there.
-    fn accept_loopback(&mut self, ino: u64, w: StackWait) -> Result<(), StackWait> {
-        let WaitFor::Accept(args) = &w.what else { return Err(w) };
-        let Some(s) = self.socks.get(ino) else { return Err(w) };
+    fn accept_loopback(&mut self, ino: u64, w: StackWait) -> Result<(), Box<StackWait>> {
+        let WaitFor::Accept(args) = &w.what else {
+            return Err(Box::new(w));
+        };
+        let Some(s) = self.socks.get(ino) else {
+            return Err(Box::new(w));
+        };
         let flags = (args.flags & libc::SOCK_NONBLOCK) | libc::SOCK_CLOEXEC;
         let Some((k, name, full)) = s
             .loopback
             .iter()
             .find_map(|l| crate::sys::accept4(l.as_fd(), flags).ok())
         else {
-            return Err(w);
+            return Err(Box::new(w));
         };
         let cloexec = args.flags & libc::SOCK_CLOEXEC != 0;
         let (call, started, pid) = (args.call, w.started, w.notif.pid);
