@@ -248,13 +248,20 @@ impl ExecNet {
     /// The lines of [`Self::kernel_sockets`] that involve the peer's
     /// addresses or local `port`.
     pub fn kernel_sockets_for(&self, port: Option<u16>) -> Vec<String> {
-        let port = port.map(|p| format!(":{p} "));
+        let port = port.map(|p| format!(":{p}"));
         let (v4, v6) = (format!("{}:", self.peer_ip), format!("[{}]:", self.peer_ip6));
         self.kernel_sockets()
             .into_iter()
             .filter(|l| {
-                let l2 = format!("{l} ");
-                l.contains(&v4) || l.contains(&v6) || port.as_ref().is_some_and(|p| l2.contains(p.as_str()))
+                // Netid State Recv-Q Send-Q Local:Port Peer:Port [Process]
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                let (local, remote) = (cols.get(4).copied().unwrap_or(""), cols.get(5).copied().unwrap_or(""));
+                // Loopback is the kernel's by design (joyride may mirror a
+                // wildcard listener there).
+                let loopback = ["127.", "[::1]", "[::ffff:127."].iter().any(|p| local.starts_with(p));
+                remote.starts_with(&v4)
+                    || remote.starts_with(&v6)
+                    || (!loopback && port.as_ref().is_some_and(|p| local.ends_with(p.as_str())))
             })
             .collect()
     }
