@@ -429,7 +429,8 @@ impl Exec {
             return;
         };
         let (h, domain) = (s.handle, s.domain);
-        let (accepted, w) = match self.iface.tcp_accept(h) {
+        let kept = self.socks.get_mut(ino).and_then(|s| s.kept.pop_front());
+        let (accepted, w) = match kept.map_or_else(|| self.iface.tcp_accept(h), Ok) {
             Err(SocketError::WouldBlock) => match self.accept_loopback(ino, w) {
                 Ok(()) => {
                     self.settle_doorbell(ino, h, dup);
@@ -496,8 +497,12 @@ impl Exec {
                 ));
             }
             Err(_) => {
+                // The caller vanished: the connection waits for the next
+                // accept, as the kernel's would have stayed queued.
                 self.stats.vanished += 1;
-                let _ = self.iface.tcp_close(child);
+                if let Some(s) = self.socks.get_mut(ino) {
+                    s.kept.push_front((child, peer));
+                }
             }
         }
         self.settle_doorbell(ino, h, dup);
@@ -505,7 +510,8 @@ impl Exec {
 
     /// The doorbell rings while connections wait, and only then.
     fn settle_doorbell(&mut self, ino: u64, h: joyride_netstack::iface::SocketHandle, dup: Option<OwnedFd>) {
-        let stack = self.iface.tcp_readiness(h).is_ok_and(|r| r.readable);
+        let stack = self.iface.tcp_readiness(h).is_ok_and(|r| r.readable)
+            || self.socks.get(ino).is_some_and(|s| !s.kept.is_empty());
         let kernel = self
             .socks
             .get(ino)

@@ -81,6 +81,9 @@ pub struct Sock {
     /// A listener on a wildcard address: kernel listeners on the loopback
     /// addresses with the same port, so the host's loopback reaches it too.
     pub loopback: Vec<OwnedFd>,
+    /// Connections accepted for a caller that vanished before its answer:
+    /// the next `accept` gets them first.
+    pub kept: VecDeque<(SocketHandle, std::net::SocketAddr)>,
 }
 
 impl Sock {
@@ -103,6 +106,7 @@ impl Sock {
             eof_out: false,
             closed: false,
             loopback: Vec::new(),
+            kept: VecDeque::new(),
         }
     }
 
@@ -268,6 +272,9 @@ impl Socks {
             .as_ref()
             .is_some_and(|b| matches!(b.peer(), Ok(Peer::ClosedUnread)))
             || s.rx.len() > s.rx_off;
+        for (child, _) in &s.kept {
+            let _ = iface.tcp_close(*child);
+        }
         match s.proto {
             Proto::Tcp => {
                 if unread {
