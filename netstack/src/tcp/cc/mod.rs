@@ -32,9 +32,11 @@ pub struct CcState {
     pub ssthresh: u32,
     /// Sender maximum segment size (RFC 5681 `SMSS`), bytes. Must be nonzero.
     pub mss: u32,
-    /// Bytes in flight (RFC 5681 `FlightSize`) as the tcpcb counts them at the
-    /// time of the call; read by [`CongestionControl::on_congestion`] and
-    /// [`CongestionControl::on_rto`].
+    /// Bytes in flight (RFC 5681 `FlightSize`, `SND.MAX - SND.UNA`) as the
+    /// tcpcb counts them at the time of the call; read by
+    /// [`CongestionControl::on_congestion`] and [`CongestionControl::on_rto`],
+    /// and in [`CongestionControl::on_ack`] (after the ACK, before anything
+    /// new is sent) by HyStart++ to find where a round ends.
     pub flight: u32,
     /// Whether the connection is in fast recovery (maintained by the tcpcb).
     pub in_recovery: bool,
