@@ -21,7 +21,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use joyride_tests::exec::{
-    fd_count, need, random_file, rss_kib, run, sha256_bytes, sha256_file, ExecNet, Netns, Program, Served, PYTHON,
+    fd_count, need, random_file, rss_kib, run, sha256_bytes, sha256_file, ExecNet, Netns, Program, Served, Stats,
+    PYTHON,
 };
 use joyride_tests::{build_c, build_go, joyride, program_source, TempDir};
 
@@ -572,6 +573,94 @@ fn ten_thousand_connections_no_leak() {
     );
     if let Some(st) = net.assert_stats(&ran.stderr, &[Served::ActiveOpens]) {
         assert!(st.get("tcp_active_opens") >= 10_000, "{:?}", st);
+    }
+}
+
+/// 12. Loopback stays with the kernel. A server under Joyride listening on
+///     the wildcard address answers both through the user-space stack (from
+///     the peer) and on the target namespace's loopback (Joyride mirrors the
+///     listener there); a client under Joyride reaches a kernel server on
+///     127.0.0.1 through a kernel socket, which `--stats` counts.
+#[test]
+fn loopback_stays_with_the_kernel() {
+    let net = ExecNet::new();
+    let dir = TempDir::new();
+    let want = random_file(&dir.path("file"), 1 << 20, 12);
+
+    let mut c = net.under_joyride(PYTHON);
+    c.args([
+        "-m",
+        "http.server",
+        "8084",
+        "--bind",
+        "0.0.0.0",
+        "--directory",
+        s(&dir.0),
+    ]);
+    let mut server = Program::spawn(c, Stdio::null());
+    net.wait_served(&mut server, 8084, 20);
+    let ways = [
+        ("peer", net.peer(need("curl")), net.ip.clone()),
+        ("loopback", net.target(need("curl")), "127.0.0.1".to_owned()),
+    ];
+    for (who, mut curl, host) in ways {
+        let got = dir.path(who);
+        curl.args(["-sS", "--fail", "--max-time", "20", "-o", s(&got)])
+            .arg(format!("http://{host}:8084/file"));
+        run(curl, SHORT).assert_ok(who);
+        assert_eq!(sha256_file(&got), want, "{who}: the server sent another body");
+    }
+    let ran = server.stop("INT", net.kernel, SHORT);
+    if !net.kernel {
+        let st = Stats::parse(&ran.stderr).unwrap_or_else(|| panic!("no stats: {}", ran.describe()));
+        assert!(
+            st.get("tcp_passive_opens") >= 1,
+            "the stack served no connection: {st:?}"
+        );
+        assert_eq!(
+            st.get("sockets_kernel"),
+            1,
+            "the loopback connection is the kernel's: {st:?}"
+        );
+    }
+
+    let mut kserver = net.target(PYTHON);
+    kserver.args([
+        "-m",
+        "http.server",
+        "8085",
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        s(&dir.0),
+    ]);
+    let _kserver = Program::spawn(kserver, Stdio::null());
+    let mut c = net.under_joyride(need("curl"));
+    let got = dir.path("from-kernel");
+    c.args([
+        "-sS",
+        "--fail",
+        "--max-time",
+        "20",
+        "--retry",
+        "20",
+        "--retry-connrefused",
+        "--retry-delay",
+        "0",
+        "-o",
+        s(&got),
+        "http://127.0.0.1:8085/file",
+    ]);
+    let ran = run(c, SHORT);
+    ran.assert_ok("curl to the kernel's loopback");
+    assert_eq!(sha256_file(&got), want, "the kernel server sent another body");
+    if !net.kernel {
+        let st = Stats::parse(&ran.stderr).unwrap_or_else(|| panic!("no stats: {}", ran.describe()));
+        assert!(
+            st.get("sockets_kernel") >= 1,
+            "127.0.0.1 was not handed to the kernel: {st:?}"
+        );
+        assert_eq!(st.get("tcp_active_opens"), 0, "the stack opened a connection: {st:?}");
     }
 }
 
