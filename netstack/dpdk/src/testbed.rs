@@ -400,6 +400,21 @@ pub struct ImpairedLink {
     impair: Option<(Child, ChildStderr)>,
 }
 
+/// Frames the CPUs' input backlogs dropped since boot, all namespaces
+/// together (`/proc/net/softnet_stat`, second column): a veth hands what it
+/// sends to its peer through this backlog (`net.core.netdev_max_backlog`).
+pub fn softnet_drops() -> u64 {
+    std::fs::read_to_string("/proc/net/softnet_stat")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .map_or(0, |d| u64::from_str_radix(d, 16).unwrap_or(0))
+        })
+        .sum()
+}
+
 impl ImpairedLink {
     /// Builds the topology, without a forwarder yet ([`ImpairedLink::impair`]).
     #[allow(clippy::new_without_default)]
@@ -559,15 +574,7 @@ impl ImpairedLink {
             };
             format!("{ifname}: rx [{}] tx [{}]", after("RX:"), after("TX:"))
         };
-        let softnet = std::fs::read_to_string("/proc/net/softnet_stat")
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .map_or(0, |d| u64::from_str_radix(d, 16).unwrap_or(0))
-            })
-            .sum::<u64>();
+        let softnet = softnet_drops();
         let nstat = self
             .k
             .command(&["nstat", "-asz"])
@@ -590,7 +597,7 @@ impl ImpairedLink {
             })
             .collect();
         format!(
-            "(rx: bytes packets errors dropped missed mcast; tx: bytes packets errors dropped carrier collisions)\n  {}\n  {}\n  {}\n  {}\n  softnet backlog drops {softnet}\n  \
+            "(rx: bytes packets errors dropped missed mcast; tx: bytes packets errors dropped carrier collisions)\n  {}\n  {}\n  {}\n  {}\n  softnet backlog drops {softnet} (since boot)\n  \
              kernel ns nstat: {}",
             link(Some(&self.k), "k0"),
             link(Some(&self.f), "f0"),
