@@ -666,12 +666,8 @@ impl Interface {
             .table
             .iter()
             .filter(|s| {
-                s.tcb().is_some_and(|t| {
-                    !matches!(
-                        t.state(),
-                        State::FinWait2 | State::TimeWait | State::Closed
-                    )
-                })
+                s.tcb()
+                    .is_some_and(|t| !matches!(t.state(), State::FinWait2 | State::TimeWait | State::Closed))
             })
             .count()
     }
