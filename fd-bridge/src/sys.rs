@@ -25,10 +25,9 @@ pub(crate) fn queue_ioctl(fd: BorrowedFd<'_>, which: QueueIoctl) -> io::Result<u
         QueueIoctl::Outq => libc::TIOCOUTQ,
     };
     let mut value: libc::c_int = 0;
-    // SAFETY: `fd` is a live descriptor for the duration of the borrow; both
-    // requests are defined by the kernel (net/unix/af_unix.c unix_ioctl) to
-    // write exactly one `int` through the pointer, which points to a local
-    // `c_int` that outlives the call.
+    // Both requests are defined by the kernel (net/unix/af_unix.c
+    // unix_ioctl) to write exactly one `int` through the pointer.
+    // SAFETY: `fd` is live for the borrow; the pointer is to a local `c_int`.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), req, &mut value as *mut libc::c_int) };
     if rc < 0 {
         return Err(io::Error::last_os_error());

@@ -8,6 +8,7 @@ mod kernel;
 mod record;
 mod sys;
 mod trace;
+mod tree;
 mod waits;
 
 use clap::Parser;

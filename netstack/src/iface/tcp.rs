@@ -1005,17 +1005,9 @@ impl Interface {
         let Some(l) = self.tcp.table.by_index(li) else { return };
         let cfg = self.tcb_config(&l.opts, n.local, n.remote);
         let mut child = TcpSocket {
-            ends: Ends::new(l.ends.family),
-            role: Role::Idle,
             opts: l.opts.clone(),
-            orphan: false,
             parent: Some(li),
-            shut_rd: false,
-            error: None,
-            reported: 0,
-            events: 0,
-            armed: None,
-            retrans_seen: 0,
+            ..TcpSocket::new(l.ends.family, &self.tcp.table.config)
         };
         child.ends.reuse_addr = l.ends.reuse_addr;
         child.ends.reuse_port = l.ends.reuse_port;

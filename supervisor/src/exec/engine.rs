@@ -9,25 +9,22 @@
 //! the next stack timer, at most [`IDLE_NAP`], so an idle program costs no
 //! busy core.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use joyride_dpdk::DpdkNic;
 use joyride_netstack::iface::{Interface, SocketEvent};
 use joyride_netstack::time::{Clock, SystemClock};
-use joyride_notify::{Child, Listener, Notification, NotifyError};
+use joyride_notify::{Child, Listener, Notification};
 use rustix::event::epoll;
 
 use super::policy::Policy;
 use super::socks::{Phase, Proto, Socks};
 use crate::kernel::{self, Ctx, Hooks, Parked, Progress};
 use crate::record::{Record, Sink};
+use crate::tree::{Tree, CHILD, LISTENER, PIDFD};
 use crate::waits::{Swept, Waits};
 
-pub(super) const LISTENER: u64 = 0;
-pub(super) const CHILD: u64 = 1;
-/// Tokens with this bit watch a cached pidfd; the low bits are the tid.
-pub(super) const PIDFD: u64 = 1 << 63;
 /// Tokens with this bit watch a bridge; the low bits are its inode.
 pub(super) const BRIDGE: u64 = 1 << 62;
 /// Tokens with this bit watch the loopback listeners of a wildcard
@@ -73,14 +70,10 @@ pub struct Stats {
 
 /// `joyride exec`'s state: the stack, its NIC, the sockets, the calls.
 pub struct Exec {
-    pub(super) listener: Listener,
-    pub(super) epoll: OwnedFd,
+    pub(super) tree: Tree,
     pub(super) ctx: Ctx,
     pub(super) waits: Waits,
     pub(super) sink: Option<Sink>,
-    child: Option<Child>,
-    exit_code: Option<i32>,
-    listener_closed: bool,
     pub(super) iface: Interface,
     pub(super) nic: DpdkNic,
     pub(super) clock: SystemClock,
@@ -128,28 +121,11 @@ impl Exec {
         nic: DpdkNic,
         policy: Policy,
     ) -> anyhow::Result<Exec> {
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        epoll::add(
-            &epoll,
-            &listener,
-            epoll::EventData::new_u64(LISTENER),
-            epoll::EventFlags::IN,
-        )?;
-        epoll::add(
-            &epoll,
-            &child.pidfd,
-            epoll::EventData::new_u64(CHILD),
-            epoll::EventFlags::IN,
-        )?;
         Ok(Exec {
-            listener,
-            epoll,
+            tree: Tree::new(listener, child)?,
             ctx: Ctx::new()?,
             waits: Waits::new(FIRST_PARKED),
             sink,
-            child: Some(child),
-            exit_code: None,
-            listener_closed: false,
             iface,
             nic,
             clock: SystemClock::new(),
@@ -168,7 +144,7 @@ impl Exec {
         let mut events = epoll::EventVec::with_capacity(256);
         let mut gone_since: Option<Instant> = None;
         loop {
-            if self.listener_closed && self.exit_code.is_some() {
+            if self.tree.done() {
                 let since = *gone_since.get_or_insert_with(Instant::now);
                 if self.iface.tcp_unfinished() == 0 || since.elapsed() >= LINGER {
                     break;
@@ -183,7 +159,7 @@ impl Exec {
                 self.last_activity = now;
             }
             let timeout = self.timeout(now);
-            match epoll::wait(&self.epoll, &mut events, timeout) {
+            match epoll::wait(&self.tree.epoll, &mut events, timeout) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -195,19 +171,19 @@ impl Exec {
             for (token, flags) in ready {
                 match token {
                     LISTENER => self.on_listener(flags),
-                    CHILD => self.on_child(),
-                    t if t & PIDFD != 0 => self.on_thread_exit((t & !PIDFD) as u32),
+                    CHILD => self.tree.on_child(),
+                    t if t & PIDFD != 0 => self.tree.on_thread_exit(&self.ctx, (t & !PIDFD) as u32),
                     t if t & BRIDGE != 0 => self.on_bridge(t & !BRIDGE, flags),
                     t if t & LOOPBACK != 0 => self.on_loopback(t & !LOOPBACK),
                     t => {
-                        if let Some(p) = self.waits.take(&self.epoll, t) {
+                        if let Some(p) = self.waits.take(&self.tree.epoll, t) {
                             self.resume_kernel(p);
                         }
                     }
                 }
             }
             let now = Instant::now();
-            for swept in self.waits.sweep(&self.epoll, now) {
+            for swept in self.waits.sweep(&self.tree.epoll, now) {
                 match swept {
                     Swept::Gone => self.stats.vanished += 1,
                     Swept::Settled(progress) => self.settle(progress),
@@ -224,7 +200,7 @@ impl Exec {
         if let Some(s) = &mut self.sink {
             s.flush();
         }
-        Ok(self.exit_code.unwrap_or(0))
+        Ok(self.tree.exit_code().unwrap_or(0))
     }
 
     /// The stack's counters and the socket counters, for `--stats`.
@@ -336,60 +312,20 @@ impl Exec {
     }
 
     fn on_listener(&mut self, flags: epoll::EventFlags) {
-        if flags.contains(epoll::EventFlags::IN) {
-            match self.listener.recv() {
-                Ok(notif) => {
-                    self.stats.trapped += 1;
-                    if notif.is_native() {
-                        self.serve(notif);
-                    } else if let Some(r) = kernel::refuse_foreign(notif) {
-                        self.emit(&r);
-                    }
-                }
-                Err(NotifyError::Closed) => self.close_listener(),
-                Err(e) => tracing::warn!(error = %e, "receiving a notification failed"),
-            }
-        } else if flags.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR) {
-            self.close_listener();
-        }
-    }
-
-    fn close_listener(&mut self) {
-        if !self.listener_closed {
-            let _ = epoll::delete(&self.epoll, &self.listener);
-            self.listener_closed = true;
-        }
-    }
-
-    fn on_child(&mut self) {
-        let Some(child) = &self.child else { return };
-        let status = rustix::process::waitid(
-            rustix::process::WaitId::PidFd(child.pidfd.as_fd()),
-            rustix::process::WaitidOptions::EXITED | rustix::process::WaitidOptions::NOHANG,
-        );
-        if let Ok(Some(st)) = status {
-            let code = if let Some(sig) = st.terminating_signal() {
-                128 + sig
-            } else {
-                st.exit_status().unwrap_or(0)
-            };
-            self.exit_code = Some(code as i32);
-            let _ = epoll::delete(&self.epoll, &child.pidfd);
-            self.child = None;
+        let Some(notif) = self.tree.on_listener(flags) else {
+            return;
+        };
+        self.stats.trapped += 1;
+        if notif.is_native() {
+            self.serve(notif);
+        } else if let Some(r) = kernel::refuse_foreign(notif) {
+            self.emit(&r);
         }
     }
 
     fn forward_signal(&mut self, sig: i32) {
-        if let (Some(child), Some(sig)) = (&self.child, rustix::process::Signal::from_raw(sig)) {
-            if let Err(e) = rustix::process::pidfd_send_signal(&child.pidfd, sig) {
-                tracing::warn!(error = %e, "cannot forward a signal to the program");
-            }
-        }
-    }
-
-    fn on_thread_exit(&mut self, tid: u32) {
-        if let Some(fd) = self.ctx.forget_pidfd(tid) {
-            let _ = epoll::delete(&self.epoll, &*fd);
+        if let Some(sig) = rustix::process::Signal::from_raw(sig) {
+            self.tree.signal_child(sig);
         }
     }
 
@@ -601,17 +537,11 @@ impl Exec {
 
     /// Books the outcome of a kernel-served call.
     pub(super) fn settle(&mut self, progress: Progress) {
-        for (tid, fd) in self.ctx.take_fresh_pidfds() {
-            let data = epoll::EventData::new_u64(PIDFD | tid as u64);
-            if let Err(e) = epoll::add(&self.epoll, &*fd, data, epoll::EventFlags::IN) {
-                tracing::debug!(tid, error = %e, "cannot watch a pidfd; forgetting it");
-                self.ctx.forget_pidfd(tid);
-            }
-        }
+        self.tree.watch_fresh_pidfds(&self.ctx);
         match progress {
             Progress::Done(r) => self.emit(&r),
             Progress::Vanished => self.stats.vanished += 1,
-            Progress::Parked(p) => self.waits.park(&self.epoll, p),
+            Progress::Parked(p) => self.waits.park(&self.tree.epoll, p),
         }
     }
 
@@ -628,7 +558,12 @@ impl Exec {
         let Some(s) = self.socks.get(ino) else { return };
         for k in &s.loopback {
             let flags = epoll::EventFlags::IN | epoll::EventFlags::ET;
-            if let Err(e) = epoll::add(&self.epoll, k.as_fd(), epoll::EventData::new_u64(LOOPBACK | ino), flags) {
+            if let Err(e) = epoll::add(
+                &self.tree.epoll,
+                k.as_fd(),
+                epoll::EventData::new_u64(LOOPBACK | ino),
+                flags,
+            ) {
                 tracing::warn!(error = %e, "cannot watch a loopback listener");
             }
         }
@@ -652,7 +587,12 @@ impl Exec {
             return;
         };
         let flags = epoll::EventFlags::IN | epoll::EventFlags::OUT | epoll::EventFlags::RDHUP | epoll::EventFlags::ET;
-        if let Err(e) = epoll::add(&self.epoll, b.as_fd(), epoll::EventData::new_u64(BRIDGE | ino), flags) {
+        if let Err(e) = epoll::add(
+            &self.tree.epoll,
+            b.as_fd(),
+            epoll::EventData::new_u64(BRIDGE | ino),
+            flags,
+        ) {
             tracing::warn!(error = %e, "cannot watch a bridge");
         }
     }

@@ -201,36 +201,25 @@ fn nic_addrs(ipv4: Option<Ipv4Cidr>, ipv6: Option<Ipv6Cidr>, opts: &NetOpts) -> 
 /// Brings the network up on an initialised EAL.
 pub fn bring_up_with(eal: &Eal, opts: &NetOpts) -> Result<Network> {
     let (ipv4, ipv6) = check_opts(opts)?;
-    match &opts.nic {
-        Some(devargs) => {
-            let addrs = nic_addrs(ipv4, ipv6, opts);
-            let devargs = nic_devargs(devargs);
-            let nic = start_port(eal, &devargs, opts.mtu)?;
-            let config = stack_config(&nic, &addrs, opts.mtu)?;
-            Ok(Network {
-                nic,
-                config,
-                eal: *eal,
-                devargs,
-                veth: None,
-            })
-        }
+    let (addrs, devargs, veth) = match &opts.nic {
+        Some(devargs) => (nic_addrs(ipv4, ipv6, opts), nic_devargs(devargs), None),
         None => {
             let veth = VethPair::create(opts.mtu)?;
             let addrs = embedded_addrs(&veth, ipv4, ipv6, opts);
             addrs.check()?;
             let devargs = af_packet_devargs(&format!("net_af_packet_{}", veth.host), &veth.peer);
-            let nic = start_port(eal, &devargs, opts.mtu)?;
-            let config = stack_config(&nic, &addrs, opts.mtu)?;
-            Ok(Network {
-                nic,
-                config,
-                eal: *eal,
-                devargs,
-                veth: Some(veth),
-            })
+            (addrs, devargs, Some(veth))
         }
-    }
+    };
+    let nic = start_port(eal, &devargs, opts.mtu)?;
+    let config = stack_config(&nic, &addrs, opts.mtu)?;
+    Ok(Network {
+        nic,
+        config,
+        eal: *eal,
+        devargs,
+        veth,
+    })
 }
 
 /// The stack's addresses and gateways.
