@@ -725,16 +725,6 @@ pub fn stack_config(mac: [u8; 6]) -> Config {
     config.ipv6 = vec![Ipv6Cidr::new(STACK_V6, 64)];
     config.tcp.send_buffer = 32 << 20;
     config.tcp.recv_buffer = 32 << 20;
-    // The interface's transmit queue must hold everything one connection
-    // may send in one poll, i.e. its whole send buffer: `Interface::tcp_after`
-    // drains a connection's segments into that queue without looking at the
-    // room left, and the frames beyond `tx_queue_frames` are dropped
-    // (`drop_tx_queue_full`) after TCP counted them as sent. With the default
-    // 4,096 frames, a peer window opening by more than ~6 MB at once (the
-    // kernel's receive-buffer autotuning does that) lost thousands of
-    // segments per 200 MB on a link that loses none, all retransmitted;
-    // until the interface applies backpressure to TCP, size the queue here.
-    config.tx_queue_frames = config.tx_queue_frames.max(config.tcp.send_buffer / 1024);
     config.seed = u64::from(std::process::id());
     config
 }

@@ -328,8 +328,11 @@ impl Interface {
         }
     }
 
+    /// Queues `frame` for the device. Connections and sockets check
+    /// [`Interface::tx_room`] first; past it, only control frames use the
+    /// reserve, and beyond the reserve frames are dropped and counted.
     pub(crate) fn push_outbox(&mut self, frame: OutFrame) {
-        if self.outbox.len() >= self.config.tx_queue_frames {
+        if self.outbox.len() >= self.config.tx_queue_frames.saturating_add(super::TX_CONTROL_RESERVE) {
             self.counters.drop_tx_queue_full += 1;
             self.recycle(frame.data);
         } else {
@@ -529,7 +532,7 @@ impl Interface {
     pub(crate) fn send_queued(&mut self, now: crate::time::Instant) {
         while let Some(i) = self.tx_pending.pop_front() {
             loop {
-                if self.outbox.len() >= self.config.tx_queue_frames {
+                if !self.tx_room() {
                     self.tx_pending.push_front(i);
                     return;
                 }

@@ -122,7 +122,12 @@ pub struct Config {
     pub reassembly_v4: ReassemblyConfig,
     /// IPv6 reassembly limits.
     pub reassembly_v6: ReassemblyConfig,
-    /// Frames held for the device when it is busy; beyond, frames are dropped.
+    /// Frames held for the device when it is busy. TCP connections and UDP
+    /// sockets stop handing the interface frames at this many (they keep
+    /// their data and resume once the device took some); control frames
+    /// (ARP, NDP, ICMP, RSTs and SYN-ACKs for no connection) may use
+    /// [`TX_CONTROL_RESERVE`] more, and beyond that are dropped and counted
+    /// (`drop_tx_queue_full`).
     pub tx_queue_frames: usize,
     /// Destinations whose path MTU is remembered.
     pub pmtu_entries: usize,
@@ -400,6 +405,12 @@ pub struct SocketEvent {
     pub error: bool,
 }
 
+/// Frames the transmit queue holds beyond [`Config::tx_queue_frames`] for
+/// control traffic (ARP, NDP, ICMP, RSTs, SYN-ACKs), which has no
+/// connection to wait in: a queue full of one connection's data still
+/// lets a handshake or a reset through.
+pub const TX_CONTROL_RESERVE: usize = 256;
+
 const EV_READABLE: u8 = 1;
 const EV_WRITABLE: u8 = 2;
 const EV_ERROR: u8 = 4;
@@ -489,7 +500,8 @@ pub struct Counters {
     pub drop_tx_no_route: u64,
     /// Dropped on output: neighbor queue full or resolution failed.
     pub drop_tx_neighbor: u64,
-    /// Dropped on output: device queue and our queue were full.
+    /// Dropped on output: device queue and our queue, with its control
+    /// reserve, were full.
     pub drop_tx_queue_full: u64,
     /// Dropped on output: too big and DF set.
     pub drop_tx_too_big: u64,
@@ -775,17 +787,40 @@ impl Interface {
         let n = nic.receive(max, |frame, meta| self.process_frame(now, frame, meta));
         self.counters.rx_frames += n as u64;
         self.run_timers(now);
-        self.send_queued(now);
+        self.send_blocked(now);
         // Resolution requests for what was just sent.
         self.drain_neighbor_events(now);
         self.flush_outbox(nic);
+        // The device took frames: what waited for room goes now.
+        if self.tx_waiting() && self.tx_room() {
+            self.send_blocked(now);
+            self.drain_neighbor_events(now);
+            self.flush_outbox(nic);
+        }
         n
+    }
+
+    /// Sends what waited for room in the transmit queue: TCP connections
+    /// first, oldest first, then UDP sockets' datagrams.
+    fn send_blocked(&mut self, now: Instant) {
+        self.resume_tcp_tx(now);
+        self.send_queued(now);
+    }
+
+    /// Whether a socket waits for room in the transmit queue.
+    fn tx_waiting(&self) -> bool {
+        !self.tx_pending.is_empty() || self.tcp.tx_blocked_any()
+    }
+
+    /// Whether TCP connections and UDP sockets may queue another frame.
+    pub(crate) fn tx_room(&self) -> bool {
+        self.outbox.len() < self.config.tx_queue_frames.max(1)
     }
 
     /// When [`Interface::poll`] should run again even if no frame arrives:
     /// `Some(t)` at or after `t`, `None` only on new frames or socket calls.
     pub fn poll_at(&self) -> Option<Instant> {
-        if !self.outbox.is_empty() || !self.tx_pending.is_empty() {
+        if !self.outbox.is_empty() || self.tx_waiting() {
             return Some(Instant::ZERO);
         }
         [

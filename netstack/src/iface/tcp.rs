@@ -141,6 +141,9 @@ pub(crate) struct TcpSocket {
     armed: Option<Instant>,
     /// The tcpcb's retransmissions already counted stack-wide.
     retrans_seen: u64,
+    /// Listed in [`TcpLayer::tx_blocked`]: it stopped at a full transmit
+    /// queue.
+    tx_blocked: bool,
 }
 
 impl Endpoint for TcpSocket {
@@ -177,6 +180,7 @@ impl TcpSocket {
             events: 0,
             armed: None,
             retrans_seen: 0,
+            tx_blocked: false,
         }
     }
 
@@ -268,6 +272,10 @@ pub(crate) struct TcpLayer {
     /// Tcpcb timers: (due, socket index). Stale items (the socket re-armed
     /// or gone) are skipped when they come up.
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// Connections that stopped sending at a full transmit queue, oldest
+    /// first; each once (its `tx_blocked` flag). An index whose socket went
+    /// away (flag clear) is skipped when it comes up.
+    tx_blocked: VecDeque<u32>,
 }
 
 impl TcpLayer {
@@ -279,7 +287,13 @@ impl TcpLayer {
             isn: IsnGenerator::new(isn_secret),
             table: SocketTable::new(Proto::Tcp, config),
             timers: BinaryHeap::new(),
+            tx_blocked: VecDeque::new(),
         }
+    }
+
+    /// Whether a connection waits for room in the transmit queue.
+    pub(crate) fn tx_blocked_any(&self) -> bool {
+        !self.tx_blocked.is_empty()
     }
 
     /// When the TCP layer next has timer work.
@@ -1081,6 +1095,14 @@ impl Interface {
     /// After anything happened to socket `i`: sends what its tcpcb has to
     /// send, re-arms its timer, reports readiness changes, and frees it if
     /// it is an orphan whose connection ended.
+    ///
+    /// At a full transmit queue the tcpcb is not asked for more: it keeps
+    /// its data, pending ACK and timers (nothing counts as sent that the
+    /// interface would drop), and the connection waits in
+    /// [`TcpLayer::tx_blocked`] until [`Interface::poll`] gave the device
+    /// frames. A connection that is CLOSED sends its last segment (an
+    /// abort's RST) at once, into the control reserve, since it may be
+    /// freed below.
     pub(crate) fn tcp_after(&mut self, now: Instant, i: u32) {
         let Some(s) = self.tcp.table.by_index_mut(i) else {
             return;
@@ -1094,7 +1116,13 @@ impl Interface {
             return;
         };
         let was_closed = t.state() == State::Closed;
-        while let Some(seg) = t.poll(now) {
+        let mut blocked = false;
+        loop {
+            if !self.tx_room() && t.state() != State::Closed {
+                blocked = true;
+                break;
+            }
+            let Some(seg) = t.poll(now) else { break };
             let mut repr = seg.header_repr();
             let (a, b) = t.payload(&seg);
             self.fit_sack_blocks(now, remote.ip(), &mut repr, a.len() + b.len());
@@ -1129,7 +1157,13 @@ impl Interface {
         let Some(s) = self.tcp.table.by_index_mut(i) else {
             return;
         };
-        if let Some(due) = next {
+        if blocked && !s.tx_blocked {
+            s.tx_blocked = true;
+            self.tcp.tx_blocked.push_back(i);
+        }
+        // A blocked tcpcb ran no timers: one already due waits for the
+        // resumption (arming it would spin the timer loop).
+        if let Some(due) = next.filter(|&d| !blocked || d > now) {
             if s.armed.is_none_or(|a| a > due || a < now) {
                 s.armed = Some(due);
                 self.tcp.timers.push(Reverse((due, i)));
@@ -1138,6 +1172,26 @@ impl Interface {
             s.armed = None;
         }
         self.tcp_notify(i);
+    }
+
+    /// Lets connections that stopped at a full transmit queue send again,
+    /// oldest first, while there is room; one that fills the queue again
+    /// goes to the back of the list.
+    pub(crate) fn resume_tcp_tx(&mut self, now: Instant) {
+        while self.tx_room() {
+            let Some(i) = self.tcp.tx_blocked.pop_front() else {
+                break;
+            };
+            let Some(s) = self.tcp.table.by_index_mut(i) else {
+                continue;
+            };
+            // Clear: the socket that blocked went away (its index may be
+            // another socket's now).
+            if !core::mem::take(&mut s.tx_blocked) {
+                continue;
+            }
+            self.tcp_after(now, i);
+        }
     }
 
     /// Leaves out SACK blocks a full-sized data segment has no room for:

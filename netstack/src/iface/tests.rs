@@ -1674,7 +1674,9 @@ fn run_sim(seed: u64, link: crate::sim::LinkConfig, v6: bool, n: u32) -> (Vec<Ve
     };
     a.to_send.extend((0..n).map(|k| (numbered(k), dst)));
     let ia = net.add_node(a, MemoryNic::new(US_MAC.0));
-    let ib = net.add_node(b, MemoryNic::new(PEER_MAC.0));
+    let mut nic_b = MemoryNic::new(PEER_MAC.0);
+    nic_b.set_queue_limits(usize::MAX, MemoryNic::DEFAULT_QUEUE_LIMIT);
+    let ib = net.add_node(b, nic_b);
     net.connect(ia, ib, link);
     net.kick(ia);
     net.run_for(core::time::Duration::from_secs(30)).unwrap();
@@ -2054,4 +2056,231 @@ fn segments_for_no_socket_get_rst_and_rst_gets_nothing() {
     assert!(run(&mut i, &mut nic, t(2), vec![bad]).is_empty());
     assert_eq!(i.tcp_counters().drop_checksum, 1);
     assert_eq!(i.tcp_counters().no_socket, 2);
+}
+
+// ---------------------------------------------------------------------------
+// Transmit-queue backpressure.
+
+#[test]
+fn full_transmit_queue_holds_tcp_back_and_control_frames_still_go() {
+    let mut c = config(US_MAC, US4, us6());
+    c.tx_queue_frames = 4;
+    let mut i = Interface::new(c);
+    let mut nic = TestNic::new();
+    let (s, port, iss) = tcp_established(&mut i, &mut nic);
+    // The device takes nothing: the queue fills with 4 segments and the
+    // connection stops there, keeping the rest.
+    nic.tx_limit = 0;
+    i.tcp_send(s, &[7u8; 20_000]).unwrap();
+    i.poll(t(2), &mut nic);
+    assert_eq!(i.outbox.len(), 4);
+    assert_eq!(i.poll_at(), Some(Instant::ZERO));
+    // A SYN for no socket is still answered: the RST uses the reserve.
+    let syn = TcpRepr {
+        src_port: 5555,
+        dst_port: 81,
+        control: TcpControl::Syn,
+        seq_number: 100,
+        window_len: 1000,
+        ..Default::default()
+    };
+    nic.rx.push_back(tcp_frame(sa(PEER4, 5555), sa(US4, 81), &syn));
+    i.poll(t(3), &mut nic);
+    assert_eq!(i.outbox.len(), 5);
+    // The device drains: everything the window allows goes out, in
+    // sequence, nothing dropped or sent twice.
+    nic.tx_limit = usize::MAX;
+    let mut out = Vec::new();
+    for ms in 4..10 {
+        out.extend(run(&mut i, &mut nic, t(ms), vec![]));
+    }
+    let data: Vec<(u32, usize)> = out
+        .iter()
+        .map(|f| tcp_of(f))
+        .filter(|&(p, _, n)| p == port && n > 0)
+        .map(|(_, seq, n)| (seq, n))
+        .collect();
+    let mut next = iss.wrapping_add(1);
+    for &(seq, n) in &data {
+        assert_eq!(seq, next, "segments in order, none repeated");
+        next = seq.wrapping_add(n as u32);
+    }
+    // The initial window: 10 segments (RFC 6928), unacknowledged.
+    assert_eq!(next, iss.wrapping_add(1 + 10 * 1460));
+    assert_eq!(i.counters().drop_tx_queue_full, 0);
+    assert_eq!(i.tcp_retransmits(), 0);
+    assert_eq!(i.tcp_counters().rst_sent, 1);
+    assert_eq!(i.poll_at().filter(|&at| at == Instant::ZERO), None);
+}
+
+/// A host for the bulk TCP simulations: connections that send or receive a
+/// counted stream of bytes.
+struct BulkHost {
+    iface: Interface,
+    listener: Option<SocketHandle>,
+    /// (socket, bytes left to send, bytes received).
+    conns: Vec<(SocketHandle, usize, usize)>,
+    /// The program reads nothing before this.
+    read_from: Instant,
+    now: Instant,
+    buf: Vec<u8>,
+}
+
+impl BulkHost {
+    fn new(mac: EthernetAddress, v4: Ipv4Addr, peer_mac: EthernetAddress, peer4: Ipv4Addr) -> Self {
+        let mut c = config(mac, v4, us6());
+        c.ipv6 = Vec::new();
+        // The queue holds a small part of what one connection may send.
+        c.tx_queue_frames = 16;
+        c.tcp.send_buffer = 2 << 20;
+        c.tcp.recv_buffer = 1 << 20;
+        let mut iface = Interface::new(c);
+        iface.arp_cache().insert_static(Instant::ZERO, peer4, peer_mac);
+        BulkHost {
+            iface,
+            listener: None,
+            conns: Vec::new(),
+            read_from: Instant::ZERO,
+            now: Instant::ZERO,
+            buf: vec![0x5a; 64 * 1024],
+        }
+    }
+
+    fn program(&mut self) {
+        if let Some(l) = self.listener {
+            while let Ok((s, _)) = self.iface.tcp_accept(l) {
+                self.conns.push((s, 0, 0));
+            }
+        }
+        for (s, left, got) in &mut self.conns {
+            while *left > 0 {
+                let n = (*left).min(self.buf.len());
+                match self.iface.tcp_send(*s, &self.buf[..n]) {
+                    Ok(k) => *left -= k,
+                    Err(_) => break,
+                }
+            }
+            while self.now >= self.read_from {
+                let Ok(n @ 1..) = self.iface.tcp_recv(*s, &mut self.buf) else {
+                    break;
+                };
+                *got += n;
+            }
+        }
+    }
+}
+
+impl crate::sim::SimNode for BulkHost {
+    fn poll(&mut self, now: Instant, nic: &mut crate::sim::MemoryNic) {
+        self.now = now;
+        self.iface.poll(now, nic);
+        self.iface.drain_events().for_each(drop);
+        self.program();
+        self.iface.poll(now, nic);
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        let read = (self.now < self.read_from).then_some(self.read_from);
+        [read, self.iface.poll_at()].into_iter().flatten().min()
+    }
+}
+
+/// What a bulk run left behind.
+#[derive(Debug, PartialEq, Eq)]
+struct BulkOutcome {
+    /// Frames either stack dropped at its own full transmit queue.
+    own_drops: u64,
+    /// Segments either stack retransmitted.
+    retransmits: u64,
+    /// The sender's device refused frames (it pushed back).
+    device_full: bool,
+}
+
+/// `conns` connections each send `bytes` from A to B over a clean link
+/// (nothing is lost, reordered or dropped on the way), A's device taking
+/// at most 8 frames per poll (a busy transmit ring) and A's transmit queue
+/// holding `queue` frames. B's program reads nothing before `read_from`,
+/// then all it can. Every byte must arrive.
+#[track_caller]
+fn run_bulk(conns: usize, bytes: usize, queue: usize, read_from: Instant) -> BulkOutcome {
+    use crate::sim::{LinkConfig, MemoryNic, SimNetwork};
+    let mut net: SimNetwork<BulkHost> = SimNetwork::new(7);
+    net.set_max_steps(20_000_000);
+    let mut a = BulkHost::new(US_MAC, US4, PEER_MAC, PEER4);
+    let mut b = BulkHost::new(PEER_MAC, PEER4, US_MAC, US4);
+    a.iface.config.tx_queue_frames = queue;
+    let l = b.iface.tcp_open(Family::V4);
+    b.iface.tcp_bind(l, sa(PEER4, 9000)).unwrap();
+    b.iface.tcp_listen(l, 16).unwrap();
+    b.listener = Some(l);
+    b.read_from = read_from;
+    for _ in 0..conns {
+        let s = a.iface.tcp_open(Family::V4);
+        a.iface.tcp_connect(s, sa(PEER4, 9000)).unwrap();
+        a.conns.push((s, bytes, 0));
+    }
+    let mut nic_a = MemoryNic::new(US_MAC.0);
+    nic_a.set_queue_limits(MemoryNic::DEFAULT_QUEUE_LIMIT, 8);
+    let ia = net.add_node(a, nic_a);
+    let mut nic_b = MemoryNic::new(PEER_MAC.0);
+    nic_b.set_queue_limits(usize::MAX, MemoryNic::DEFAULT_QUEUE_LIMIT);
+    let ib = net.add_node(b, nic_b);
+    let link = net.connect(
+        ia,
+        ib,
+        LinkConfig {
+            latency: core::time::Duration::from_micros(500),
+            // Frames arrive spaced, and nothing is lost on the way.
+            rate_bps: Some(1_000_000_000),
+            queue_limit: usize::MAX,
+            ..LinkConfig::default()
+        },
+    );
+    net.kick(ia);
+    net.run_for(core::time::Duration::from_secs(10)).unwrap();
+    let b = net.node(ib);
+    assert_eq!(b.conns.len(), conns);
+    for &(_, _, got) in &b.conns {
+        assert_eq!(got, bytes, "every byte arrived");
+    }
+    let l = net.link_stats(link);
+    assert_eq!((l.lost, l.queue_dropped, l.rx_full), (0, 0, 0), "a clean link");
+    let (a, b) = (&net.node(ia).iface, &b.iface);
+    BulkOutcome {
+        own_drops: a.counters().drop_tx_queue_full + b.counters().drop_tx_queue_full,
+        retransmits: a.tcp_retransmits() + b.tcp_retransmits(),
+        device_full: net.nic(ia).stats().tx_full > 0,
+    }
+}
+
+#[test]
+fn tcp_bulk_through_a_small_transmit_queue_loses_nothing() {
+    // 2 MiB of send buffer is some 90 times the queue's 16 segments.
+    for conns in [1, 4] {
+        let o = run_bulk(conns, 6 << 20, 16, Instant::ZERO);
+        let clean = BulkOutcome {
+            own_drops: 0,
+            retransmits: 0,
+            device_full: true,
+        };
+        assert_eq!(o, clean, "{conns} connections");
+    }
+}
+
+#[test]
+fn tcp_window_opening_at_once_waits_for_a_small_transmit_queue() {
+    // B's program reads nothing for 50 ms, then all it can: its window
+    // opens by the whole 1 MiB receive buffer at once and A may send far
+    // more than its queue holds, control reserve included (before the
+    // queue pushed back on TCP, it dropped tens of its own segments here).
+    // The queue adds nothing to what the same run does with a queue that
+    // never fills: the retransmissions both show (a handful, after the
+    // zero window) are TCP's own, not the queue's.
+    for conns in [1, 4] {
+        let small = run_bulk(conns, 6 << 20 >> (conns / 2), 16, Instant::from_millis(50));
+        let unbounded = run_bulk(conns, 6 << 20 >> (conns / 2), 1 << 20, Instant::from_millis(50));
+        assert_eq!(small.own_drops, 0, "{conns} connections: {small:?}");
+        assert!(small.device_full);
+        assert_eq!(small.retransmits, unbounded.retransmits, "{conns} connections");
+    }
 }
