@@ -3,7 +3,7 @@
 //!
 //! The protocol core never reads a clock. Every entry point takes
 //! `now: Instant`; shells obtain `now` from a [`Clock`] — [`SystemClock`]
-//! (`CLOCK_MONOTONIC` through `std::time::Instant`) in production,
+//! (`CLOCK_MONOTONIC`) in production,
 //! [`VirtualClock`] under simulation — and pass it in. Durations are plain
 //! [`core::time::Duration`].
 //!
@@ -173,34 +173,30 @@ pub trait Clock {
     fn now(&self) -> Instant;
 }
 
-/// The monotonic system clock (`CLOCK_MONOTONIC` via `std::time::Instant`).
+/// The monotonic system clock, `CLOCK_MONOTONIC`.
 ///
-/// Its epoch is the moment it was created; clones share that epoch, so give
-/// every thread a clone of one clock rather than a new one each.
-#[derive(Debug, Clone, Copy)]
+/// Its epoch is the clock's own (the machine's boot, on Linux), not the
+/// moment it was created: TCP's initial sequence numbers and timestamps
+/// (RFC 6528, RFC 7323) keep growing when a stack is restarted, as the
+/// kernel peers' TIME_WAIT states expect of a new connection on an old
+/// 4-tuple.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock {
-    origin: std::time::Instant,
+    _private: (),
 }
 
 impl SystemClock {
-    /// A clock whose epoch is now.
+    /// The system clock.
     pub fn new() -> SystemClock {
-        SystemClock {
-            origin: std::time::Instant::now(),
-        }
-    }
-}
-
-impl Default for SystemClock {
-    fn default() -> Self {
-        SystemClock::new()
+        SystemClock { _private: () }
     }
 }
 
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
-        let elapsed = self.origin.elapsed().as_nanos();
-        Instant::from_nanos(u64::try_from(elapsed).unwrap_or(u64::MAX))
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let nanos = (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64);
+        Instant::from_nanos(nanos)
     }
 }
 

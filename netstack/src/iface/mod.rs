@@ -108,6 +108,14 @@ pub struct Config {
     pub hop_limit: u8,
     /// Seed for everything random (ephemeral ports, IP identifications).
     pub seed: u64,
+    /// The secret of TCP's initial sequence numbers, timestamp offsets and
+    /// SYN cookies (RFC 6528), if it must outlive this interface: a stack
+    /// that restarts keeps the kernel peers' TIME_WAIT states happy only if
+    /// a connection's ISN and timestamps keep growing across the restart
+    /// (same secret, and a clock that does not restart either, as
+    /// [`SystemClock`](crate::time::SystemClock)). `None`: derived from
+    /// `seed`.
+    pub tcp_secret: Option<[u8; 16]>,
     /// UDP socket limits.
     pub udp: UdpConfig,
     /// TCP tunables.
@@ -148,6 +156,7 @@ impl Config {
             mtu: 1500,
             hop_limit: 64,
             seed: 0x6a6f_7972_6964_6521,
+            tcp_secret: None,
             udp: UdpConfig::default(),
             tcp: TcpConfig::default(),
             icmp_error_rate: 1000,
@@ -671,6 +680,7 @@ impl Interface {
         let mut tcp_secret = [0u8; 16];
         tcp_secret[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
         tcp_secret[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        let tcp_secret = config.tcp_secret.unwrap_or(tcp_secret);
         Interface {
             link_local: v6addr::link_local_from_mac(config.mac),
             routes,
