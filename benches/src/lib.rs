@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+pub mod net;
+pub mod report;
+
 /// Finds an executable named `name` in `$PATH`.
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

@@ -716,6 +716,54 @@ fn embedded_default_network() {
     assert_eq!(stats.get("sockets_kernel"), 0, "{}", ran.stderr);
 }
 
+/// 14. A restarted program meets its old connections' TIME_WAIT. The peer
+///     closes first, so it keeps each connection in TIME_WAIT for a minute;
+///     Linux lets a new SYN on the same 4-tuple in only if its sequence
+///     number or timestamp is newer. Eight `joyride exec` runs in a row
+///     connect from the same local port: every one must connect at once
+///     (a stack whose ISN and timestamps restart with it is answered with
+///     an ACK, resets, and retries a second later, three runs in four).
+#[test]
+fn restarted_client_reuses_port_in_peer_time_wait() {
+    let net = ExecNet::new();
+    let mut peer = Program::spawn(net.peer_py("churn", &[&net.peer_ip, "7101"]), Stdio::null());
+    peer.wait_stdout("listening", SHORT);
+    let script = format!(
+        "import socket, time\n\
+         s = socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('0.0.0.0', 40123))\n\
+         t = time.monotonic()\n\
+         s.connect(('{}', 7101))\n\
+         dt = time.monotonic() - t\n\
+         assert s.recv(1) == b'k'\n\
+         assert s.recv(1) == b''\n\
+         s.close()\n\
+         print('connect_s=%.4f' % dt)\n",
+        net.peer_ip
+    );
+    for run_no in 1..=8 {
+        let mut c = net.under_joyride(PYTHON);
+        c.args(["-c", &script]);
+        let ran = run(c, SHORT);
+        ran.assert_ok(&format!("client run {run_no}"));
+        let secs: f64 = ran
+            .out()
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("connect_s=")?.parse().ok())
+            .unwrap_or_else(|| panic!("run {run_no}: no connect time: {}", ran.describe()));
+        assert!(
+            secs < 0.5,
+            "run {run_no}: connect from the same port as the previous run took {secs} s (SYN refused by the \
+             peer's TIME_WAIT?)\n{}",
+            ran.describe()
+        );
+        if let Some(st) = net.assert_stats(&ran.stderr, &[Served::ActiveOpens]) {
+            assert_eq!(st.get("tcp_resets_sent"), 0, "run {run_no}: {}", ran.stderr);
+        }
+    }
+}
+
 /// The harness' own check of `--stats` blocks (runs in both modes).
 #[test]
 fn stats_block_parses() {
