@@ -796,6 +796,7 @@ impl Interface {
         let max = caps.max_burst.max(1);
         let n = nic.receive(max, |frame, meta| self.process_frame(now, frame, meta));
         self.counters.rx_frames += n as u64;
+        self.tcp_after_burst(now);
         self.run_timers(now);
         self.send_blocked(now);
         // Resolution requests for what was just sent.

@@ -144,6 +144,9 @@ pub(crate) struct TcpSocket {
     /// Listed in [`TcpLayer::tx_blocked`]: it stopped at a full transmit
     /// queue.
     tx_blocked: bool,
+    /// Listed in [`TcpLayer::rx_deferred`]: in-order data arrived in this
+    /// receive burst and its answer waits for the burst's end.
+    rx_deferred: bool,
 }
 
 impl Endpoint for TcpSocket {
@@ -181,6 +184,7 @@ impl TcpSocket {
             armed: None,
             retrans_seen: 0,
             tx_blocked: false,
+            rx_deferred: false,
         }
     }
 
@@ -276,6 +280,9 @@ pub(crate) struct TcpLayer {
     /// first; each once (its `tx_blocked` flag). An index whose socket went
     /// away (flag clear) is skipped when it comes up.
     tx_blocked: VecDeque<u32>,
+    /// Connections that took in-order data during the current receive
+    /// burst, to answer once at its end (see [`Interface::tcp_after_burst`]).
+    rx_deferred: Vec<u32>,
 }
 
 impl TcpLayer {
@@ -288,6 +295,7 @@ impl TcpLayer {
             table: SocketTable::new(Proto::Tcp, config),
             timers: BinaryHeap::new(),
             tx_blocked: VecDeque::new(),
+            rx_deferred: Vec::new(),
         }
     }
 
@@ -918,8 +926,28 @@ impl Interface {
                 .and_then(TcpSocket::tcb)
                 .is_some_and(|t| t.time_wait_accepts_syn(seg));
             if !reopen {
-                if let Some(t) = self.tcp.table.by_index_mut(i).and_then(TcpSocket::tcb_mut) {
+                let Some(s) = self.tcp.table.by_index_mut(i) else {
+                    return;
+                };
+                if let Some(t) = s.tcb_mut() {
                     t.on_segment(now, seg);
+                    // In-order data on an established connection: its ACK
+                    // (and whatever else the tcpcb sends) waits for the end
+                    // of the receive burst, so the burst is acknowledged
+                    // once, as Linux does for a GRO batch. Anything else —
+                    // out-of-order data (RFC 5681 §4.2's immediate duplicate
+                    // ACK), a FIN, SYN or RST, a pure ACK — is answered now.
+                    let in_order = !seg.payload.is_empty()
+                        && seg.control == TcpControl::None
+                        && t.state() == State::Established
+                        && !t.reassembling();
+                    if in_order {
+                        if !s.rx_deferred {
+                            s.rx_deferred = true;
+                            self.tcp.rx_deferred.push(i);
+                        }
+                        return;
+                    }
                 }
                 self.tcp_after(now, i);
                 return;
@@ -1107,6 +1135,8 @@ impl Interface {
         let Some(s) = self.tcp.table.by_index_mut(i) else {
             return;
         };
+        // Whatever was deferred to the burst's end is done now.
+        s.rx_deferred = false;
         let (Some(local), Some(remote)) = (s.ends.local, s.ends.remote) else {
             self.tcp_notify(i);
             return;
@@ -1130,7 +1160,7 @@ impl Interface {
         }
         let state = t.state();
         let next = t.next_timer();
-        let retrans = t.info().total_retrans;
+        let retrans = t.total_retrans();
         let Some(s) = self.tcp.table.by_index_mut(i) else {
             return;
         };
@@ -1172,6 +1202,21 @@ impl Interface {
             s.armed = None;
         }
         self.tcp_notify(i);
+    }
+
+    /// The end of a receive burst: answers the connections that took
+    /// in-order data during it (one ACK each for the burst, at least one
+    /// per [`crate::nic::Capabilities::max_burst`] frames).
+    pub(crate) fn tcp_after_burst(&mut self, now: Instant) {
+        let mut list = core::mem::take(&mut self.tcp.rx_deferred);
+        for &i in &list {
+            // Clear: answered already (tcp_after ran), or gone.
+            if self.tcp.table.by_index(i).is_some_and(|s| s.rx_deferred) {
+                self.tcp_after(now, i);
+            }
+        }
+        list.clear();
+        self.tcp.rx_deferred = list;
     }
 
     /// Lets connections that stopped at a full transmit queue send again,

@@ -2284,3 +2284,49 @@ fn tcp_window_opening_at_once_waits_for_a_small_transmit_queue() {
         assert_eq!(small.retransmits, unbounded.retransmits, "{conns} connections");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Acknowledging a receive burst.
+
+#[test]
+fn a_receive_burst_is_acknowledged_once_and_out_of_order_data_at_once() {
+    let mut i = iface();
+    let mut nic = TestNic::new();
+    let (s, port, iss) = tcp_established(&mut i, &mut nic);
+    let data = [1u8; 1460];
+    let seg = |k: u32| {
+        let repr = TcpRepr {
+            src_port: 80,
+            dst_port: port,
+            seq_number: 7001 + k * 1460,
+            ack_number: Some(iss.wrapping_add(1)),
+            window_len: 65535,
+            payload: &data,
+            ..Default::default()
+        };
+        tcp_frame(sa(PEER4, 80), sa(US4, port), &repr)
+    };
+    let acks = |out: &[Vec<u8>]| -> Vec<u32> {
+        out.iter()
+            .map(|f| {
+                let p = parse(f);
+                let t = TcpPacket::new_checked(&p.payload[..]).unwrap();
+                assert!(t.payload().is_empty());
+                t.ack_number()
+            })
+            .collect()
+    };
+    // Eight in-order segments in one burst: one ACK, for all of them
+    // (segment by segment, it would have been four).
+    let out = run(&mut i, &mut nic, t(2), (0..8).map(seg).collect());
+    assert_eq!(acks(&out), [7001 + 8 * 1460]);
+    // Out of order (8 and 9 missing): a duplicate ACK for each, at once
+    // (RFC 5681 §4.2), so the sender can count them.
+    let out = run(&mut i, &mut nic, t(3), (10..13).map(seg).collect());
+    assert_eq!(acks(&out), [7001 + 8 * 1460; 3]);
+    // Filling the gap is acknowledged at once, up to the end.
+    let out = run(&mut i, &mut nic, t(4), (8..10).map(seg).collect());
+    assert_eq!(acks(&out).last(), Some(&(7001 + 13 * 1460)));
+    let mut buf = vec![0u8; 64 * 1024];
+    assert_eq!(i.tcp_recv(s, &mut buf), Ok(13 * 1460));
+}

@@ -946,6 +946,16 @@ impl Tcb {
         self.rcvbuf.len()
     }
 
+    /// Whether out-of-order data waits for a gap to fill.
+    pub fn reassembling(&self) -> bool {
+        !self.rcvbuf.ooo_ranges().is_empty()
+    }
+
+    /// Segments retransmitted (`TCP_INFO`'s `total_retrans`).
+    pub fn total_retrans(&self) -> u64 {
+        self.counters.total_retrans
+    }
+
     /// Bytes in the send buffer, unsent or unacknowledged (`SIOCOUTQ`).
     pub fn send_queued(&self) -> usize {
         self.sndbuf.len()
