@@ -4,10 +4,19 @@
 //! Each turn receives a burst from the NIC and runs the stack (input, due
 //! timers, output), hands the stack's socket events to the bridges, serves
 //! what the epoll set reports (trapped calls, bridge traffic, parked calls on
-//! kernel sockets, exited threads), and transmits. While anything moved
-//! recently the loop keeps polling; when idle it sleeps in `epoll_wait` until
-//! the next stack timer, at most [`IDLE_NAP`], so an idle program costs no
-//! busy core.
+//! kernel sockets, exited threads), and transmits.
+//!
+//! While anything moved within the spin window the loop keeps polling; then
+//! it sleeps in `epoll_wait` until the next stack timer. A `net_af_packet`
+//! port has no receive interrupt: its [`Doorbell`] (see [`super::wake`]) is
+//! armed for the sleep and wakes the loop when a frame arrives, so the sleep
+//! is only capped by [`BACKSTOP`]. Without a doorbell the loop naps at most
+//! [`IDLE_NAP`].
+//!
+//! The spin window adapts between [`SPIN_MIN`] and [`SPIN_MAX`]: a sleep
+//! that ended with work after a gap of at most [`SPIN_MAX`] doubles it (a
+//! longer spin would have saved the wake-up), a longer gap halves it (the
+//! work comes in separate requests; spinning after each one only burns CPU).
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -20,6 +29,7 @@ use rustix::event::epoll;
 
 use super::policy::Policy;
 use super::socks::{Phase, Proto, Socks};
+use super::wake::Doorbell;
 use crate::kernel::{self, Ctx, Hooks, Parked, Progress};
 use crate::record::{Record, Sink};
 use crate::tree::{Tree, CHILD, LISTENER, PIDFD};
@@ -30,13 +40,22 @@ pub(super) const BRIDGE: u64 = 1 << 62;
 /// Tokens with this bit watch the loopback listeners of a wildcard
 /// listener; the low bits are its inode.
 pub(super) const LOOPBACK: u64 = 1 << 61;
+/// Token of the NIC's doorbell.
+const DOORBELL: u64 = 2;
 const FIRST_PARKED: u64 = 16;
 
-/// Longest sleep while idle: the NIC has no interrupt here, so this bounds
-/// how late the first frame after a quiet spell is seen.
+/// Longest sleep while idle without a doorbell: the NIC has no interrupt,
+/// so this bounds how late the first frame after a quiet spell is seen.
 const IDLE_NAP: Duration = Duration::from_millis(1);
-/// How long the loop keeps polling without sleeping after the last activity.
-const SPIN: Duration = Duration::from_micros(500);
+/// Longest sleep with a doorbell: it should ring for every frame; this only
+/// bounds the damage if it ever does not (and how late a signal that came
+/// just before the sleep is forwarded).
+const BACKSTOP: Duration = Duration::from_millis(100);
+/// Shortest spin window: about one round trip to a peer on the embedded
+/// network, so a request's answer usually finds the loop still polling.
+const SPIN_MIN: Duration = Duration::from_micros(50);
+/// Longest spin window.
+const SPIN_MAX: Duration = Duration::from_micros(500);
 /// Bursts received back to back before the rest of the loop runs.
 const MAX_BURSTS: usize = 8;
 /// After the program is gone: how long unsent data and FINs may take.
@@ -66,6 +85,10 @@ pub struct Stats {
     pub trapped: u64,
     /// Calls whose thread vanished before the answer.
     pub vanished: u64,
+    /// Sleeps in `epoll_wait` with a timeout.
+    pub sleeps: u64,
+    /// Rings of the doorbell: frames that came while it was armed.
+    pub doorbell_wakes: u64,
 }
 
 /// `joyride exec`'s state: the stack, its NIC, the sockets, the calls.
@@ -82,7 +105,13 @@ pub struct Exec {
     pub(super) policy: Policy,
     /// Counters.
     pub stats: Stats,
+    doorbell: Option<Doorbell>,
+    /// The doorbell was emptied and has not rung since: a sleep needs
+    /// neither emptying it again nor the extra NIC poll.
+    armed: bool,
     last_activity: Instant,
+    /// The current spin window, in [`SPIN_MIN`, `SPIN_MAX`].
+    spin: Duration,
 }
 
 /// The hooks kernel-served calls use to reach the bridges.
@@ -112,17 +141,28 @@ impl Hooks for BridgeHooks<'_> {
 
 impl Exec {
     /// An engine serving `listener` for the tree rooted at `child`, with the
-    /// stack `iface` on `nic`.
+    /// stack `iface` on `nic`, woken by `doorbell` when a frame arrives
+    /// (without one it naps).
     pub fn new(
         listener: Listener,
         child: Child,
         sink: Option<Sink>,
         iface: Interface,
         nic: DpdkNic,
+        doorbell: Option<Doorbell>,
         policy: Policy,
     ) -> anyhow::Result<Exec> {
+        let tree = Tree::new(listener, child)?;
+        if let Some(bell) = &doorbell {
+            epoll::add(
+                &tree.epoll,
+                bell.as_fd(),
+                epoll::EventData::new_u64(DOORBELL),
+                epoll::EventFlags::IN | epoll::EventFlags::ET,
+            )?;
+        }
         Ok(Exec {
-            tree: Tree::new(listener, child)?,
+            tree,
             ctx: Ctx::new()?,
             waits: Waits::new(FIRST_PARKED),
             sink,
@@ -133,7 +173,10 @@ impl Exec {
             stack_waits: Vec::new(),
             policy,
             stats: Stats::default(),
+            doorbell,
+            armed: false,
             last_activity: Instant::now(),
+            spin: SPIN_MAX,
         })
     }
 
@@ -143,6 +186,7 @@ impl Exec {
     pub fn run(&mut self) -> anyhow::Result<i32> {
         let mut events = epoll::EventVec::with_capacity(256);
         let mut gone_since: Option<Instant> = None;
+        let mut frames = self.frames();
         loop {
             if self.tree.done() {
                 let since = *gone_since.get_or_insert_with(Instant::now);
@@ -155,22 +199,46 @@ impl Exec {
             }
             let moved = self.turn();
             let now = Instant::now();
-            if moved {
+            let f = self.frames();
+            if moved || f != frames {
                 self.last_activity = now;
+                frames = f;
             }
-            let timeout = self.timeout(now);
+            let mut timeout = self.timeout(now);
+            if timeout != 0 && self.arm_doorbell() {
+                // A frame the doorbell dropped or that arming consumed is in
+                // the port's ring now: poll once more before sleeping.
+                if self.turn() {
+                    self.last_activity = Instant::now();
+                    timeout = 0;
+                }
+            }
+            if timeout != 0 {
+                self.stats.sleeps += 1;
+            }
             match epoll::wait(&self.tree.epoll, &mut events, timeout) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
-            if !events.is_empty() {
-                self.last_activity = Instant::now();
+            // A trapped call alone is no reason to spin: the loop answers
+            // it, and sleeps again if it moved no frame, so the caller (woken
+            // on this CPU) runs at once. Anything else is network work.
+            if events.iter().any(|e| e.data.u64() != LISTENER) {
+                let now = Instant::now();
+                if timeout != 0 {
+                    self.adapt_spin(now);
+                }
+                self.last_activity = now;
             }
             let ready: Vec<(u64, epoll::EventFlags)> = events.iter().map(|e| (e.data.u64(), e.flags)).collect();
             for (token, flags) in ready {
                 match token {
                     LISTENER => self.on_listener(flags),
+                    DOORBELL => {
+                        self.armed = false;
+                        self.stats.doorbell_wakes += 1;
+                    }
                     CHILD => self.tree.on_child(),
                     t if t & PIDFD != 0 => self.tree.on_thread_exit(&self.ctx, (t & !PIDFD) as u32),
                     t if t & BRIDGE != 0 => self.on_bridge(t & !BRIDGE, flags),
@@ -228,6 +296,8 @@ impl Exec {
             ("sockets_kernel", s.kernel),
             ("calls_trapped", self.stats.trapped),
             ("calls_vanished", self.stats.vanished),
+            ("engine_sleeps", self.stats.sleeps),
+            ("engine_doorbell_wakes", self.stats.doorbell_wakes),
         ];
         rows.extend([
             ("drop_eth_not_for_us", c.drop_eth_not_for_us),
@@ -287,11 +357,44 @@ impl Exec {
         any
     }
 
+    /// Frames received and sent so far.
+    fn frames(&self) -> u64 {
+        let n = self.nic.counters();
+        n.rx_frames + n.tx_frames
+    }
+
+    /// Arms the doorbell before a sleep unless it still is (every frame
+    /// queued since it was emptied reports an edge, which clears `armed`).
+    /// Whether the NIC needs the extra poll before sleeping.
+    fn arm_doorbell(&mut self) -> bool {
+        match &self.doorbell {
+            Some(_) if self.armed => false,
+            Some(bell) => {
+                bell.arm();
+                self.armed = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Work came after a sleep, `now - last_activity` after the last work:
+    /// widen the spin window if a spin that long would have bridged the gap,
+    /// narrow it otherwise.
+    fn adapt_spin(&mut self, now: Instant) {
+        let gap = now.duration_since(self.last_activity);
+        self.spin = if gap <= SPIN_MAX {
+            (self.spin * 2).min(SPIN_MAX)
+        } else {
+            (self.spin / 2).max(SPIN_MIN)
+        };
+    }
+
     fn timeout(&self, now: Instant) -> i32 {
-        if now.duration_since(self.last_activity) < SPIN {
+        if now.duration_since(self.last_activity) < self.spin {
             return 0;
         }
-        let mut t = IDLE_NAP;
+        let mut t = if self.doorbell.is_some() { BACKSTOP } else { IDLE_NAP };
         if let Some(at) = self.iface.poll_at() {
             let stack_now = self.clock.now();
             t = t.min(at.saturating_duration_since(stack_now));

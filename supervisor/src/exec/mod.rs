@@ -15,6 +15,7 @@ mod net;
 mod policy;
 mod sockopt;
 mod socks;
+mod wake;
 
 use anyhow::Context;
 use joyride_netstack::iface::Interface;
@@ -46,8 +47,9 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         gateway6: args.gateway6,
         mtu: args.mtu,
     };
-    let network = net::bring_up(&opts)?;
+    let mut network = net::bring_up(&opts)?;
     tracing::info!("{}", network.describe());
+    let doorbell = network.doorbell.take();
     let (nic, config, guard) = network.into_parts();
     let iface = Interface::new(config);
     // Nothing the supervisor opened (DPDK's packet socket, its memory)
@@ -73,7 +75,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     if listener.set_sync_wake_up()? == SyncWakeUp::Unsupported {
         tracing::info!("this kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP");
     }
-    let mut exec = engine::Exec::new(listener, child, sink, iface, nic, policy)?;
+    let mut exec = engine::Exec::new(listener, child, sink, iface, nic, doorbell, policy)?;
     let code = exec.run()?;
     if args.stats {
         eprint!("{}", exec.stats_report());

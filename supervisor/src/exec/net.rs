@@ -22,6 +22,8 @@ use joyride_dpdk::{DpdkNic, Eal, EalConfig, Mempool, Port, PortConfig};
 use joyride_netstack::iface::{Config, Ipv4Cidr, Ipv6Cidr};
 use joyride_netstack::wire::EthernetAddress;
 
+use super::wake::Doorbell;
+
 /// Memory the EAL reserves without hugepages, MB: the mempool (16383 mbufs
 /// of ~2.3 KB, about 40 MB) and DPDK's own structures, with room to spare.
 const EAL_MEMORY_MB: u32 = 256;
@@ -81,6 +83,9 @@ pub struct Network {
     devargs: String,
     /// The embedded veth pair, deleted on drop; `None` with `--nic`.
     veth: Option<VethPair>,
+    /// The port's doorbell (a `net_af_packet` port's interface), opened
+    /// before the port; `None`: the engine naps instead.
+    pub doorbell: Option<Doorbell>,
 }
 
 impl Network {
@@ -211,6 +216,7 @@ pub fn bring_up_with(eal: &Eal, opts: &NetOpts) -> Result<Network> {
             (addrs, devargs, Some(veth))
         }
     };
+    let doorbell = open_doorbell(&devargs);
     let nic = start_port(eal, &devargs, opts.mtu)?;
     let config = stack_config(&nic, &addrs, opts.mtu)?;
     Ok(Network {
@@ -219,7 +225,26 @@ pub fn bring_up_with(eal: &Eal, opts: &NetOpts) -> Result<Network> {
         eal: *eal,
         devargs,
         veth,
+        doorbell,
     })
+}
+
+/// The doorbell of a `net_af_packet` device, on its `iface`; `None` for
+/// other devices, or if it cannot be opened. It must be opened before the
+/// port (see [`super::wake`]).
+fn open_doorbell(devargs: &str) -> Option<Doorbell> {
+    let name = devargs.split(',').next()?;
+    if !(name.starts_with("net_af_packet") || name.starts_with("eth_af_packet")) {
+        return None;
+    }
+    let iface = devarg(devargs, "iface")?;
+    match Doorbell::open(iface) {
+        Ok(bell) => Some(bell),
+        Err(e) => {
+            tracing::info!(iface, error = %e, "no doorbell on the NIC's interface: the engine naps while idle");
+            None
+        }
+    }
 }
 
 /// The stack's addresses and gateways.
