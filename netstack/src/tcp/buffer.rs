@@ -191,6 +191,13 @@ impl RecvBuffer {
             return Ok(0);
         }
         let data = &data[..data.len().min(window - offset)];
+        if offset == 0 && self.ooo.is_empty() {
+            // The common case, in order with no gap behind: no range list
+            // to merge.
+            self.copy_in(0, data);
+            self.len += data.len();
+            return Ok(data.len());
+        }
         let (s, e) = (offset, offset + data.len());
         // Merge [s, e) into the range list (offset 0 counts as a range that
         // will be absorbed into the in-order bytes below).
