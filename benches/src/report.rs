@@ -225,7 +225,15 @@ impl Report {
         let cells: Vec<&Cell> = self.cells.iter().filter(|c| c.complete()).collect();
         let n = cells.len().max(1);
         let ratios: Vec<f64> = cells.iter().map(|c| median(&c.ratios()).unwrap_or(0.0)).collect();
-        let xmax = ratios.iter().copied().fold(1.5f64, f64::max).min(50.0) * 1.1;
+        // Log scale: 0.1 and 10 are the same distance from 1.
+        let xmax = ratios.iter().copied().fold(2.0f64, f64::max).min(1000.0) * 1.5;
+        let xmin = ratios
+            .iter()
+            .copied()
+            .filter(|r| *r > 0.0)
+            .fold(0.5f64, f64::min)
+            .max(0.001)
+            / 1.5;
         let labels: Vec<String> = cells
             .iter()
             .map(|c| format!("{} · {}", short_group(c.group), c.label))
@@ -235,7 +243,7 @@ impl Report {
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(420)
-            .build_cartesian_2d(0f64..xmax, -0.5f64..(n as f64 - 0.5))
+            .build_cartesian_2d((xmin..xmax).log_scale(), -0.5f64..(n as f64 - 0.5))
             .map_err(plot_err)?;
         chart
             .configure_mesh()
@@ -249,7 +257,8 @@ impl Report {
                     String::new()
                 }
             })
-            .x_desc("ratio (for latency and CPU lower is better; for rates higher is better)")
+            .x_label_formatter(&|x| format!("{x}"))
+            .x_desc("Joyride / kernel, log scale (latency, CPU: lower is better; rates: higher is better)")
             .draw()
             .map_err(plot_err)?;
         for (k, (c, r)) in cells.iter().zip(&ratios).enumerate() {
@@ -261,7 +270,7 @@ impl Report {
             };
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [(0.0, y - 0.35), (r.min(xmax), y + 0.35)],
+                    [(xmin, y - 0.35), (r.clamp(xmin, xmax), y + 0.35)],
                     color.filled(),
                 )))
                 .map_err(plot_err)?;
@@ -315,6 +324,7 @@ impl Report {
             .configure_mesh()
             .x_desc("write size (KiB)")
             .y_desc("Mbit/s")
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .x_label_formatter(&|x| format!("{:.0}", 2f64.powf(*x)))
             .draw()
             .map_err(plot_err)?;

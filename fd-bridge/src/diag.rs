@@ -103,10 +103,37 @@ impl UnixDiag {
 /// Whether the target's end (`target_ino`) still exists: `None` if the
 /// kernel cannot say (our own end, `our_ino`, is not found either, or the
 /// request fails).
+///
+/// The netlink socket is kept per thread: a lookup walks the namespace's
+/// whole unix socket table under its bucket locks, and closing many
+/// connections a second asked twice each with a new socket (the engine
+/// spent an eighth of its time there). Once our own end was found through
+/// it, the socket is known to answer for this namespace and the
+/// `our_ino` check is skipped; bridges are made in the thread's namespace.
 pub(crate) fn target_exists(target_ino: u64, our_ino: u64) -> Option<bool> {
-    let mut diag = UnixDiag::open().ok()?;
-    if !diag.exists(our_ino).ok()? {
-        return None;
+    thread_local! {
+        static DIAG: std::cell::RefCell<Option<(UnixDiag, bool)>> = const { std::cell::RefCell::new(None) };
     }
-    diag.exists(target_ino).ok()
+    DIAG.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some((UnixDiag::open().ok()?, false));
+        }
+        let (diag, verified) = slot.as_mut()?;
+        let answer = (|| {
+            if !*verified {
+                if !diag.exists(our_ino).ok()? {
+                    return None;
+                }
+                *verified = true;
+            }
+            diag.exists(target_ino).ok()
+        })();
+        if answer.is_none() {
+            // Start afresh next time (a failed socket, or a kernel that
+            // cannot answer).
+            *slot = None;
+        }
+        answer
+    })
 }

@@ -68,7 +68,11 @@ struct Args {
 
 /// Ports of the peer's servers in B.
 const TCP_ECHO: u16 = 7001;
-const TCP_ONCE: u16 = 7002;
+/// Two ports for the connection-rate peer, one per stack: the peer keeps
+/// each short connection in TIME_WAIT (it closes first), and a SYN from
+/// the other stack on the same 4-tuple — an ISN and timestamp from another
+/// generator — is refused as old, reset and retried a second later.
+const TCP_ONCE: [u16; 2] = [7002, 7012];
 const UDP_ECHO: u16 = 7003;
 const UDP_SINK: u16 = 7004;
 /// Size of dd's input file.
@@ -161,8 +165,13 @@ fn run() -> anyhow::Result<()> {
             START,
         )?,
         Server::start(
-            b.net_b_netload(&["tcp-once", &TCP_ONCE.to_string()]),
-            "tcp-once peer",
+            b.net_b_netload(&["tcp-once", &TCP_ONCE[0].to_string()]),
+            "tcp-once peer (kernel runs)",
+            START,
+        )?,
+        Server::start(
+            b.net_b_netload(&["tcp-once", &TCP_ONCE[1].to_string()]),
+            "tcp-once peer (Joyride runs)",
             START,
         )?,
         Server::start(
@@ -368,7 +377,8 @@ impl Bench {
     /// answers one byte and closes).
     fn connections(&mut self, stack: Stack) -> anyhow::Result<()> {
         let secs = self.secs.to_string();
-        let out = run_timed(&mut self.netload_a(stack, &["tcp-connect", PEER_IP, &TCP_ONCE.to_string(), &secs, "4"]))?;
+        let port = TCP_ONCE[usize::from(stack == Stack::Joyride)].to_string();
+        let out = run_timed(&mut self.netload_a(stack, &["tcp-connect", PEER_IP, &port, &secs, "4"]))?;
         let conns: f64 = out.field("conns")?;
         let ns: f64 = out.field("ns")?;
         self.report.record(

@@ -43,7 +43,12 @@ pub fn secret_at(path: &Path) -> Result<[u8; 16]> {
         .and_then(|mut f| f.read_exact(&mut fresh))
         .context("cannot read /dev/urandom for the TCP secret")?;
     // Whoever creates the file first wins; everyone else reads theirs.
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Ok(mut f) => {
             f.write_all(&fresh)
                 .and_then(|()| f.sync_all())
