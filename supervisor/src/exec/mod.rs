@@ -13,6 +13,7 @@ mod calls;
 mod engine;
 mod net;
 mod policy;
+mod secret;
 mod sockopt;
 mod socks;
 mod wake;

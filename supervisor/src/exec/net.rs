@@ -318,6 +318,7 @@ fn stack_config(nic: &DpdkNic, addrs: &Addrs, mtu: Option<u16>) -> Result<Config
     config.ipv6_gateway = addrs.ipv6_gateway;
     config.mtu = mtu.map_or(port.capabilities().mtu, usize::from);
     config.seed = random_seed()?;
+    config.tcp_secret = Some(super::secret::boot_secret()?);
     Ok(config)
 }
 
