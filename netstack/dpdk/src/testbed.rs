@@ -718,13 +718,16 @@ impl std::fmt::Debug for StackThread {
 
 /// The stack's configuration on an [`ImpairedLink`]: [`STACK_V4`]/24,
 /// [`STACK_V6`]/64, and TCP buffers of 32 MB (the 50 ms @ 1 Gbit/s path
-/// needs 12.5 MB in flight).
+/// needs 12.5 MB in flight). `JOYRIDE_STRETCH_ACKS=1` turns on
+/// [`TcpConfig::stretch_acks`](joyride_netstack::iface::TcpConfig::stretch_acks),
+/// to compare.
 pub fn stack_config(mac: [u8; 6]) -> Config {
     let mut config = Config::new(EthernetAddress(mac));
     config.ipv4 = Some(Ipv4Cidr::new(STACK_V4, 24));
     config.ipv6 = vec![Ipv6Cidr::new(STACK_V6, 64)];
     config.tcp.send_buffer = 32 << 20;
     config.tcp.recv_buffer = 32 << 20;
+    config.tcp.stretch_acks = std::env::var_os("JOYRIDE_STRETCH_ACKS").is_some_and(|v| v == "1");
     config.seed = u64::from(std::process::id());
     config
 }

@@ -63,6 +63,14 @@ pub struct TcpConfig {
     pub sack: bool,
     /// Congestion control of new sockets (`net.ipv4.tcp_congestion_control`).
     pub congestion: &'static str,
+    /// Acknowledge the in-order data of one receive burst with one ACK, as
+    /// Linux does for a GRO batch, instead of one ACK for every second
+    /// full-sized segment (RFC 5681 §4.2 and RFC 9293 §3.8.6.3 say SHOULD).
+    /// Fewer ACK frames cost the receiver, the link and the sender less;
+    /// but a sender that grows its window by at most 2 SMSS per ACK in slow
+    /// start (RFC 3465's `L = 2`, Joyride's own) opens it more slowly on
+    /// such stretch ACKs. Off by default.
+    pub stretch_acks: bool,
 }
 
 impl Default for TcpConfig {
@@ -82,6 +90,7 @@ impl Default for TcpConfig {
             timestamps: true,
             sack: true,
             congestion: crate::tcp::cc::DEFAULT,
+            stretch_acks: false,
         }
     }
 }
@@ -926,21 +935,25 @@ impl Interface {
                 .and_then(TcpSocket::tcb)
                 .is_some_and(|t| t.time_wait_accepts_syn(seg));
             if !reopen {
+                let stretch = self.tcp.table.config.stretch_acks;
                 let Some(s) = self.tcp.table.by_index_mut(i) else {
                     return;
                 };
                 if let Some(t) = s.tcb_mut() {
                     t.on_segment(now, seg);
-                    // In-order data on an established connection: its ACK
-                    // (and whatever else the tcpcb sends) waits for the end
-                    // of the receive burst, so the burst is acknowledged
-                    // once, as Linux does for a GRO batch. Anything else —
-                    // out-of-order data (RFC 5681 §4.2's immediate duplicate
-                    // ACK), a FIN, SYN or RST, a pure ACK — is answered now.
+                    // In-order data on an established connection that needs
+                    // no ACK now (the first of two full-sized segments),
+                    // or any in-order data with `stretch_acks`: the rest of
+                    // the work (timers, readiness, what the tcpcb sends)
+                    // waits for the end of the receive burst, done once.
+                    // Anything else — out-of-order data (RFC 5681 §4.2's
+                    // immediate duplicate ACK), a FIN, SYN or RST, a pure
+                    // ACK — is answered now.
                     let in_order = !seg.payload.is_empty()
                         && seg.control == TcpControl::None
                         && t.state() == State::Established
-                        && !t.reassembling();
+                        && !t.reassembling()
+                        && (stretch || !t.ack_due());
                     if in_order {
                         if !s.rx_deferred {
                             s.rx_deferred = true;
@@ -1204,9 +1217,9 @@ impl Interface {
         self.tcp_notify(i);
     }
 
-    /// The end of a receive burst: answers the connections that took
-    /// in-order data during it (one ACK each for the burst, at least one
-    /// per [`crate::nic::Capabilities::max_burst`] frames).
+    /// The end of a receive burst: finishes the work for the connections
+    /// whose in-order data waited (with [`TcpConfig::stretch_acks`], one
+    /// ACK each for the burst).
     pub(crate) fn tcp_after_burst(&mut self, now: Instant) {
         let mut list = core::mem::take(&mut self.tcp.rx_deferred);
         for &i in &list {

@@ -2288,9 +2288,14 @@ fn tcp_window_opening_at_once_waits_for_a_small_transmit_queue() {
 // ---------------------------------------------------------------------------
 // Acknowledging a receive burst.
 
-#[test]
-fn a_receive_burst_is_acknowledged_once_and_out_of_order_data_at_once() {
-    let mut i = iface();
+/// Eight in-order full-sized segments in one receive burst, then three
+/// out of order (a gap of two), then the gap filled; returns the ACK
+/// numbers sent for each of the three bursts, relative to the peer's ISN + 1
+/// in segments.
+fn acks_for_bursts(stretch_acks: bool) -> [Vec<u32>; 3] {
+    let mut c = config(US_MAC, US4, us6());
+    c.tcp.stretch_acks = stretch_acks;
+    let mut i = Interface::new(c);
     let mut nic = TestNic::new();
     let (s, port, iss) = tcp_established(&mut i, &mut nic);
     let data = [1u8; 1460];
@@ -2312,21 +2317,32 @@ fn a_receive_burst_is_acknowledged_once_and_out_of_order_data_at_once() {
                 let p = parse(f);
                 let t = TcpPacket::new_checked(&p.payload[..]).unwrap();
                 assert!(t.payload().is_empty());
-                t.ack_number()
+                (t.ack_number() - 7001) / 1460
             })
             .collect()
     };
-    // Eight in-order segments in one burst: one ACK, for all of them
-    // (segment by segment, it would have been four).
-    let out = run(&mut i, &mut nic, t(2), (0..8).map(seg).collect());
-    assert_eq!(acks(&out), [7001 + 8 * 1460]);
-    // Out of order (8 and 9 missing): a duplicate ACK for each, at once
-    // (RFC 5681 §4.2), so the sender can count them.
-    let out = run(&mut i, &mut nic, t(3), (10..13).map(seg).collect());
-    assert_eq!(acks(&out), [7001 + 8 * 1460; 3]);
-    // Filling the gap is acknowledged at once, up to the end.
-    let out = run(&mut i, &mut nic, t(4), (8..10).map(seg).collect());
-    assert_eq!(acks(&out).last(), Some(&(7001 + 13 * 1460)));
+    let first = acks(&run(&mut i, &mut nic, t(2), (0..8).map(seg).collect()));
+    let ooo = acks(&run(&mut i, &mut nic, t(3), (10..13).map(seg).collect()));
+    let filled = acks(&run(&mut i, &mut nic, t(4), (8..10).map(seg).collect()));
     let mut buf = vec![0u8; 64 * 1024];
     assert_eq!(i.tcp_recv(s, &mut buf), Ok(13 * 1460));
+    [first, ooo, filled]
+}
+
+#[test]
+fn every_second_segment_of_a_burst_is_acknowledged() {
+    let [first, ooo, filled] = acks_for_bursts(false);
+    assert_eq!(first, [2, 4, 6, 8]);
+    // Out of order: a duplicate ACK for each, at once (RFC 5681 §4.2).
+    assert_eq!(ooo, [8, 8, 8]);
+    // Filling the gap is acknowledged at once, up to the end.
+    assert_eq!(filled.last(), Some(&13));
+}
+
+#[test]
+fn with_stretch_acks_a_burst_is_acknowledged_once() {
+    let [first, ooo, filled] = acks_for_bursts(true);
+    assert_eq!(first, [8]);
+    assert_eq!(ooo, [8, 8, 8]);
+    assert_eq!(filled.last(), Some(&13));
 }

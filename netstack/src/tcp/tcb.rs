@@ -951,6 +951,12 @@ impl Tcb {
         !self.rcvbuf.ooo_ranges().is_empty()
     }
 
+    /// Whether an ACK is due now (not on the delayed-ACK timer): every
+    /// second full-sized segment, out-of-order data, a window update.
+    pub fn ack_due(&self) -> bool {
+        self.ack_now
+    }
+
     /// Segments retransmitted (`TCP_INFO`'s `total_retrans`).
     pub fn total_retrans(&self) -> u64 {
         self.counters.total_retrans
