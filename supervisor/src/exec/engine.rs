@@ -110,8 +110,24 @@ pub struct Exec {
     /// neither emptying it again nor the extra NIC poll.
     armed: bool,
     last_activity: Instant,
-    /// The current spin window, in [`SPIN_MIN`, `SPIN_MAX`].
-    spin: Duration,
+    spin: SpinWindow,
+}
+
+/// How long the loop keeps polling after the last work, in
+/// [`SPIN_MIN`, `SPIN_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SpinWindow(Duration);
+
+impl SpinWindow {
+    /// Work came after a sleep, `gap` after the last work: widen the window
+    /// if a spin that long would have bridged the gap, narrow it otherwise.
+    fn after_sleep(&mut self, gap: Duration) {
+        self.0 = if gap <= SPIN_MAX {
+            (self.0 * 2).min(SPIN_MAX)
+        } else {
+            (self.0 / 2).max(SPIN_MIN)
+        };
+    }
 }
 
 /// The hooks kernel-served calls use to reach the bridges.
@@ -176,7 +192,7 @@ impl Exec {
             doorbell,
             armed: false,
             last_activity: Instant::now(),
-            spin: SPIN_MAX,
+            spin: SpinWindow(SPIN_MAX),
         })
     }
 
@@ -227,7 +243,7 @@ impl Exec {
             if events.iter().any(|e| e.data.u64() != LISTENER) {
                 let now = Instant::now();
                 if timeout != 0 {
-                    self.adapt_spin(now);
+                    self.spin.after_sleep(now.duration_since(self.last_activity));
                 }
                 self.last_activity = now;
             }
@@ -378,20 +394,8 @@ impl Exec {
         }
     }
 
-    /// Work came after a sleep, `now - last_activity` after the last work:
-    /// widen the spin window if a spin that long would have bridged the gap,
-    /// narrow it otherwise.
-    fn adapt_spin(&mut self, now: Instant) {
-        let gap = now.duration_since(self.last_activity);
-        self.spin = if gap <= SPIN_MAX {
-            (self.spin * 2).min(SPIN_MAX)
-        } else {
-            (self.spin / 2).max(SPIN_MIN)
-        };
-    }
-
     fn timeout(&self, now: Instant) -> i32 {
-        if now.duration_since(self.last_activity) < self.spin {
+        if now.duration_since(self.last_activity) < self.spin.0 {
             return 0;
         }
         let mut t = if self.doorbell.is_some() { BACKSTOP } else { IDLE_NAP };
@@ -724,5 +728,30 @@ impl WaitFor {
             WaitFor::Connect => "connect",
             WaitFor::Accept(a) => a.call_name(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests a few hundred µs apart keep the loop polling; requests far
+    /// apart shrink the window to [`SPIN_MIN`] in a few steps, and one short
+    /// gap starts widening it again.
+    #[test]
+    fn spin_window_follows_the_gaps() {
+        let mut w = SpinWindow(SPIN_MAX);
+        w.after_sleep(Duration::from_micros(300));
+        assert_eq!(w, SpinWindow(SPIN_MAX));
+        for _ in 0..10 {
+            w.after_sleep(Duration::from_millis(100));
+        }
+        assert_eq!(w, SpinWindow(SPIN_MIN));
+        w.after_sleep(SPIN_MAX);
+        assert_eq!(w, SpinWindow(SPIN_MIN * 2));
+        for _ in 0..10 {
+            w.after_sleep(Duration::from_micros(80));
+        }
+        assert_eq!(w, SpinWindow(SPIN_MAX));
     }
 }
