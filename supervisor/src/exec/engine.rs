@@ -89,6 +89,9 @@ pub struct Stats {
     pub sleeps: u64,
     /// Rings of the doorbell: frames that came while it was armed.
     pub doorbell_wakes: u64,
+    /// Sleeps with the doorbell armed that timed out with frames in the
+    /// port's ring and none in the doorbell: it did not ring for them.
+    pub doorbell_missed: u64,
 }
 
 /// `joyride exec`'s state: the stack, its NIC, the sockets, the calls.
@@ -203,6 +206,7 @@ impl Exec {
         let mut events = epoll::EventVec::with_capacity(256);
         let mut gone_since: Option<Instant> = None;
         let mut frames = self.frames();
+        let mut quiet_sleep = false;
         loop {
             if self.tree.done() {
                 let since = *gone_since.get_or_insert_with(Instant::now);
@@ -213,7 +217,11 @@ impl Exec {
             if let Some(sig) = crate::sys::take_forwarded_signal() {
                 self.forward_signal(sig);
             }
+            let rx = self.nic.counters().rx_frames;
             let moved = self.turn();
+            if std::mem::take(&mut quiet_sleep) && self.nic.counters().rx_frames > rx && !self.doorbell_holds_frames() {
+                self.stats.doorbell_missed += 1;
+            }
             let now = Instant::now();
             let f = self.frames();
             if moved || f != frames {
@@ -237,6 +245,7 @@ impl Exec {
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
+            quiet_sleep = timeout != 0 && self.doorbell.is_some() && events.is_empty();
             // A trapped call alone is no reason to spin: the loop answers
             // it, and sleeps again if it moved no frame, so the caller (woken
             // on this CPU) runs at once. Anything else is network work.
@@ -314,6 +323,7 @@ impl Exec {
             ("calls_vanished", self.stats.vanished),
             ("engine_sleeps", self.stats.sleeps),
             ("engine_doorbell_wakes", self.stats.doorbell_wakes),
+            ("engine_doorbell_missed", self.stats.doorbell_missed),
         ];
         rows.extend([
             ("drop_eth_not_for_us", c.drop_eth_not_for_us),
@@ -377,6 +387,13 @@ impl Exec {
     fn frames(&self) -> u64 {
         let n = self.nic.counters();
         n.rx_frames + n.tx_frames
+    }
+
+    /// Whether the doorbell kept frames (it rang after the last sleep ended).
+    fn doorbell_holds_frames(&self) -> bool {
+        self.doorbell
+            .as_ref()
+            .is_some_and(|b| crate::sys::readable_now(b.as_fd()))
     }
 
     /// Arms the doorbell before a sleep unless it still is (every frame

@@ -29,6 +29,12 @@
 //! the poll after it finds it; any later frame rings.
 //! Frames the interface sends are ignored (`PACKET_IGNORE_OUTGOING`).
 //!
+//! The order is the kernel's, not a promise: if the interface goes down and
+//! up while both sockets are bound, the kernel registers them again and the
+//! doorbell may end up first. A frame racing an arm could then wait for the
+//! engine's backstop timeout; `--stats` counts such sleeps as
+//! `engine_doorbell_missed`.
+//!
 //! The only module of `exec` with `unsafe`: the `AF_PACKET` address, the
 //! filter program and `recv` are raw libc calls.
 #![allow(unsafe_code)]
