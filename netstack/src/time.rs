@@ -195,7 +195,9 @@ impl SystemClock {
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
         let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-        let nanos = (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64);
+        let nanos = (ts.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(ts.tv_nsec as u64);
         Instant::from_nanos(nanos)
     }
 }
