@@ -1979,7 +1979,13 @@ impl Tcb {
             self.rcvbuf.window().min(0xffff) as u16
         } else {
             let w = self.adv_window();
-            self.rcv_adv = self.rcv_adv.max(self.rcv_nxt + w);
+            // What a never-shrinking window rounded up past the buffer's
+            // room is not recorded as promised: recorded, each ACK's
+            // rounding would push the right edge further (up to 2^scale - 1
+            // bytes per ACK while the buffer fills), and the peer would
+            // send into a window the buffer cannot hold.
+            let room = (self.rcvbuf.window() as u32).max(self.rcv_wnd());
+            self.rcv_adv = self.rcv_adv.max(self.rcv_nxt + w.min(room));
             (w >> self.rcv_wscale).min(0xffff) as u16
         };
         let timestamp = match (syn, self.state) {
