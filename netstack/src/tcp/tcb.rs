@@ -360,6 +360,10 @@ pub struct Readiness {
     pub error: Option<TcpError>,
 }
 
+/// The largest congestion window: the largest window a peer can offer
+/// (`TCP_MAXWIN << TCP_MAX_WINSHIFT`, as FreeBSD bounds `snd_cwnd`).
+const MAX_CWND: u32 = 65_535 << 14;
+
 /// Statistics in the manner of Linux's `struct tcp_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpInfo {
@@ -1806,7 +1810,15 @@ impl Tcb {
             }
         } else {
             self.dupacks = 0;
-            self.cc.on_ack(&mut self.ccs, acked, now, rtt);
+            // FreeBSD's CCF_CWND_LIMITED: the congestion window grows only
+            // while it, not the peer's window, limits the sender (RFC 7661
+            // §4.1 in spirit). Otherwise a sender the receiver holds back
+            // grows it without bound: past 2^31 bytes the sequence
+            // arithmetic wrapped and the connection stopped sending.
+            if self.ccs.cwnd <= self.snd_wnd {
+                self.cc.on_ack(&mut self.ccs, acked, now, rtt);
+            }
+            self.ccs.cwnd = self.ccs.cwnd.min(MAX_CWND);
         }
     }
 

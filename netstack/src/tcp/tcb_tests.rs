@@ -2481,3 +2481,32 @@ fn paws_rejected_syns_rate_limited() {
     h.sent(seq(ISS + 1).ack(IRS + 1));
     assert_eq!(h.t.state(), State::Established);
 }
+
+/// The congestion window grows only while it limits the sender: against a
+/// peer that never offers more than 64 KB, 32 MB of acknowledged data leave
+/// it near the peer's window (it once grew by every byte acknowledged,
+/// past 2^31, and the sender stopped).
+#[test]
+fn cwnd_stops_growing_while_the_peer_window_limits() {
+    let mut h = H::established(plain());
+    let chunk = vec![0x42u8; 64 * 1024];
+    let mut acked = 0usize;
+    let mut next = ISS + 1;
+    while acked < 32 << 20 {
+        h.t.send(&chunk);
+        let mut end = next;
+        while let Some(seg) = h.t.poll(h.now) {
+            let (a, b) = h.t.payload(&seg);
+            end = seg.seq.0.wrapping_add((a.len() + b.len()) as u32);
+        }
+        h.advance(Duration::from_millis(1));
+        h.recv(seq(IRS + 1).ack(end).wnd(65535));
+        acked += end.wrapping_sub(next) as usize;
+        next = end;
+    }
+    let cwnd = h.t.info().cwnd;
+    assert!(
+        cwnd <= 2 * 65535,
+        "cwnd {cwnd} after {acked} bytes with a 65535-byte peer window"
+    );
+}
