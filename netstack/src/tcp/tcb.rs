@@ -1780,6 +1780,13 @@ impl Tcb {
         self.snd_una = ack;
         self.snd_nxt = self.snd_nxt.max(ack);
         self.high_rxt = self.high_rxt.max(ack);
+        if !self.ccs.in_recovery {
+            // Sequence numbers compare within 2^31 of each other: drag
+            // "recover" along (it only ever has to be above SND.UNA right
+            // after a loss), or after 2 GiB without a loss "SND.UNA >=
+            // recover" would read false and fast recovery never start.
+            self.recover = self.recover.max(ack);
+        }
         self.backoff = 0;
         self.persist_probes = 0;
         self.persist_since = None;
@@ -2127,7 +2134,10 @@ impl Tcb {
             // Keepalive and zero-window probes: "<SEQ=SND.UNA-1>" with no data.
             return Some(self.segment(now, self.snd_una - 1, 0, TcpControl::None));
         }
-        if self.snd_una > self.iss && self.state != State::TimeWait {
+        // Data only once our SYN is acknowledged (not `SND.UNA > ISS`: that
+        // reads false again after 2^31 bytes, and the connection stopped
+        // sending at 2 GiB).
+        if !matches!(self.state, State::SynSent | State::SynReceived | State::TimeWait) {
             if let Some(seg) = self.retransmit_in_recovery(now) {
                 return Some(seg);
             }

@@ -2510,3 +2510,54 @@ fn cwnd_stops_growing_while_the_peer_window_limits() {
         "cwnd {cwnd} after {acked} bytes with a 65535-byte peer window"
     );
 }
+
+/// Sequence numbers compare within 2^31 of each other: a connection keeps
+/// sending past 4 GiB (it once stopped at 2^31 bytes, where "SND.UNA > ISS"
+/// turned false), and a loss after 2 GiB still starts fast recovery.
+#[test]
+fn sends_past_4_gib_and_still_recovers() {
+    let mut h = H::established(plain());
+    let chunk = vec![0x42u8; 64 * 1024];
+    let mut acked = 0u64;
+    let mut next = ISS + 1;
+    while acked < (4 << 30) + (1 << 20) {
+        h.t.send(&chunk);
+        let mut end = next;
+        while let Some(seg) = h.t.poll(h.now) {
+            let (a, b) = h.t.payload(&seg);
+            end = seg.seq.0.wrapping_add((a.len() + b.len()) as u32);
+        }
+        assert_ne!(end, next, "stalled after {acked} bytes: {:?}", h.t.info());
+        h.advance(Duration::from_millis(1));
+        h.recv(seq(IRS + 1).ack(end).wnd(65535));
+        acked += u64::from(end.wrapping_sub(next));
+        next = end;
+    }
+    // 2^31 + a bit after the start: lose the first segment of a flight;
+    // three duplicate ACKs must retransmit it at once.
+    while acked < (6 << 30) + (1 << 20) {
+        h.t.send(&chunk);
+        let mut end = next;
+        while let Some(seg) = h.t.poll(h.now) {
+            let (a, b) = h.t.payload(&seg);
+            end = seg.seq.0.wrapping_add((a.len() + b.len()) as u32);
+        }
+        h.advance(Duration::from_millis(1));
+        h.recv(seq(IRS + 1).ack(end).wnd(65535));
+        acked += u64::from(end.wrapping_sub(next));
+        next = end;
+    }
+    h.t.send(&chunk);
+    let mut first = None;
+    while let Some(seg) = h.t.poll(h.now) {
+        first.get_or_insert(seg.seq.0);
+    }
+    let lost = first.expect("a flight");
+    assert_eq!(lost, next);
+    for _ in 0..3 {
+        h.recv(seq(IRS + 1).ack(lost).wnd(65535));
+    }
+    let (rtx, _) = h.next();
+    assert_eq!(rtx.seq.0, lost, "fast retransmit of the lost segment");
+    assert_eq!(h.t.info().total_retrans, 1);
+}
