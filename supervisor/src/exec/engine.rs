@@ -105,6 +105,8 @@ pub struct Exec {
     pub(super) clock: SystemClock,
     pub(super) socks: Socks,
     pub(super) stack_waits: Vec<StackWait>,
+    /// When `stack_waits` were last checked for signals and vanished calls.
+    stack_swept: Instant,
     pub(super) policy: Policy,
     /// Counters.
     pub stats: Stats,
@@ -190,6 +192,7 @@ impl Exec {
             clock: SystemClock::new(),
             socks: Socks::new(),
             stack_waits: Vec::new(),
+            stack_swept: Instant::now(),
             policy,
             stats: Stats::default(),
             doorbell,
@@ -424,7 +427,10 @@ impl Exec {
             t = t.min(w);
         }
         if !self.stack_waits.is_empty() {
-            t = t.min(crate::waits::SWEEP);
+            t = t.min(crate::waits::SWEEP.saturating_sub(now.duration_since(self.stack_swept)));
+            for d in self.stack_waits.iter().filter_map(|w| w.deadline) {
+                t = t.min(d.saturating_duration_since(now));
+            }
         }
         // epoll_wait counts milliseconds: round up, so a timer 0.3 ms away
         // is not polled for in a tight loop, and 0 only when due.
@@ -604,10 +610,20 @@ impl Exec {
         }
     }
 
+    /// Answers the blocking connects and accepts whose caller vanished, was
+    /// signalled or ran out of time. Every [`SWEEP`](crate::waits::SWEEP)
+    /// (a signal is seen by reading `/proc/TID/status`, too dear for every
+    /// turn of a busy loop: it was a tenth of the engine's time with four
+    /// programs connecting), or at once when a deadline is due.
     fn sweep_stack_waits(&mut self, now: Instant) {
         if self.stack_waits.is_empty() {
             return;
         }
+        let due = self.stack_waits.iter().any(|w| w.deadline.is_some_and(|d| d <= now));
+        if !due && now.duration_since(self.stack_swept) < crate::waits::SWEEP {
+            return;
+        }
+        self.stack_swept = now;
         let waits = std::mem::take(&mut self.stack_waits);
         for w in waits {
             if !w.notif.is_valid() {
