@@ -3,15 +3,15 @@
 //!
 //! ```text
 //!   ns A (measured program)                 ns B (kernel peers)
-//!   vA: Joyride's stack (net_af_packet)      vB 10.96.0.1/24
+//!   vA: Joyride's stack (DPDK port)        vB 10.96.0.1/24
 //!       or the kernel, 10.96.0.2/24  ——veth——
 //! ```
 //!
 //! The same veth end serves both stacks, one after the other: for a kernel
 //! run vA carries 10.96.0.2 in the kernel and the program runs directly in
 //! ns A; for a Joyride run vA has no kernel address (and no IPv6) and the
-//! program runs under `joyride exec --nic net_af_packet0,iface=vA`, as on
-//! the embedded default network. Offloads are off on both ends, as `joyride
+//! program runs under `joyride exec --nic <PMD>0,iface=vA` with the port
+//! the embedded default network uses. Offloads are off on both ends, as `joyride
 //! exec` sets them on its embedded network, so both stacks see MTU-sized
 //! frames on the same link.
 
@@ -50,6 +50,7 @@ pub struct BenchNet {
     b_ns: String,
     a_dev: String,
     joyride: PathBuf,
+    pmd: String,
     current: Option<Stack>,
 }
 
@@ -77,14 +78,16 @@ fn sh(args: &[&str]) -> anyhow::Result<()> {
 
 impl BenchNet {
     /// Creates the namespaces and the link; `joyride` is the binary that
-    /// runs programs on Joyride's stack.
-    pub fn new(joyride: PathBuf) -> anyhow::Result<BenchNet> {
+    /// runs programs on Joyride's stack, `pmd` the DPDK driver on vA
+    /// (`net_af_xdp` or `net_af_packet`).
+    pub fn new(joyride: PathBuf, pmd: &str) -> anyhow::Result<BenchNet> {
         let id = std::process::id();
         let net = BenchNet {
             a_ns: format!("jrbench{id}A"),
             b_ns: format!("jrbench{id}B"),
             a_dev: format!("jrb{id}a"),
             joyride,
+            pmd: pmd.to_string(),
             current: None,
         };
         let b_dev = format!("jrb{id}b");
@@ -167,17 +170,20 @@ impl BenchNet {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.a_ns]);
         if stack == Stack::Joyride {
-            c.arg(&self.joyride).args([
-                "exec",
-                "--nic",
-                &format!("net_af_packet0,iface={}", self.a_dev),
-                "--ip",
-                &format!("{IP}/24"),
-                "--",
-            ]);
+            c.arg(&self.joyride)
+                .args(["exec", "--nic", &self.devargs(), "--ip", &format!("{IP}/24"), "--"]);
         }
         c.arg(prog);
         c
+    }
+
+    /// The DPDK device arguments of vA's port, as the embedded network
+    /// would make them.
+    pub fn devargs(&self) -> String {
+        match self.pmd.as_str() {
+            "net_af_xdp" => format!("net_af_xdp0,iface={},start_queue=0,queue_count=1", self.a_dev),
+            pmd => format!("{pmd}0,iface={}", self.a_dev),
+        }
     }
 
     /// `prog` in ns B, on the kernel stack; add its arguments.

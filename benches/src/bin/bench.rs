@@ -61,6 +61,10 @@ struct Args {
     /// Where to write the SVG plot.
     #[arg(long, value_name = "FILE", default_value = "target/bench/joyride-bench.svg")]
     svg: PathBuf,
+    /// DPDK driver of Joyride's port on the link: `net_af_xdp` (the
+    /// embedded network's default) or `net_af_packet`.
+    #[arg(long, value_name = "PMD", default_value = "net_af_xdp", value_parser = ["net_af_xdp", "net_af_packet"])]
+    pmd: String,
     /// The joyride binary (default: next to this one).
     #[arg(long, value_name = "PATH")]
     joyride: Option<PathBuf>,
@@ -146,7 +150,7 @@ fn run() -> anyhow::Result<()> {
         vec![1024, 4096, 16 * 1024, 64 * 1024, 128 * 1024]
     };
     let mut b = Bench {
-        net: BenchNet::new(joyride.clone())?,
+        net: BenchNet::new(joyride.clone(), &args.pmd)?,
         tools,
         secs: args.secs,
         bulk_sizes,
@@ -222,7 +226,8 @@ fn run() -> anyhow::Result<()> {
     let meta = serde_json::json!({
         "runs": args.runs,
         "secs": args.secs,
-        "link": "veth, offloads off; Joyride on net_af_packet (the embedded default's port)",
+        "link": "veth, offloads off",
+        "joyride_port": b.net.devargs(),
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "loadavg_before": load_before.trim(),
