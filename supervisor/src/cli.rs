@@ -52,9 +52,10 @@ pub enum Command {
     ///
     /// Without --nic, Joyride brings up its own network: a veth pair whose
     /// host end `joyride0` gets 10.77.0.1/24 and fd77::1/64 in the kernel,
-    /// the other end driven by DPDK's net_af_packet with the stack on
-    /// 10.77.0.2 and fd77::2 (joyride1 and 10.77.1.0/24 if joyride0 is
-    /// taken, and so on). The pair is removed at exit.
+    /// the other end driven by DPDK's net_af_xdp (net_af_packet if AF_XDP
+    /// cannot start; --mtu at most 1778, 1500 under net_af_packet) with the
+    /// stack on 10.77.0.2 and fd77::2 (joyride1 and 10.77.1.0/24 if joyride0
+    /// is taken, and so on). The pair is removed at exit.
     ///
     /// The exit status is the program's (128 + signal number if it was
     /// killed). Environment: JOYRIDE_LOG sets the supervisor's own log filter.

@@ -34,7 +34,11 @@
 //!   CPUs, since the EAL pins the thread that calls `rte_eal_init` to its
 //!   main lcore's CPUs.
 //! - Size pools for the PMD: `net_af_xdp` puts 2048 mbufs in its fill queue
-//!   at set-up, so give it at least 4095 (the tests use 8191).
+//!   at set-up, so give it at least 4095 (the tests use 8191). DPDK 22.11's
+//!   `net_af_xdp` does not give those back when the port is closed: the
+//!   pool is then leaked when it goes (quietly, as the port noted them).
+//! - libxdp's and libbpf's messages (`net_af_xdp` loads both) go to the
+//!   debug log, target `bpf`, not to stderr.
 //! - Poll-mode drivers are loaded with `-d` from the paths `dpdk-sys` found
 //!   at build time; see `dpdk_sys`'s crate docs for why.
 //!

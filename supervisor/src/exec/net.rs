@@ -4,10 +4,18 @@
 //! With `--nic DEVARGS` the device is hot-plugged into a no-hugepage EAL and
 //! the stack gets the addresses given with `--ip`. Without it, a veth pair
 //! `joyrideN` / `joyrideN-s` is created (the first free N in 0..=255): the
-//! kernel holds 10.77.N.1/24 and fd77:N::1/64 on `joyrideN`, DPDK's
-//! `net_af_packet` drives `joyrideN-s`, and the stack sits on 10.77.N.2/24
-//! and fd77:N::2/64 with the kernel's end as its gateways. The pair is
-//! deleted when the [`Network`] is dropped.
+//! kernel holds 10.77.N.1/24 and fd77:N::1/64 on `joyrideN`, DPDK drives
+//! `joyrideN-s`, and the stack sits on 10.77.N.2/24 and fd77:N::2/64 with
+//! the kernel's end as its gateways. The pair is deleted when the
+//! [`Network`] is dropped.
+//!
+//! The embedded pair's port is `net_af_xdp` (an AF_XDP socket fed by an XDP
+//! program on `joyrideN-s`; on a veth the kernel runs it natively, in copy
+//! mode), which loses far fewer frames under load than `net_af_packet`.
+//! If it cannot start (no `CONFIG_XDP_SOCKETS`, no `net_af_xdp` PMD, an MTU
+//! beyond [`AF_XDP_MAX_FRAME`], ...) the port is `net_af_packet` instead;
+//! the reason is logged at debug level, and the port's name in
+//! [`Network::describe`] says which one runs.
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
@@ -40,6 +48,15 @@ const RING_DESC: u16 = 4096;
 const AF_PACKET_DEFAULTS: [(&str, &str); 3] = [("framesz", "2048"), ("blocksz", "4096"), ("framecnt", "4096")];
 /// Largest N of `joyrideN`.
 const MAX_VETH_INDEX: u8 = 255;
+/// Largest frame (Ethernet header included) `net_af_xdp` receives into our
+/// mbufs: their 2048 bytes of data room after DPDK's headroom, less the
+/// 256 bytes the kernel keeps in front of each frame for XDP
+/// (`XDP_PACKET_HEADROOM`). The kernel drops longer frames silently (they
+/// count as `dropped` on the interface), so an MTU above
+/// `AF_XDP_MAX_FRAME - 14` takes `net_af_packet`.
+const AF_XDP_MAX_FRAME: usize = 2048 - 256;
+/// Ethernet header length, without VLAN tags.
+const ETH_HEADER: usize = 14;
 
 /// What the command line asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -150,15 +167,15 @@ pub fn bring_up(opts: &NetOpts) -> Result<Network> {
 /// extra arguments last.
 fn init_eal(opts: &NetOpts) -> Result<Eal> {
     let prefix = format!("joyride-{}", std::process::id());
-    let eal = Eal::init(&eal_config(&prefix, &opts.eal)).context("DPDK could not initialise its EAL")?;
+    let eal = Eal::init(&eal_config(&prefix, EAL_MEMORY_MB, &opts.eal)).context("DPDK could not initialise its EAL")?;
     remove_runtime_dir(&prefix);
     Ok(eal)
 }
 
-/// EAL arguments: no hugepages (memory for the port's pool), file prefix
-/// `prefix`, DPDK's informational messages off, then `extra`.
-fn eal_config(prefix: &str, extra: &[String]) -> EalConfig {
-    let mut config = EalConfig::no_huge(prefix, EAL_MEMORY_MB);
+/// EAL arguments: no hugepages (`memory_mb` for the port's pool), file
+/// prefix `prefix`, DPDK's informational messages off, then `extra`.
+fn eal_config(prefix: &str, memory_mb: u32, extra: &[String]) -> EalConfig {
+    let mut config = EalConfig::no_huge(prefix, memory_mb);
     config.args.push("--log-level=warning".to_owned());
     config.args.extend(extra.iter().cloned());
     config
@@ -206,18 +223,22 @@ fn nic_addrs(ipv4: Option<Ipv4Cidr>, ipv6: Option<Ipv6Cidr>, opts: &NetOpts) -> 
 /// Brings the network up on an initialised EAL.
 pub fn bring_up_with(eal: &Eal, opts: &NetOpts) -> Result<Network> {
     let (ipv4, ipv6) = check_opts(opts)?;
-    let (addrs, devargs, veth) = match &opts.nic {
-        Some(devargs) => (nic_addrs(ipv4, ipv6, opts), nic_devargs(devargs), None),
+    let (addrs, port, veth) = match &opts.nic {
+        Some(devargs) => {
+            let devargs = nic_devargs(devargs);
+            let doorbell = open_doorbell(&devargs);
+            let nic = start_port(eal, &devargs, opts.mtu)?;
+            (nic_addrs(ipv4, ipv6, opts), (nic, devargs, doorbell), None)
+        }
         None => {
             let veth = VethPair::create(opts.mtu)?;
             let addrs = embedded_addrs(&veth, ipv4, ipv6, opts);
             addrs.check()?;
-            let devargs = af_packet_devargs(&format!("net_af_packet_{}", veth.host), &veth.peer);
-            (addrs, devargs, Some(veth))
+            let port = start_embedded_port(eal, &veth, opts.mtu)?;
+            (addrs, port, Some(veth))
         }
     };
-    let doorbell = open_doorbell(&devargs);
-    let nic = start_port(eal, &devargs, opts.mtu)?;
+    let (nic, devargs, doorbell) = port;
     let config = stack_config(&nic, &addrs, opts.mtu)?;
     Ok(Network {
         nic,
@@ -226,6 +247,66 @@ pub fn bring_up_with(eal: &Eal, opts: &NetOpts) -> Result<Network> {
         devargs,
         veth,
         doorbell,
+    })
+}
+
+/// The embedded pair's port on `veth.peer`, its device arguments and its
+/// doorbell: `net_af_xdp` if it starts, else `net_af_packet` (see the
+/// module docs). An error is `net_af_packet`'s.
+fn start_embedded_port(eal: &Eal, veth: &VethPair, mtu: Option<u16>) -> Result<(DpdkNic, String, Option<Doorbell>)> {
+    let af_xdp = match af_xdp_refusal(mtu) {
+        Some(why) => Err(why),
+        None => Ok(format!(
+            "{},iface={},start_queue=0,queue_count=1",
+            unique_name(&format!("net_af_xdp_{}", veth.host)),
+            veth.peer
+        )),
+    };
+    start_embedded_port_with(eal, veth, mtu, af_xdp)
+}
+
+/// [`start_embedded_port`] with the `net_af_xdp` device arguments to try,
+/// or why there are none.
+fn start_embedded_port_with(
+    eal: &Eal,
+    veth: &VethPair,
+    mtu: Option<u16>,
+    af_xdp: Result<String, String>,
+) -> Result<(DpdkNic, String, Option<Doorbell>)> {
+    let why = match af_xdp {
+        Err(why) => why,
+        Ok(devargs) => match start_port(eal, &devargs, mtu) {
+            Ok(nic) => {
+                tracing::debug!(port = nic.port().name(), iface = veth.peer, "embedded port: net_af_xdp");
+                return Ok((nic, devargs, None));
+            }
+            Err(e) => format!("{e:#}"),
+        },
+    };
+    tracing::debug!(iface = veth.peer, "not net_af_xdp: {why}; the port is net_af_packet");
+    let devargs = af_packet_devargs(&format!("net_af_packet_{}", veth.host), &veth.peer);
+    let doorbell = open_doorbell(&devargs);
+    let nic = start_port(eal, &devargs, mtu)
+        .with_context(|| format!("no port for the embedded network (net_af_xdp: {why}; then net_af_packet)"))?;
+    tracing::debug!(
+        port = nic.port().name(),
+        iface = veth.peer,
+        "embedded port: net_af_packet"
+    );
+    Ok((nic, devargs, doorbell))
+}
+
+/// Why `net_af_xdp` cannot be the embedded port with `mtu`, if it cannot:
+/// its frames would not fit in [`AF_XDP_MAX_FRAME`]. (`net_af_packet`
+/// refuses an MTU above 1500 itself, so this only changes which port's
+/// error is reported.)
+fn af_xdp_refusal(mtu: Option<u16>) -> Option<String> {
+    let mtu = usize::from(mtu?);
+    (mtu + ETH_HEADER > AF_XDP_MAX_FRAME).then(|| {
+        format!(
+            "MTU {mtu} is above the {} bytes its frames carry",
+            AF_XDP_MAX_FRAME - ETH_HEADER
+        )
     })
 }
 
@@ -338,6 +419,15 @@ fn next_seq() -> u32 {
     SEQ.fetch_add(1, Ordering::Relaxed)
 }
 
+/// `name`, or `name_K` with the process's next sequence number K if that
+/// is not the first (see [`next_seq`]).
+fn unique_name(name: &str) -> String {
+    match next_seq() {
+        0 => name.to_owned(),
+        seq => format!("{name}_{seq}"),
+    }
+}
+
 /// Probes `devargs`, starts its port and wraps it as the stack's NIC.
 fn start_port(eal: &Eal, devargs: &str, mtu: Option<u16>) -> Result<DpdkNic> {
     let name = devargs.split(',').next().unwrap_or(devargs);
@@ -401,13 +491,7 @@ fn nic_devargs(devargs: &str) -> String {
 /// Device arguments for a `net_af_packet` port `name` on `iface`, made
 /// unique in the process.
 fn af_packet_devargs(name: &str, iface: &str) -> String {
-    let seq = next_seq();
-    let name = if seq == 0 {
-        name.to_owned()
-    } else {
-        format!("{name}_{seq}")
-    };
-    nic_devargs(&format!("{name},iface={iface}"))
+    nic_devargs(&format!("{},iface={iface}", unique_name(name)))
 }
 
 /// Parses `10.0.0.2/24` or `fd00::2/64`.
@@ -567,8 +651,8 @@ impl VethPair {
         }
         write_sysctl(&format!("net/ipv4/conf/{peer}/forwarding"), "0")?;
         // A veth leaves the checksums of what the kernel sends unfinished
-        // and hands over segments larger than the MTU; net_af_packet passes
-        // both on as they are.
+        // and hands over segments larger than the MTU; net_af_xdp and
+        // net_af_packet pass both on as they are.
         for ifname in [host, peer] {
             run(
                 "ethtool",
@@ -640,7 +724,9 @@ pub(crate) fn test_eal() -> Eal {
     static EAL: std::sync::OnceLock<Eal> = std::sync::OnceLock::new();
     *EAL.get_or_init(|| {
         let prefix = format!("joyride-test-{}", std::process::id());
-        let eal = Eal::init(&eal_config(&prefix, &[])).expect("EAL init");
+        // More memory than a real run's EAL: the tests bring up many ports,
+        // and each net_af_xdp port leaks its pool (see joyride_dpdk).
+        let eal = Eal::init(&eal_config(&prefix, 4 * EAL_MEMORY_MB, &[])).expect("EAL init");
         remove_runtime_dir(&prefix);
         eal
     })
@@ -938,7 +1024,15 @@ mod tests {
             assert_eq!(net.config.ipv6, vec![Ipv6Cidr::new("fd77::2".parse().unwrap(), 64)]);
             assert_eq!(net.config.ipv6_gateway, Some("fd77::1".parse().unwrap()));
             assert_eq!(net.config.mtu, 1500);
-            assert!(net.nic.port().name().starts_with("net_af_packet_joyride0"));
+            // This machine has AF_XDP sockets and the PMD: the port is
+            // net_af_xdp, without a doorbell.
+            assert!(
+                net.nic.port().name().starts_with("net_af_xdp_joyride0"),
+                "{}",
+                net.describe()
+            );
+            assert!(net.describe().contains("iface=joyride0-s,start_queue=0,queue_count=1"));
+            assert!(net.doorbell.is_none());
             let d = net.describe();
             assert!(
                 d.contains("10.77.0.2/24 via 10.77.0.1") && d.contains("kernel end joyride0"),
@@ -998,6 +1092,74 @@ mod tests {
             assert!(e.contains("DPDK could not start port net_af_packet_joyride0"), "{e}");
             assert!(e.contains("iface joyride0-s"), "{e}");
             assert!(!link_exists("joyride0"), "veth left behind after: {e}");
+        });
+    }
+
+    #[test]
+    fn af_xdp_refuses_frames_beyond_its_buffers() {
+        assert_eq!(af_xdp_refusal(None), None);
+        assert_eq!(af_xdp_refusal(Some(1500)), None);
+        assert_eq!(af_xdp_refusal(Some(1778)), None);
+        let why = af_xdp_refusal(Some(1779)).expect("1779 refused");
+        assert!(why.contains("MTU 1779") && why.contains("1778"), "{why}");
+    }
+
+    #[test]
+    fn embedded_falls_back_to_af_packet() {
+        if !is_root() {
+            return;
+        }
+        in_new_netns(|| {
+            let eal = test_eal();
+            // An MTU whose frames net_af_xdp cannot carry: net_af_packet is
+            // tried (and refuses it too, as it refuses anything above 1500).
+            let opts = NetOpts {
+                mtu: Some(1900),
+                ..NetOpts::default()
+            };
+            let e = format!("{:#}", bring_up_with(&eal, &opts).unwrap_err());
+            eprintln!("--mtu 1900: {e}");
+            assert!(e.contains("net_af_xdp: MTU 1900 is above the 1778 bytes"), "{e}");
+            assert!(e.contains("could not start port net_af_packet_joyride0"), "{e}");
+            assert!(!link_exists("joyride0"));
+
+            // net_af_xdp fails for real (the veth has one queue, not four):
+            // the port is net_af_packet, with its doorbell, and works.
+            let veth = VethPair::create(None).expect("veth");
+            let af_xdp = format!(
+                "{},iface={},start_queue=3,queue_count=1",
+                unique_name("net_af_xdp_fallback"),
+                veth.peer
+            );
+            let (nic, devargs, doorbell) = start_embedded_port_with(&eal, &veth, None, Ok(af_xdp)).expect("fallback");
+            assert!(nic.port().name().starts_with("net_af_packet_joyride0"), "{devargs}");
+            assert!(devargs.contains("iface=joyride0-s,framesz=2048"), "{devargs}");
+            assert!(doorbell.is_some());
+            let addrs = embedded_addrs(&veth, None, None, &NetOpts::default());
+            let config = stack_config(&nic, &addrs, None).expect("config");
+            let mut net = Network {
+                nic,
+                config,
+                eal,
+                devargs,
+                veth: Some(veth),
+                doorbell,
+            };
+            assert_ping(&mut net, &["-c1", "-W2", "10.77.0.2"]);
+            drop(net);
+            assert!(!link_exists("joyride0"));
+
+            // Otherwise the port is net_af_xdp, and carries its largest
+            // frames unfragmented.
+            let mut net = bring_up_with(&eal, &NetOpts::default()).expect("bring_up");
+            assert!(
+                net.nic.port().name().starts_with("net_af_xdp_joyride0"),
+                "{}",
+                net.describe()
+            );
+            assert_ping(&mut net, &["-c1", "-W2", "-M", "do", "-s", "1472", "10.77.0.2"]);
+            drop(net);
+            assert!(!link_exists("joyride0"));
         });
     }
 

@@ -128,6 +128,8 @@ impl Eal {
                 errno: Errno(errno),
             });
         }
+        // The PMDs are loaded now, with the libraries they use.
+        crate::sys::bpflog::route_to_tracing();
         Ok(Eal { _private: () })
     }
 

@@ -331,6 +331,14 @@ impl Drop for Port {
         let ret = unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
         if ret != 0 {
             tracing::warn!(port = self.id, ret, "rte_eth_dev_close failed");
+            return;
+        }
+        // The device is gone: whatever it did not give back is out of the
+        // pool for good (net_af_xdp keeps its fill queue's mbufs).
+        let in_use = self.pool.in_use();
+        if in_use != 0 {
+            tracing::debug!(port = %self.name, pool = self.pool.name(), in_use, "port closed with mbufs out");
+            self.pool.note_closed_device(in_use);
         }
     }
 }

@@ -4,12 +4,14 @@
 //! - [`eal`]: EAL initialisation, device lookup and hot-plug;
 //! - [`mempool`]: packet-buffer pools;
 //! - [`mbuf`]: one packet buffer, move-only, freed on drop;
-//! - [`ethdev`]: a started port and its queue pair.
+//! - [`ethdev`]: a started port and its queue pair;
+//! - [`bpflog`]: libxdp's and libbpf's messages, to the debug log.
 //!
 //! Not for: policy (offload choices, counting, the `Nic` trait), which is safe
 //! code in the modules above.
 #![allow(unsafe_code)]
 
+pub mod bpflog;
 pub mod eal;
 pub mod ethdev;
 pub mod mbuf;
