@@ -227,7 +227,9 @@ pub fn bring_up_with(eal: &Eal, opts: &NetOpts) -> Result<Network> {
         Some(devargs) => {
             let devargs = nic_devargs(devargs);
             let doorbell = open_doorbell(&devargs);
+            let xsks = Doorbell::xsk_fds();
             let nic = start_port(eal, &devargs, opts.mtu)?;
+            let doorbell = doorbell.or_else(|| xsk_doorbell(&devargs, &xsks));
             (nic_addrs(ipv4, ipv6, opts), (nic, devargs, doorbell), None)
         }
         None => {
@@ -275,12 +277,13 @@ fn start_embedded_port_with(
 ) -> Result<(DpdkNic, String, Option<Doorbell>)> {
     let why = match af_xdp {
         Err(why) => why,
-        Ok(devargs) => match start_port(eal, &devargs, mtu) {
-            Ok(nic) => {
+        Ok(devargs) => match (Doorbell::xsk_fds(), start_port(eal, &devargs, mtu)) {
+            (before, Ok(nic)) => {
                 tracing::debug!(port = nic.port().name(), iface = veth.peer, "embedded port: net_af_xdp");
-                return Ok((nic, devargs, None));
+                let doorbell = xsk_doorbell(&devargs, &before);
+                return Ok((nic, devargs, doorbell));
             }
-            Err(e) => format!("{e:#}"),
+            (_, Err(e)) => format!("{e:#}"),
         },
     };
     tracing::debug!(iface = veth.peer, "not net_af_xdp: {why}; the port is net_af_packet");
@@ -308,6 +311,23 @@ fn af_xdp_refusal(mtu: Option<u16>) -> Option<String> {
             AF_XDP_MAX_FRAME - ETH_HEADER
         )
     })
+}
+
+/// The doorbell of a `net_af_xdp` device started since `before` (the
+/// process's `AF_XDP` sockets then): its own `AF_XDP` socket; `None` for
+/// other devices, or if it cannot be found.
+fn xsk_doorbell(devargs: &str, before: &[i32]) -> Option<Doorbell> {
+    let name = devargs.split(',').next()?;
+    if !(name.starts_with("net_af_xdp") || name.starts_with("eth_af_xdp")) {
+        return None;
+    }
+    match Doorbell::xsk(before) {
+        Ok(bell) => Some(bell),
+        Err(e) => {
+            tracing::info!(port = name, error = %e, "no doorbell on the AF_XDP port: the engine naps while idle");
+            None
+        }
+    }
 }
 
 /// The doorbell of a `net_af_packet` device, on its `iface`; `None` for
@@ -1032,7 +1052,20 @@ mod tests {
                 net.describe()
             );
             assert!(net.describe().contains("iface=joyride0-s,start_queue=0,queue_count=1"));
-            assert!(net.doorbell.is_none());
+            // Its AF_XDP socket is the doorbell: readable once a frame
+            // waits in its ring, not before.
+            use joyride_netstack::nic::Nic;
+            use std::os::fd::AsFd;
+            let bell = net.doorbell.take().expect("the AF_XDP socket is the doorbell");
+            while net.nic.receive(64, |_, _| {}) > 0 {}
+            assert!(!crate::sys::readable_now(bell.as_fd()));
+            let _ = Command::new("ping").args(["-c1", "-W1", "10.77.0.2"]).output();
+            assert!(
+                crate::sys::readable_now(bell.as_fd()),
+                "no frame rang the AF_XDP doorbell"
+            );
+            while net.nic.receive(64, |_, _| {}) > 0 {}
+            assert!(!crate::sys::readable_now(bell.as_fd()));
             let d = net.describe();
             assert!(
                 d.contains("10.77.0.2/24 via 10.77.0.1") && d.contains("kernel end joyride0"),

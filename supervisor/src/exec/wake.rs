@@ -35,8 +35,17 @@
 //! engine's backstop timeout; `--stats` counts such sleeps as
 //! `engine_doorbell_missed`.
 //!
+//! A `net_af_xdp` port has no receive interrupt either (DPDK 22.11), but
+//! its `AF_XDP` socket is a doorbell by itself: the kernel wakes the
+//! socket's waiters whenever it puts frames in the receive ring, and `poll`
+//! reports it readable while the ring holds frames. [`Doorbell::xsk`] finds
+//! that socket among the process's descriptors (DPDK does not hand it out)
+//! and watches a duplicate of it; arming it costs nothing. Going to sleep
+//! is the same: poll the NIC once more (a frame that came before is found),
+//! then `epoll_wait` (one that comes after wakes it).
+//!
 //! The only module of `exec` with `unsafe`: the `AF_PACKET` address, the
-//! filter program and `recv` are raw libc calls.
+//! filter program, `recv` and the descriptor scan are raw libc calls.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -58,12 +67,25 @@ const fn ret(k: u32) -> libc::sock_filter {
     }
 }
 
-/// A packet socket that becomes readable when a frame arrives on an
-/// interface after [`Doorbell::arm`].
+/// A socket that becomes readable when a frame arrives on the NIC after
+/// [`Doorbell::arm`].
 #[derive(Debug)]
 pub struct Doorbell {
     fd: OwnedFd,
+    kind: Kind,
 }
+
+/// What rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A packet socket of our own on the port's interface.
+    Packet,
+    /// The `net_af_xdp` port's own `AF_XDP` socket (a duplicate).
+    Xsk,
+}
+
+/// `AF_XDP` (linux/socket.h; not in every libc crate).
+const AF_XDP: i32 = 44;
 
 impl Doorbell {
     /// A doorbell on interface `ifname`. Open it before the DPDK port on the
@@ -77,7 +99,7 @@ impl Doorbell {
             libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
             0,
         )?;
-        let bell = Doorbell { fd };
+        let bell = Doorbell { fd, kind: Kind::Packet };
         bell.set_filter(&KEEP_ONE)?;
         bell.set_int(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
         bell.set_int(libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF)?;
@@ -100,9 +122,53 @@ impl Doorbell {
         Ok(bell)
     }
 
+    /// The `AF_XDP` sockets open in this process, to tell a port's own from
+    /// them once it started ([`Doorbell::xsk`]).
+    pub fn xsk_fds() -> Vec<i32> {
+        let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_string_lossy().parse::<i32>().ok())
+            .filter(|&n| socket_domain(n) == Some(AF_XDP))
+            .collect()
+    }
+
+    /// The doorbell of a `net_af_xdp` port with one queue, started since
+    /// `before` was taken with [`Doorbell::xsk_fds`]: the one `AF_XDP`
+    /// socket that is new. Fails if there is none or more than one.
+    pub fn xsk(before: &[i32]) -> io::Result<Doorbell> {
+        let mut found = None;
+        for n in Self::xsk_fds().into_iter().filter(|n| !before.contains(n)) {
+            if found.is_some() {
+                return Err(io::Error::other("the port opened more than one AF_XDP socket"));
+            }
+            found = Some(n);
+        }
+        let n = found.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the port opened no AF_XDP socket"))?;
+        // SAFETY: fcntl on a descriptor number; if it was closed since the
+        // scan, it fails with EBADF and nothing is created.
+        let dup = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing
+        // else owns.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+        // The number could have been closed and reused between the scan
+        // and the dup: check what we hold.
+        if socket_domain(fd.as_raw_fd()) != Some(AF_XDP) {
+            return Err(io::Error::other("the AF_XDP socket went away while it was being found"));
+        }
+        Ok(Doorbell { fd, kind: Kind::Xsk })
+    }
+
     /// Empties the socket: the next frame makes it readable. Returns how
-    /// many frames it held.
+    /// many frames it held. (An `AF_XDP` doorbell needs nothing: the port's
+    /// next poll empties its ring.)
     pub fn arm(&self) -> u64 {
+        if self.kind == Kind::Xsk {
+            return 0;
+        }
         let mut n = 0;
         let mut byte = 0u8;
         loop {
@@ -156,6 +222,25 @@ impl AsFd for Doorbell {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// The address family of socket `fd` (`SO_DOMAIN`), or `None` if it is
+/// not a socket (or not open).
+fn socket_domain(fd: i32) -> Option<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are live and sized for an int; a descriptor
+    // that is not an open socket only makes the call fail.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            std::ptr::addr_of_mut!(v).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(v)
 }
 
 /// The index of interface `name`.
