@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Joyride's main job: unmodified programs on the user-space TCP/IP stack,
 # over the embedded default network (a veth pair, host end joyride0 with
-# 10.77.0.1, the stack on 10.77.0.2 through DPDK's net_af_packet).
+# 10.77.0.1, the stack on 10.77.0.2 through DPDK's net_af_xdp).
 #
 # Installs what is needed, builds, then:
 #  1. curl under `joyride exec` downloads a 50 MB file from a web server on
