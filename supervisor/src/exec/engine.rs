@@ -341,6 +341,7 @@ impl Exec {
             ("drop_udp_no_socket", c.drop_udp_no_socket),
             ("drop_udp_queue_full", c.drop_udp_queue_full),
             ("drop_udp_no_destination", s.udp_no_destination),
+            ("drop_udp_refused", s.udp_send_failed),
             ("drop_tx_no_route", c.drop_tx_no_route),
             ("drop_tx_neighbor", c.drop_tx_neighbor),
             ("drop_tx_queue_full", c.drop_tx_queue_full),

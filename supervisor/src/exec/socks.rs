@@ -66,7 +66,10 @@ pub struct Sock {
     /// A pending `SO_ERROR` (errno).
     pub error: Option<i32>,
     /// TCP: bytes the program wrote that the stack has not taken yet.
+    /// UDP: the datagram the stack had no room for, when `udp_held`.
     tx: Vec<u8>,
+    /// UDP: `tx` holds a datagram to send before reading the bridge again.
+    udp_held: bool,
     /// TCP: bytes from the stack the program has not been given yet.
     rx: Vec<u8>,
     rx_off: usize,
@@ -99,6 +102,7 @@ impl Sock {
             opts: Vec::new(),
             error: None,
             tx: Vec::new(),
+            udp_held: false,
             rx: Vec::new(),
             rx_off: 0,
             dgrams: VecDeque::new(),
@@ -136,7 +140,8 @@ pub struct SockStats {
     /// Datagrams the program sent on an unconnected socket without a
     /// destination (dropped; Linux would have refused the send).
     pub udp_no_destination: u64,
-    /// Datagrams from the program the stack refused (e.g. no route).
+    /// Datagrams from the program the stack refused (no route, too long;
+    /// not a full queue: those wait).
     pub udp_send_failed: u64,
 }
 
@@ -468,23 +473,43 @@ fn pump_udp(iface: &mut Interface, s: &mut Sock, scratch: &mut [u8], stats: &mut
     let h = s.handle;
     let Some(b) = s.bridge.as_mut() else { return false };
     // Datagrams the program sent with write/send (connected, or an error).
+    // When the stack's queue is full the datagram is held and the bridge
+    // is left alone: the program's sends then block (or fail with EAGAIN)
+    // once the bridge fills, as on a kernel socket whose send buffer is
+    // full; the stack's writable event resumes the pump. (Reading on and
+    // dropping what does not fit lost 19 datagrams in 20 at full speed.)
     loop {
-        match b.pull_datagram(scratch) {
-            Ok(Some(n)) => match iface.udp_send_to(h, &scratch[..n], None) {
-                Ok(_) => {}
-                Err(SocketError::DestinationRequired) => stats.udp_no_destination += 1,
+        let n = if s.udp_held {
+            s.tx.len()
+        } else {
+            match b.pull_datagram(scratch) {
+                Ok(Some(n)) => n,
+                Ok(None) => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    stats.udp_send_failed += 1;
-                    tracing::debug!(?e, "the stack refused a datagram");
+                    tracing::debug!(error = %e, "reading a datagram bridge failed");
+                    return true;
                 }
-            },
-            Ok(None) => return true,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            }
+        };
+        let data = if s.udp_held { &s.tx[..] } else { &scratch[..n] };
+        match iface.udp_send_to(h, data, None) {
+            Ok(_) => {}
+            Err(SocketError::WouldBlock) => {
+                if !s.udp_held {
+                    s.tx.clear();
+                    s.tx.extend_from_slice(&scratch[..n]);
+                    s.udp_held = true;
+                }
+                break;
+            }
+            Err(SocketError::DestinationRequired) => stats.udp_no_destination += 1,
             Err(e) => {
-                tracing::debug!(error = %e, "reading a datagram bridge failed");
-                return true;
+                stats.udp_send_failed += 1;
+                tracing::debug!(?e, "the stack refused a datagram");
             }
         }
+        s.udp_held = false;
     }
     // Datagrams from the stack into the bridge.
     loop {
