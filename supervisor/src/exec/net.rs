@@ -419,7 +419,15 @@ fn stack_config(nic: &DpdkNic, addrs: &Addrs, mtu: Option<u16>) -> Result<Config
     config.ipv6_gateway = addrs.ipv6_gateway;
     config.mtu = mtu.map_or(port.capabilities().mtu, usize::from);
     config.seed = random_seed()?;
-    config.tcp_secret = Some(super::secret::boot_secret()?);
+    // Without the boot's secret (no writable /run, say) the stack works
+    // with its own; only a restart against a peer's TIME_WAIT suffers.
+    config.tcp_secret = match super::secret::boot_secret() {
+        Ok(secret) => Some(secret),
+        Err(e) => {
+            tracing::info!("{e:#}: TCP sequence numbers restart with this run");
+            None
+        }
+    };
     Ok(config)
 }
 
