@@ -31,21 +31,14 @@
 
 use std::hint::black_box;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use joyride_fd_bridge::{Bridge, Kind};
-use joyride_netstack::iface::{Config, Family, Interface, Ipv4Cidr, SocketError, SocketHandle};
-use joyride_netstack::sim::MemoryNic;
-use joyride_netstack::time::Instant;
-use joyride_netstack::wire::EthernetAddress;
+use joyride_netstack::iface::{SocketError, SocketHandle};
+use joyride_netstack::sim::MemoryPair;
 
-const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
-const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
-const IP_A: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
-const IP_B: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 const PORT: u16 = 5001;
 /// The supervisor's scratch buffer (`socks::CHUNK`).
 const SCRATCH: usize = 256 << 10;
@@ -70,10 +63,8 @@ fn check_pattern(buf: &[u8], from: u64) {
 /// The bridged socket on stack `a`, its peer on stack `b`, and the bridge
 /// whose program end stands for the socket in a program.
 struct Rig {
-    a: Interface,
-    na: MemoryNic,
-    b: Interface,
-    nb: MemoryNic,
+    /// The two stacks.
+    net: MemoryPair,
     /// The bridged socket (on `a`).
     sa: SocketHandle,
     /// Its peer (on `b`).
@@ -81,7 +72,6 @@ struct Rig {
     bridge: Bridge,
     /// The program's end.
     program: UnixStream,
-    now: Instant,
     scratch: Vec<u8>,
     /// Bytes the program wrote / the peer received (program to peer).
     up_written: u64,
@@ -92,41 +82,19 @@ struct Rig {
     buf: Vec<u8>,
 }
 
-fn host(mac: [u8; 6], ip: Ipv4Addr, peer_ip: Ipv4Addr, peer_mac: [u8; 6]) -> (Interface, MemoryNic) {
-    let mut c = Config::new(EthernetAddress(mac));
-    c.ipv4 = Some(Ipv4Cidr::new(ip, 24));
-    let mut i = Interface::new(c);
-    i.arp_cache()
-        .insert_static(Instant::ZERO, peer_ip, EthernetAddress(peer_mac));
-    let mut nic = MemoryNic::new(mac);
-    nic.set_queue_limits(4096, 4096);
-    (i, nic)
-}
-
 impl Rig {
     fn new() -> Rig {
-        let (mut a, na) = host(MAC_A, IP_A, IP_B, MAC_B);
-        let (mut b, nb) = host(MAC_B, IP_B, IP_A, MAC_A);
-        let l = b.tcp_open(Family::V4);
-        b.tcp_bind(l, SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT))
-            .expect("bind");
-        b.tcp_listen(l, 8).expect("listen");
-        let sa = a.tcp_open(Family::V4);
-        a.tcp_connect(sa, SocketAddr::new(IpAddr::V4(IP_B), PORT))
-            .expect("connect");
+        let mut net = MemoryPair::new();
+        let (sa, sb) = net.connect_tcp(PORT, TICK);
         // Blocking program end: the program's untimed writes and reads
         // always fit (chunks are far below the pair's buffer).
         let (bridge, theirs) = Bridge::new(Kind::Stream, false).expect("socketpair");
         let mut r = Rig {
-            a,
-            na,
-            b,
-            nb,
+            net,
             sa,
-            sb: l,
+            sb,
             bridge,
             program: UnixStream::from(theirs),
-            now: Instant::from_secs(1),
             scratch: vec![0; SCRATCH],
             up_written: 0,
             up_received: 0,
@@ -134,59 +102,23 @@ impl Rig {
             down_read: 0,
             buf: vec![0; SCRATCH],
         };
-        r.settle();
-        let (sb, _) = r.b.tcp_accept(l).expect("accepted");
-        r.sb = sb;
         // Sub-MSS chunks go out at once both ways, instead of waiting
         // (Nagle) for an ACK the receiver delays.
-        r.a.tcp_set_nodelay(r.sa, true).unwrap();
-        r.b.tcp_set_nodelay(sb, true).unwrap();
+        r.net.a.tcp_set_nodelay(r.sa, true).unwrap();
+        r.net.b.tcp_set_nodelay(sb, true).unwrap();
         r
     }
 
     /// Polls both stacks, moves frames across and lets the peer read what
     /// it received (checking it), until nothing moves.
     fn settle(&mut self) {
-        for _ in 0..100_000 {
-            self.now += TICK;
-            self.a.poll(self.now, &mut self.na);
-            self.b.poll(self.now, &mut self.nb);
-            self.a.drain_events().for_each(drop);
-            self.b.drain_events().for_each(drop);
-            loop {
-                match self.b.tcp_recv(self.sb, &mut self.buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        check_pattern(&self.buf[..n], self.up_received);
-                        self.up_received += n as u64;
-                    }
-                }
+        let (sb, buf, up_received) = (self.sb, &mut self.buf, &mut self.up_received);
+        self.net.settle(TICK, |b| {
+            while let Ok(n @ 1..) = b.tcp_recv(sb, buf) {
+                check_pattern(&buf[..n], *up_received);
+                *up_received += n as u64;
             }
-            let mut moved = false;
-            while let Some(f) = self.na.pop_transmitted() {
-                assert!(self.nb.inject(f), "queue full");
-                moved = true;
-            }
-            while let Some(f) = self.nb.pop_transmitted() {
-                assert!(self.na.inject(f), "queue full");
-                moved = true;
-            }
-            if !moved && self.na.rx_len() == 0 && self.nb.rx_len() == 0 {
-                return;
-            }
-        }
-        panic!("the stacks did not settle");
-    }
-
-    /// Starts over once the connection carried 1 GiB: on this zero-RTT,
-    /// loss-free link the stack's congestion window grows without bound and
-    /// the sender stalls near 2^31 bytes of window (see
-    /// `netstack/benches/tcp_segment.rs`).
-    fn renew_if_old(&mut self) {
-        let acked = |i: &Interface, h| i.tcp_info(h).unwrap().unwrap().bytes_acked;
-        if acked(&self.a, self.sa) > 1 << 30 || acked(&self.b, self.sb) > 1 << 30 {
-            *self = Rig::new();
-        }
+        });
     }
 
     /// Untimed: the program writes `len` bytes on its end.
@@ -202,7 +134,7 @@ impl Rig {
         while moved < len {
             let n = self.bridge.read(&mut self.scratch).expect("bridge read");
             assert!(n > 0, "EOF on the bridge");
-            let m = self.a.tcp_send(self.sa, &self.scratch[..n]).expect("tcp_send");
+            let m = self.net.a.tcp_send(self.sa, &self.scratch[..n]).expect("tcp_send");
             assert_eq!(m, n, "the send buffer took it all");
             moved += n;
         }
@@ -220,11 +152,11 @@ impl Rig {
     /// socket's receive buffer.
     fn peer_sends(&mut self, len: usize) {
         let data: Vec<u8> = (0..len as u64).map(|i| pattern(self.down_sent + i)).collect();
-        assert_eq!(self.b.tcp_send(self.sb, &data), Ok(len), "peer send");
+        assert_eq!(self.net.b.tcp_send(self.sb, &data), Ok(len), "peer send");
         self.down_sent += len as u64;
         self.settle();
         assert_eq!(
-            self.a.tcp_queued(self.sa).unwrap().0,
+            self.net.a.tcp_queued(self.sa).unwrap().0,
             len,
             "bytes waiting in the socket"
         );
@@ -234,7 +166,7 @@ impl Rig {
     fn pump_to_program(&mut self, len: usize) {
         let mut moved = 0;
         while moved < len {
-            let n = match self.a.tcp_recv(self.sa, &mut self.scratch) {
+            let n = match self.net.a.tcp_recv(self.sa, &mut self.scratch) {
                 Ok(n) => n,
                 Err(SocketError::WouldBlock) => panic!("{moved} of {len} bytes in the receive buffer"),
                 Err(e) => panic!("tcp_recv: {e:?}"),
@@ -264,7 +196,6 @@ fn bench_pump(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut t = Duration::ZERO;
                 for _ in 0..iters {
-                    rig.renew_if_old();
                     rig.program_writes(len);
                     let start = std::time::Instant::now();
                     rig.pump_to_stack(black_box(len));
@@ -278,7 +209,6 @@ fn bench_pump(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut t = Duration::ZERO;
                 for _ in 0..iters {
-                    rig.renew_if_old();
                     rig.peer_sends(len);
                     let start = std::time::Instant::now();
                     rig.pump_to_program(black_box(len));
@@ -290,7 +220,11 @@ fn bench_pump(c: &mut Criterion) {
         });
     }
     group.finish();
-    assert_eq!(rig.a.tcp_retransmits() + rig.b.tcp_retransmits(), 0, "a loss-free link");
+    assert_eq!(
+        rig.net.a.tcp_retransmits() + rig.net.b.tcp_retransmits(),
+        0,
+        "a loss-free link"
+    );
 }
 
 /// What `criterion_group!`/`criterion_main!` would generate, without their

@@ -37,19 +37,12 @@
 //! a broken path panics instead of reporting a fast number.
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use joyride_netstack::iface::{Config, Family, Interface, Ipv4Cidr, SocketHandle};
-use joyride_netstack::sim::MemoryNic;
-use joyride_netstack::time::Instant;
-use joyride_netstack::wire::EthernetAddress;
+use joyride_netstack::iface::SocketHandle;
+use joyride_netstack::sim::MemoryPair;
 
-const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
-const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
-const IP_A: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
-const IP_B: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 const PORT: u16 = 5001;
 /// Segments per round: one device burst.
 const BURST: usize = 32;
@@ -61,15 +54,12 @@ const HEADERS: usize = 14 + 20 + 32;
 /// A connected pair: `a` (client, the sender) and `b` (server, the
 /// receiver), each with its device; frames are moved by hand.
 struct Pair {
-    a: Interface,
-    na: MemoryNic,
-    b: Interface,
-    nb: MemoryNic,
+    /// The two stacks: `a` sends, `b` receives.
+    net: MemoryPair,
     /// The sending socket on `a`.
     tx: SocketHandle,
     /// The receiving socket on `b`.
     rx: SocketHandle,
-    now: Instant,
     /// The sender's MSS.
     mss: usize,
     /// `BURST * mss` bytes of pattern, sent every round.
@@ -80,47 +70,20 @@ struct Pair {
     frames: Vec<Vec<u8>>,
 }
 
-fn host(mac: [u8; 6], ip: Ipv4Addr, peer_ip: Ipv4Addr, peer_mac: [u8; 6]) -> (Interface, MemoryNic) {
-    let mut c = Config::new(EthernetAddress(mac));
-    c.ipv4 = Some(Ipv4Cidr::new(ip, 24));
-    let mut i = Interface::new(c);
-    // A static neighbor: no ARP exchange, and no reachability probes in the
-    // middle of a measurement however long it runs.
-    i.arp_cache()
-        .insert_static(Instant::ZERO, peer_ip, EthernetAddress(peer_mac));
-    let mut nic = MemoryNic::new(mac);
-    nic.set_queue_limits(4096, 4096);
-    (i, nic)
-}
-
 impl Pair {
     fn new() -> Pair {
-        let (mut a, na) = host(MAC_A, IP_A, IP_B, MAC_B);
-        let (mut b, nb) = host(MAC_B, IP_B, IP_A, MAC_A);
-        let l = b.tcp_open(Family::V4);
-        b.tcp_bind(l, SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT))
-            .expect("bind");
-        b.tcp_listen(l, 8).expect("listen");
-        let tx = a.tcp_open(Family::V4);
-        a.tcp_connect(tx, SocketAddr::new(IpAddr::V4(IP_B), PORT))
-            .expect("connect");
+        let mut net = MemoryPair::new();
+        let (tx, rx) = net.connect_tcp(PORT, TICK);
         let mut p = Pair {
-            a,
-            na,
-            b,
-            nb,
+            net,
             tx,
-            rx: l,
-            now: Instant::from_secs(1),
+            rx,
             mss: 0,
             data: Vec::new(),
             buf: Vec::new(),
             frames: Vec::with_capacity(4 * BURST),
         };
-        p.settle();
-        let (rx, _) = p.b.tcp_accept(l).expect("accepted");
-        p.rx = rx;
-        let info = p.a.tcp_info(tx).expect("socket").expect("connection");
+        let info = p.net.a.tcp_info(tx).expect("socket").expect("connection");
         p.mss = info.snd_mss as usize;
         assert_eq!(p.mss, 1448, "MSS for MTU 1500 with timestamps: {info:?}");
         p.data = (0..BURST * p.mss).map(|i| (i % 251) as u8).collect();
@@ -129,10 +92,14 @@ impl Pair {
         // An even number of full segments, so that no delayed ACK is left
         // pending, just under the 4 MiB send buffer.
         let bulk = vec![7u8; 2 * 1448 * p.mss];
-        assert_eq!(p.a.tcp_send(tx, &bulk), Ok(bulk.len()), "the send buffer takes it all");
+        assert_eq!(
+            p.net.a.tcp_send(tx, &bulk),
+            Ok(bulk.len()),
+            "the send buffer takes it all"
+        );
         p.settle();
-        assert_eq!(p.a.tcp_queued(tx).unwrap(), (0, 0), "the warm-up transfer finished");
-        let info = p.a.tcp_info(tx).unwrap().unwrap();
+        assert_eq!(p.net.a.tcp_queued(tx).unwrap(), (0, 0), "the warm-up transfer finished");
+        let info = p.net.a.tcp_info(tx).unwrap().unwrap();
         assert!(info.cwnd as usize >= 2 * BURST * p.mss, "window still small: {info:?}");
         assert_eq!(info.bytes_acked, bulk.len() as u64, "{info:?}");
         p
@@ -141,32 +108,14 @@ impl Pair {
     /// Polls both sides, moves frames across and lets the program read
     /// (and drop) what `b` received, until nothing moves.
     fn settle(&mut self) {
-        for _ in 0..100_000 {
-            self.now += TICK;
-            self.a.poll(self.now, &mut self.na);
-            self.b.poll(self.now, &mut self.nb);
-            self.a.drain_events().for_each(drop);
-            self.b.drain_events().for_each(drop);
-            // Before the accept `rx` is the listener and `buf` is empty.
-            while let Ok(n) = self.b.tcp_recv(self.rx, &mut self.buf) {
+        let (rx, buf) = (self.rx, &mut self.buf);
+        self.net.settle(TICK, |b| {
+            while let Ok(n) = b.tcp_recv(rx, buf) {
                 if n == 0 {
                     break;
                 }
             }
-            let mut moved = false;
-            while let Some(f) = self.na.pop_transmitted() {
-                assert!(self.nb.inject(f), "receiver queue full");
-                moved = true;
-            }
-            while let Some(f) = self.nb.pop_transmitted() {
-                assert!(self.na.inject(f), "sender queue full");
-                moved = true;
-            }
-            if !moved && self.na.rx_len() == 0 && self.nb.rx_len() == 0 {
-                return;
-            }
-        }
-        panic!("the pair did not settle");
+        });
     }
 
     /// The sender queues a burst and the device takes all of its frames
@@ -175,33 +124,19 @@ impl Pair {
         let len = self.data.len();
         let mut sent = 0;
         while sent < len {
-            sent += self.a.tcp_send(self.tx, &self.data[sent..]).expect("tcp_send");
+            sent += self.net.a.tcp_send(self.tx, &self.data[sent..]).expect("tcp_send");
         }
         self.frames.clear();
         while self.frames.len() < BURST {
-            self.a.poll(self.now, &mut self.na);
-            self.a.drain_events().for_each(drop);
+            self.net.a.poll(self.net.now, &mut self.net.na);
+            self.net.a.drain_events().for_each(drop);
             let before = self.frames.len();
-            self.frames.extend(self.na.drain_transmitted());
+            self.frames.extend(self.net.na.drain_transmitted());
             assert!(
                 self.frames.len() > before,
                 "the sender stalled: {:?}",
-                self.a.tcp_info(self.tx)
+                self.net.a.tcp_info(self.tx)
             );
-        }
-    }
-
-    /// Starts over on a new connection once this one has carried 1 GiB.
-    ///
-    /// Slow start never ends on this loss-free link with a zero round-trip
-    /// time, and the congestion window keeps growing while the sender is
-    /// application-limited; past about 2^31 bytes of window the sender stops
-    /// sending (found by this benchmark). A fresh connection keeps the
-    /// measurement on the path a real connection takes.
-    fn renew_if_old(&mut self) {
-        let info = self.a.tcp_info(self.tx).unwrap().unwrap();
-        if info.bytes_acked > 1 << 30 {
-            *self = Pair::new();
         }
     }
 
@@ -216,7 +151,7 @@ impl Pair {
     /// Moves the burst into the receiver's device.
     fn deliver_to_b(&mut self) {
         for f in self.frames.drain(..) {
-            assert!(self.nb.inject(f), "receiver queue full");
+            assert!(self.net.nb.inject(f), "receiver queue full");
         }
     }
 
@@ -224,10 +159,10 @@ impl Pair {
     /// everything. The timed part of the input case. Returns bytes read.
     fn receive_all(&mut self) -> usize {
         let mut got = 0;
-        while self.nb.rx_len() > 0 {
-            self.b.poll(self.now, &mut self.nb);
-            self.b.drain_events().for_each(drop);
-            while let Ok(n) = self.b.tcp_recv(self.rx, &mut self.buf[got..]) {
+        while self.net.nb.rx_len() > 0 {
+            self.net.b.poll(self.net.now, &mut self.net.nb);
+            self.net.b.drain_events().for_each(drop);
+            while let Ok(n) = self.net.b.tcp_recv(self.rx, &mut self.buf[got..]) {
                 if n == 0 {
                     break;
                 }
@@ -252,16 +187,16 @@ impl Pair {
         let n = self.stage_acks();
         self.process_acks();
         self.check_all_acked();
-        self.now += TICK;
+        self.net.now += TICK;
         n
     }
 
     /// Moves the receiver's ACKs into the sender's device.
     fn stage_acks(&mut self) -> usize {
         let mut n = 0;
-        while let Some(f) = self.nb.pop_transmitted() {
+        while let Some(f) = self.net.nb.pop_transmitted() {
             assert_eq!(f.len(), HEADERS, "a pure ACK");
-            assert!(self.na.inject(f), "sender queue full");
+            assert!(self.net.na.inject(f), "sender queue full");
             n += 1;
         }
         n
@@ -270,20 +205,20 @@ impl Pair {
     /// The sender processes the ACKs in its device. The timed part of the
     /// ACK case.
     fn process_acks(&mut self) {
-        while self.na.rx_len() > 0 {
-            self.a.poll(self.now, &mut self.na);
-            self.a.drain_events().for_each(drop);
+        while self.net.na.rx_len() > 0 {
+            self.net.a.poll(self.net.now, &mut self.net.na);
+            self.net.a.drain_events().for_each(drop);
         }
     }
 
     /// Checks that nothing is left unacknowledged or unsent.
     fn check_all_acked(&self) {
         assert_eq!(
-            self.a.tcp_queued(self.tx).unwrap(),
+            self.net.a.tcp_queued(self.tx).unwrap(),
             (0, 0),
             "sender's queue after the ACKs"
         );
-        assert_eq!(self.na.tx_len(), 0, "the sender answered ACKs");
+        assert_eq!(self.net.na.tx_len(), 0, "the sender answered ACKs");
     }
 }
 
@@ -297,7 +232,6 @@ fn bench_tcp(c: &mut Criterion) {
             let mut t = Duration::ZERO;
             let mut segments = 0u64;
             while segments < iters {
-                p.renew_if_old();
                 let start = std::time::Instant::now();
                 p.send_burst();
                 t += start.elapsed();
@@ -317,7 +251,6 @@ fn bench_tcp(c: &mut Criterion) {
             let mut t = Duration::ZERO;
             let mut segments = 0u64;
             while segments < iters {
-                p.renew_if_old();
                 p.send_burst();
                 p.check_burst();
                 p.deliver_to_b();
@@ -337,7 +270,6 @@ fn bench_tcp(c: &mut Criterion) {
             let mut t = Duration::ZERO;
             let mut acks = 0u64;
             while acks < iters {
-                p.renew_if_old();
                 p.send_burst();
                 p.check_burst();
                 p.deliver_to_b();
@@ -350,16 +282,16 @@ fn bench_tcp(c: &mut Criterion) {
                 t += start.elapsed();
                 p.check_all_acked();
                 acks += n as u64;
-                p.now += TICK;
+                p.net.now += TICK;
             }
             t.mul_f64(iters as f64 / acks as f64)
         })
     });
     group.finish();
 
-    let counters = p.a.tcp_counters();
+    let counters = p.net.a.tcp_counters();
     assert_eq!(
-        p.a.tcp_retransmits(),
+        p.net.a.tcp_retransmits(),
         0,
         "a loss-free link never retransmits: {counters:?}"
     );

@@ -13,15 +13,20 @@
 //!   as the `joyride-impair` forwarder; its stages are what the links use.
 //! - [`ScriptedNode`]: a node that sends frames at set times and records
 //!   what it receives, for driving a stack under test with raw frames.
+//! - [`MemoryPair`]: two [`Interface`](crate::iface::Interface)s on one
+//!   in-memory wire with a connected TCP pair, frames moved on demand, for
+//!   benchmarks of the stack's per-segment and per-byte costs.
 //!
 //! Not for: production I/O (see the DPDK shell), or protocol logic — the
-//! simulator does not depend on `wire` or `iface`; a node is anything that
+//! simulator does not depend on `wire` or `iface` (but for `MemoryPair`,
+//! which only wires two interfaces together); a node is anything that
 //! implements [`SimNode`].
 
 mod impair;
 mod memory_nic;
 mod network;
 mod nodes;
+mod pair;
 mod rng;
 
 pub use impair::{
@@ -33,4 +38,5 @@ pub use network::{
     fnv1a, LinkId, LinkKind, LinkStats, NodeId, SimDrop, SimNetwork, SimNode, StepLimit, TraceEvent, TraceKind,
 };
 pub use nodes::ScriptedNode;
+pub use pair::MemoryPair;
 pub use rng::SimRng;
