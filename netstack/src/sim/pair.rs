@@ -136,6 +136,9 @@ mod tests {
             }
         });
         assert_eq!(got, b"hello");
+        // The lone segment's ACK is delayed: past the timer, it comes.
+        p.now += Duration::from_millis(500);
+        p.settle(tick, |_| {});
         assert_eq!(p.a.tcp_queued(c).unwrap(), (0, 0), "acknowledged");
     }
 }
