@@ -127,15 +127,10 @@ impl BenchNet {
         let sysctl = format!("net.ipv6.conf.{}.disable_ipv6", self.a_dev);
         match stack {
             Stack::Kernel => {
-                sh(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    &self.a_ns,
-                    "sysctl",
-                    "-qw",
-                    &format!("{sysctl}=0"),
-                ])?;
+                // An XDP program left by a Joyride run that was killed
+                // would take the kernel's frames.
+                sh(&["ip", "-n", &self.a_ns, "link", "set", "dev", &self.a_dev, "xdp", "off"])?;
+                self.a_sysctl(&format!("{sysctl}=0"))?;
                 sh(&[
                     "ip",
                     "-n",
@@ -149,19 +144,16 @@ impl BenchNet {
             }
             Stack::Joyride => {
                 sh(&["ip", "-n", &self.a_ns, "addr", "flush", "dev", &self.a_dev])?;
-                sh(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    &self.a_ns,
-                    "sysctl",
-                    "-qw",
-                    &format!("{sysctl}=1"),
-                ])?;
+                self.a_sysctl(&format!("{sysctl}=1"))?;
             }
         }
         self.current = Some(stack);
         Ok(())
+    }
+
+    /// `sysctl -w setting` in ns A.
+    fn a_sysctl(&self, setting: &str) -> anyhow::Result<()> {
+        sh(&["ip", "netns", "exec", &self.a_ns, "sysctl", "-qw", setting])
     }
 
     /// `prog` in ns A on `stack` (call [`BenchNet::use_stack`] first); add
@@ -207,8 +199,9 @@ impl Drop for BenchNet {
     }
 }
 
-/// A program started in the background that says `ready` (or any first
-/// line) when it serves; killed on drop unless it was waited for.
+/// A program started in the background, killed on drop unless it was
+/// waited for. [`Server::start`] waits for its first line (`ready`, say);
+/// [`Server::spawn`] for nothing.
 #[derive(Debug)]
 pub struct Server {
     child: Child,
@@ -219,7 +212,14 @@ pub struct Server {
 impl Server {
     /// Starts `cmd` and waits (at most `timeout`) for its first line of
     /// output.
-    pub fn start(mut cmd: Command, what: &str, timeout: Duration) -> anyhow::Result<Server> {
+    pub fn start(cmd: Command, what: &str, timeout: Duration) -> anyhow::Result<Server> {
+        let mut server = Server::spawn(cmd, what)?;
+        server.line(timeout)?;
+        Ok(server)
+    }
+
+    /// Starts `cmd` (its output lines are kept for [`Server::line`]).
+    pub fn spawn(mut cmd: Command, what: &str) -> anyhow::Result<Server> {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().with_context(|| format!("cannot start {what}"))?;
         let stdout: ChildStdout = child.stdout.take().context("no stdout pipe")?;
@@ -232,13 +232,11 @@ impl Server {
                 }
             }
         });
-        let mut server = Server {
+        Ok(Server {
             child,
             lines,
             what: what.to_string(),
-        };
-        server.line(timeout)?;
-        Ok(server)
+        })
     }
 
     /// The next line of output, waiting at most `timeout`.
@@ -248,11 +246,8 @@ impl Server {
             Err(_) => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                let mut err = String::new();
-                if let Some(mut e) = self.child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                bail!("{} said nothing within {timeout:?}: {}", self.what, err.trim())
+                let err = self.stderr_text();
+                bail!("{} said nothing within {timeout:?}: {err}", self.what)
             }
         }
     }
@@ -263,29 +258,40 @@ impl Server {
         self.child.id()
     }
 
-    /// Sends `signal` and waits at most `timeout` for the exit; kills it
-    /// after that. Fails unless it exited with status 0.
+    /// Sends `signal`, then [`Server::wait_exit`].
     pub fn stop(mut self, signal: &str, timeout: Duration) -> anyhow::Result<()> {
         let _ = Command::new("kill")
             .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status();
+        self.wait_exit(timeout).with_context(|| format!("after SIG{signal}"))
+    }
+
+    /// Waits at most `timeout` for the exit (it is killed on drop after
+    /// that). Fails unless it exited with status 0.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait()? {
                 if !status.success() {
-                    let mut err = String::new();
-                    if let Some(mut e) = self.child.stderr.take() {
-                        let _ = e.read_to_string(&mut err);
-                    }
-                    bail!("{} exited with {status}: {}", self.what, err.trim());
+                    let err = self.stderr_text();
+                    bail!("{} exited with {status}: {err}", self.what);
                 }
                 return Ok(());
             }
             if start.elapsed() > timeout {
-                bail!("{} did not stop within {timeout:?} of SIG{signal}", self.what);
+                bail!("{} did not exit within {timeout:?}", self.what);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// What it wrote on standard error (once it exited).
+    fn stderr_text(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err.trim().to_string()
     }
 }
 

@@ -54,6 +54,14 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// The samples of `stack`.
+    pub fn samples(&self, stack: Stack) -> &[f64] {
+        match stack {
+            Stack::Kernel => &self.kernel,
+            Stack::Joyride => &self.joyride,
+        }
+    }
+
     /// Joyride / kernel of each run pair.
     pub fn ratios(&self) -> Vec<f64> {
         self.kernel
@@ -297,10 +305,7 @@ impl Report {
                     .iter()
                     .filter_map(|&sz| {
                         let c = self.get(&bulk_id(dir, sz))?;
-                        let v = match stack {
-                            Stack::Kernel => &c.kernel,
-                            Stack::Joyride => &c.joyride,
-                        };
+                        let v = c.samples(stack);
                         (!v.is_empty()).then(|| ((sz as f64 / 1024.0).log2(), Stats::of(v).median))
                     })
                     .collect();
@@ -370,10 +375,7 @@ impl Report {
                     .enumerate()
                     .filter_map(|(i, p)| {
                         let c = self.get(&format!("{id}.{p}"))?;
-                        let v = match stack {
-                            Stack::Kernel => &c.kernel,
-                            Stack::Joyride => &c.joyride,
-                        };
+                        let v = c.samples(stack);
                         (!v.is_empty()).then(|| (i as f64, Stats::of(v).median))
                     })
                     .collect();

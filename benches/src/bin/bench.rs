@@ -276,7 +276,7 @@ impl Bench {
                 server.args(["-s", "-1", "-p", "5201"]);
                 // iperf3 -s prints its banner only when a client connects:
                 // wait for the port instead.
-                let mut server = ServerNoLine::start(server, "iperf3 -s")?;
+                let mut server = Server::spawn(server, "iperf3 -s")?;
                 wait_tcp_listen(&self.net, 5201)?;
                 let mut c = self.net.a(stack, &self.tools.iperf3);
                 c.args(["-c", PEER_IP, "-p", "5201", "-J", "--connect-timeout", "10000"])
@@ -287,7 +287,7 @@ impl Bench {
                 let cpu0 = machine_busy_seconds()?;
                 let out = run_timed(&mut c)?;
                 let cpu = machine_busy_seconds()? - cpu0;
-                server.finish()?;
+                server.wait_exit(Duration::from_secs(15))?;
                 let v: serde_json::Value =
                     serde_json::from_str(&out.stdout).context("iperf3 --json output is not JSON")?;
                 if let Some(e) = v.get("error") {
@@ -460,13 +460,13 @@ impl Bench {
             .arg(d.join("error.log"))
             .arg("-c")
             .arg(&conf);
-        let mut server = ServerNoLine::start(c, "nginx")?;
+        let server = Server::spawn(c, "nginx")?;
         wait_http(&self.net, &format!("http://{IP}:{NGINX}/1k.html"))?;
         let mut wrk = self.net.b(&self.tools.wrk);
         wrk.args(["-t2", "-c32", "-d", &format!("{}s", self.secs), "--timeout", "5s"])
             .arg(format!("http://{IP}:{NGINX}/1k.html"));
         let out = run_timed(&mut wrk)?;
-        server.stop()?;
+        server.stop("TERM", Duration::from_secs(15))?;
         if out.stdout.contains("Non-2xx") || out.stdout.contains("Socket errors") {
             bail!("wrk saw errors:\n{}", out.stdout);
         }
@@ -603,55 +603,6 @@ fn nginx_conf(d: &Path, www: &Path) -> String {
          server {{ listen {IP}:{NGINX}; root {}; }}\n}}\n",
         www.display()
     )
-}
-
-/// A background program that prints nothing useful when ready: started,
-/// then checked for exit status when finished.
-struct ServerNoLine {
-    child: std::process::Child,
-    what: &'static str,
-}
-
-impl ServerNoLine {
-    fn start(mut cmd: Command, what: &'static str) -> anyhow::Result<ServerNoLine> {
-        cmd.stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        let child = cmd.spawn().with_context(|| format!("cannot start {what}"))?;
-        Ok(ServerNoLine { child, what })
-    }
-
-    /// Waits (at most 15 s) for it to exit by itself with status 0.
-    fn finish(&mut self) -> anyhow::Result<()> {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait()? {
-                if !st.success() {
-                    bail!("{} exited with {st}", self.what);
-                }
-                return Ok(());
-            }
-            if start.elapsed() > Duration::from_secs(15) {
-                bail!("{} did not finish", self.what);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(&mut self) -> anyhow::Result<()> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.finish()
-    }
-}
-
-impl Drop for ServerNoLine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Waits until something listens on TCP `port` in ns B.
