@@ -11,6 +11,7 @@ pub mod neighbor;
 pub mod nic;
 pub mod reassembly;
 pub mod sim;
+pub mod steer;
 pub mod tcp;
 pub mod time;
 pub mod wire;

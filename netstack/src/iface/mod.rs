@@ -69,6 +69,8 @@ pub mod tcp;
 pub mod udp;
 
 #[cfg(test)]
+mod steer_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
@@ -141,6 +143,13 @@ pub struct Config {
     pub pmtu_entries: usize,
     /// How long a learned path MTU is remembered (Linux `mtu_expires`, 600 s).
     pub pmtu_timeout: core::time::Duration,
+    /// This interface is one shard of several sharing one address and one
+    /// TCP port space (see [`crate::steer`]): TCP ports are registered in
+    /// the shared table as they are bound and released as they are freed,
+    /// a bind of a port another shard holds fails with `EADDRINUSE`, and
+    /// `connect` picks an ephemeral port whose hash names this shard.
+    /// `None` (the default): a single stack, owning every port.
+    pub steering: Option<crate::steer::Steering>,
 }
 
 impl Config {
@@ -172,6 +181,7 @@ impl Config {
             tx_queue_frames: 4096,
             pmtu_entries: 1024,
             pmtu_timeout: core::time::Duration::from_secs(600),
+            steering: None,
         }
     }
 }
@@ -691,7 +701,7 @@ impl Interface {
             reasm_v4: Reassembler::new(config.reassembly_v4),
             reasm_v6: Reassembler::new(config.reassembly_v6),
             udp: UdpTable::udp(config.udp.clone()),
-            tcp: tcp::TcpLayer::new(config.tcp.clone(), tcp_secret),
+            tcp: tcp::TcpLayer::new(config.tcp.clone(), tcp_secret, config.steering.clone()),
             tcp_counters: TcpCounters::default(),
             tx_pending: VecDeque::new(),
             events: VecDeque::new(),

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::{SocketError, SocketHandle};
+use crate::steer::Steering;
 
 /// Address family of a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +99,10 @@ pub(crate) struct Ends {
     pub(crate) addr_locked: bool,
     /// TCP: the socket listens (only then is it found by address).
     pub(crate) listening: bool,
+    /// With steering: segments to this socket's port must come to this
+    /// shard whoever sends them (the port is registered by port); else
+    /// the socket's connection hashes to this shard.
+    pub(crate) steer_by_port: bool,
     bind_seq: u64,
 }
 
@@ -112,6 +117,7 @@ impl Ends {
             owner: 0,
             addr_locked: false,
             listening: false,
+            steer_by_port: false,
             bind_seq: 0,
         }
     }
@@ -215,6 +221,9 @@ pub(crate) struct SocketTable<S, C> {
     wild: HashMap<(u16, Wild), Vec<u32>>,
     next_bind_seq: u64,
     len: usize,
+    /// This shard's steering, if the port space is shared with other
+    /// shards: each port in `by_port` is held in its table.
+    steer: Option<Steering>,
 }
 
 impl<S: Endpoint, C> SocketTable<S, C> {
@@ -230,7 +239,73 @@ impl<S: Endpoint, C> SocketTable<S, C> {
             wild: HashMap::new(),
             next_bind_seq: 0,
             len: 0,
+            steer: None,
         }
+    }
+
+    /// Shares the port space with other shards through `steer` (TCP;
+    /// before any socket binds).
+    pub(crate) fn set_steering(&mut self, steer: Option<Steering>) {
+        debug_assert!(self.by_port.is_empty());
+        self.steer = steer;
+    }
+
+    /// With steering: takes `port` for this shard in the shared table (or
+    /// keeps it, if ours). False if another shard holds it. The kind is
+    /// set right by [`SocketTable::steer_refresh`] once the socket is in.
+    fn steer_claim(&self, port: u16, by_port: bool) -> bool {
+        match &self.steer {
+            Some(s) => s.ports().claim(port, s.index(), by_port),
+            None => true,
+        }
+    }
+
+    /// With steering: whether the ephemeral search may take `port`: no
+    /// shard holds it and, for a connection to `remote`, its hash names
+    /// this shard.
+    fn steer_fits(&self, port: u16, remote: Option<SocketAddr>) -> bool {
+        match &self.steer {
+            Some(s) => {
+                s.ports().is_free(port) && remote.is_none_or(|r| s.tcp_owner(r.ip(), r.port(), port) == s.index())
+            }
+            None => true,
+        }
+    }
+
+    /// With steering: makes the shared entry of `port` say what this
+    /// table's sockets on it need: free when there are none, by port when
+    /// any of them needs it, else hashed. Called whenever `by_port[port]`
+    /// or a flag of a socket in it changes.
+    fn steer_refresh(&self, port: u16) {
+        let Some(s) = &self.steer else { return };
+        match self.by_port.get(&port) {
+            None => s.ports().release(port, s.index()),
+            Some(v) => {
+                let by_port = v
+                    .iter()
+                    .any(|&i| self.by_index(i).is_some_and(|x| x.ends().steer_by_port));
+                s.ports().claim(port, s.index(), by_port);
+            }
+        }
+    }
+
+    /// With steering: socket `index`, bound by an earlier `connect` (its
+    /// port hashed), connects again to `remote`. If the hash of the new
+    /// connection names another shard, its port is registered by port
+    /// instead (the port is ours alone either way).
+    pub(crate) fn steer_connect(&mut self, index: u32, remote: SocketAddr) {
+        let Some(s) = &self.steer else { return };
+        let Some(e) = self.by_index(index).map(Endpoint::ends) else {
+            return;
+        };
+        let Some(l) = e.local else { return };
+        if e.steer_by_port || s.tcp_owner(remote.ip(), remote.port(), l.port()) == s.index() {
+            return;
+        }
+        if let Some(x) = self.by_index_mut(index) {
+            x.ends_mut().steer_by_port = true;
+        }
+        self.steer_refresh(l.port());
     }
 
     /// Sockets in the table.
@@ -320,6 +395,7 @@ impl<S: Endpoint, C> SocketTable<S, C> {
         if let Some(l) = local {
             self.unhash(index);
             remove_from(&mut self.by_port, l.port(), index);
+            self.steer_refresh(l.port());
         }
         let slot = &mut self.slots[index as usize];
         let s = slot.sock.take();
@@ -418,6 +494,23 @@ impl<S: Endpoint, C> SocketTable<S, C> {
         start: u16,
         locked: bool,
     ) -> Result<SocketAddr, SocketError> {
+        self.bind_for(h, addr, ephemeral, start, locked, None)
+    }
+
+    /// [`SocketTable::bind`]; with steering, `for_remote` is the peer of
+    /// the connection the bind is for (an implicit bind by `connect`): the
+    /// ephemeral port is chosen so the connection hashes to this shard,
+    /// and registered as hashed, not by port.
+    pub(crate) fn bind_for(
+        &mut self,
+        h: SocketHandle,
+        addr: SocketAddr,
+        ephemeral: (u16, u16),
+        start: u16,
+        locked: bool,
+        for_remote: Option<SocketAddr>,
+    ) -> Result<SocketAddr, SocketError> {
+        let by_port = for_remote.is_none();
         let e = self.get(h)?.ends();
         if e.local.is_some() {
             return Err(SocketError::InvalidState);
@@ -434,15 +527,22 @@ impl<S: Endpoint, C> SocketTable<S, C> {
                 let port = lo + ((first + k) % n) as u16;
                 let cand = SocketAddr::new(addr.ip(), port);
                 // Ephemeral ports are never shared (Linux does not hand out a
-                // port in use even with SO_REUSEADDR).
-                if !self.by_port.contains_key(&port) && !self.conflicts(h.index, cand) {
+                // port in use even with SO_REUSEADDR), nor one another
+                // shard holds.
+                if !self.by_port.contains_key(&port)
+                    && self.steer_fits(port, for_remote)
+                    && !self.conflicts(h.index, cand)
+                    && self.steer_claim(port, by_port)
+                {
                     found = Some(cand);
                     break;
                 }
             }
             found.ok_or(SocketError::AddrInUse)?
         } else {
-            if self.conflicts(h.index, addr) {
+            // No sharing with another shard's sockets, whatever their
+            // options.
+            if self.conflicts(h.index, addr) || !self.steer_claim(addr.port(), by_port) {
                 return Err(SocketError::AddrInUse);
             }
             addr
@@ -453,7 +553,9 @@ impl<S: Endpoint, C> SocketTable<S, C> {
         e.local = Some(addr);
         e.addr_locked = locked && !addr.ip().is_unspecified();
         e.bind_seq = seq;
+        e.steer_by_port = by_port;
         self.by_port.entry(addr.port()).or_default().push(h.index);
+        self.steer_refresh(addr.port());
         self.hash(h.index);
         Ok(addr)
     }
@@ -462,24 +564,40 @@ impl<S: Endpoint, C> SocketTable<S, C> {
     /// ephemeral port (an implicit bind by `connect`, `listen` or `sendto`);
     /// `start` seeds the port search.
     pub(crate) fn autobind(&mut self, h: SocketHandle, ephemeral: (u16, u16), start: u16) -> Result<(), SocketError> {
+        self.autobind_for(h, ephemeral, start, None)
+    }
+
+    /// [`SocketTable::autobind`], for a connection to `for_remote` if
+    /// given (see [`SocketTable::bind_for`]).
+    pub(crate) fn autobind_for(
+        &mut self,
+        h: SocketHandle,
+        ephemeral: (u16, u16),
+        start: u16,
+        for_remote: Option<SocketAddr>,
+    ) -> Result<(), SocketError> {
         let e = self.get(h)?.ends();
         if e.local.is_none() {
             let any = SocketAddr::new(e.any(), 0);
-            self.bind(h, any, ephemeral, start, false)?;
+            self.bind_for(h, any, ephemeral, start, false, for_remote)?;
         }
         Ok(())
     }
 
     /// Enters a socket that starts out connected on `local`'s port (an
     /// accepted TCP connection): it shares the port with its listener.
+    /// With steering it keeps the port registered by port while it lives,
+    /// as its segments were steered.
     pub(crate) fn insert_connected(&mut self, sock: S, local: SocketAddr, remote: SocketAddr) -> SocketHandle {
         let h = self.insert(sock);
         if let Ok(s) = self.get_mut(h) {
             let e = s.ends_mut();
             e.local = Some(local);
             e.remote = Some(remote);
+            e.steer_by_port = true;
         }
         self.by_port.entry(local.port()).or_default().push(h.index);
+        self.steer_refresh(local.port());
         self.hash(h.index);
         h
     }
@@ -576,6 +694,17 @@ impl<S: Endpoint, C> SocketTable<S, C> {
         for &k in kinds {
             if let Some(g) = self.wild.get(&(dst.port(), k)) {
                 out.extend_from_slice(g);
+            }
+        }
+    }
+}
+
+impl<S, C> Drop for SocketTable<S, C> {
+    /// Gives this shard's ports back to the shared table.
+    fn drop(&mut self) {
+        if let Some(s) = &self.steer {
+            for &port in self.by_port.keys() {
+                s.ports().release(port, s.index());
             }
         }
     }

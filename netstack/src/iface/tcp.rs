@@ -295,13 +295,16 @@ pub(crate) struct TcpLayer {
 }
 
 impl TcpLayer {
-    pub(crate) fn new(config: TcpConfig, secret: [u8; 16]) -> Self {
+    pub(crate) fn new(config: TcpConfig, secret: [u8; 16], steering: Option<crate::steer::Steering>) -> Self {
         let mut isn_secret = secret;
         isn_secret[0] ^= 0x5a;
+        let syncache = Syncache::new(config.syncache, secret);
+        let mut table = SocketTable::new(Proto::Tcp, config);
+        table.set_steering(steering);
         TcpLayer {
-            syncache: Syncache::new(config.syncache, secret),
+            syncache,
             isn: IsnGenerator::new(isn_secret),
-            table: SocketTable::new(Proto::Tcp, config),
+            table,
             timers: BinaryHeap::new(),
             tx_blocked: VecDeque::new(),
             rx_deferred: Vec::new(),
@@ -470,7 +473,12 @@ impl Interface {
             // may connect again, keeping its port.
             self.tcp.table.rehash(h.index, |e| e.remote = None);
         }
-        self.tcp_autobind(h)?;
+        // An implicit bind takes a port whose hash (with `r`) names this
+        // shard; a port bound before stays, steered by port if it must.
+        let start = self.rng.next_u64() as u16;
+        let ephemeral = self.tcp.table.config.ephemeral_ports;
+        self.tcp.table.autobind_for(h, ephemeral, start, Some(r))?;
+        self.tcp.table.steer_connect(h.index, r);
         let local = self.tcp.table.get(h)?.ends.local.ok_or(SocketError::InvalidState)?;
         let local = if local.ip().is_unspecified() {
             SocketAddr::new(src, local.port())
