@@ -33,6 +33,11 @@ static const uint64_t JR_ETH_RX_OFFLOAD_IPV4_CKSUM = RTE_ETH_RX_OFFLOAD_IPV4_CKS
 static const uint64_t JR_ETH_RX_OFFLOAD_UDP_CKSUM = RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
 static const uint64_t JR_ETH_RX_OFFLOAD_TCP_CKSUM = RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
 
+/* RSS hash types (for rss_conf.rss_hf, masked by flow_type_rss_offloads). */
+static const uint64_t JR_ETH_RSS_IP = RTE_ETH_RSS_IP;
+static const uint64_t JR_ETH_RSS_UDP = RTE_ETH_RSS_UDP;
+static const uint64_t JR_ETH_RSS_TCP = RTE_ETH_RSS_TCP;
+
 /* Per-mbuf offload flags. */
 static const uint64_t JR_MBUF_F_TX_IPV4 = RTE_MBUF_F_TX_IPV4;
 static const uint64_t JR_MBUF_F_TX_IPV6 = RTE_MBUF_F_TX_IPV6;

@@ -72,6 +72,25 @@ pub enum Error {
         /// Why.
         errno: Errno,
     },
+    /// More queue pairs were asked for than the device has
+    /// (`rte_eth_dev_info.max_rx_queues`/`max_tx_queues`). For `net_af_packet`
+    /// the limit is its `qpairs` devarg, for `net_af_xdp` its `queue_count`.
+    #[error(
+        "DPDK port {port} ({name}) cannot have {queues} queue pairs: the device allows at most {max_rx} rx and \
+         {max_tx} tx queues (for net_af_packet raise the qpairs devarg, for net_af_xdp queue_count)"
+    )]
+    TooManyQueues {
+        /// Port id.
+        port: u16,
+        /// Device name.
+        name: String,
+        /// Queue pairs asked for ([`crate::PortConfig::queues`]).
+        queues: u16,
+        /// The device's `max_rx_queues`.
+        max_rx: u16,
+        /// The device's `max_tx_queues`.
+        max_tx: u16,
+    },
     /// The port configuration cannot be applied.
     #[error("invalid port configuration for port {port}: {why}")]
     Config {

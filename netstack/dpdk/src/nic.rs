@@ -1,4 +1,8 @@
-//! A DPDK port as the stack's [`Nic`].
+//! A DPDK port's queue pair as the stack's [`Nic`].
+//!
+//! A one-queue port makes one [`DpdkNic`] ([`DpdkNic::new`]); a port with
+//! several queue pairs makes one per queue pair ([`DpdkNic::split`]), each
+//! `Send`, for one stack instance per thread.
 //!
 //! Receive lends each mbuf's bytes to the stack's callback and frees the
 //! mbuf after it; transmit allocates an mbuf, lets the stack write the frame
@@ -7,11 +11,13 @@
 
 use joyride_netstack::nic::{Capabilities, L4Proto, Nic, RxMeta, TxFull, TxMeta};
 
-use crate::sys::ethdev::Port;
+use crate::sys::ethdev::{Port, QueuePair};
 use crate::sys::mbuf::Mbuf;
+use crate::sys::mempool::Mempool;
 
 /// What the data path dropped or could not do, by reason. Plain counters:
-/// the data path never allocates or formats.
+/// the data path never allocates or formats. One set per [`DpdkNic`], so per
+/// queue pair; the port's own counters ([`Port::stats`]) cover all queues.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NicCounters {
     /// Frames received.
@@ -32,42 +38,113 @@ pub struct NicCounters {
     pub tx_offload_unsupported: u64,
 }
 
-/// A started [`Port`] driven through the [`Nic`] trait.
+/// One queue pair of a started [`Port`] driven through the [`Nic`] trait:
+/// receives on rx queue [`DpdkNic::queue`], transmits on the tx queue of
+/// the same number, taking transmit buffers from that rx queue's pool.
+///
+/// `Send`, so that each queue pair of a port can run in its own thread; the
+/// port is shared by the port's `DpdkNic`s and stopped and closed when the
+/// last one goes.
 #[derive(Debug)]
 pub struct DpdkNic {
-    // Declared before `port`: queued frames are freed before the port (and
+    // Declared before `queue`: queued frames are freed before the port (and
     // maybe the last handle on their pool) goes.
     queued: Vec<Mbuf>,
-    port: Port,
+    queue: QueuePair,
+    /// Where transmit buffers come from: the pool of this rx queue.
+    pool: Mempool,
     caps: Capabilities,
     prepare: bool,
     counters: NicCounters,
 }
 
 impl DpdkNic {
-    /// Wraps a started port.
+    /// Wraps a started port, driving its queue pair 0. Meant for one-queue
+    /// ports; on a port with more queue pairs the others are left idle
+    /// (whatever the device steers to them waits there): use
+    /// [`DpdkNic::split`].
     pub fn new(port: Port) -> Self {
-        let caps = port.capabilities();
+        if port.queues() > 1 {
+            tracing::warn!(
+                port = port.name(),
+                queues = port.queues(),
+                "DpdkNic::new drives queue 0 only; use split"
+            );
+        }
+        let mut queues = QueuePair::split(port);
+        queues.truncate(1);
+        Self::on(queues.pop().expect("a started port has at least one queue pair"))
+    }
+
+    /// One `DpdkNic` per queue pair of `port`, queue `k` at index `k`; each
+    /// drives only its own queue pair and may move to its own thread.
+    pub fn split(port: Port) -> Vec<DpdkNic> {
+        QueuePair::split(port).into_iter().map(Self::on).collect()
+    }
+
+    /// A `DpdkNic` on one queue pair.
+    fn on(queue: QueuePair) -> Self {
+        let caps = queue.port().capabilities();
+        let pool = queue.port().queue_pool(queue.queue()).clone();
         Self {
-            port,
-            caps,
             queued: Vec::with_capacity(caps.max_burst),
+            queue,
+            pool,
+            caps,
             prepare: false,
             counters: NicCounters::default(),
         }
     }
 
-    /// The port.
+    /// The port (shared with the port's other `DpdkNic`s; its counters and
+    /// link are port-wide).
     pub fn port(&self) -> &Port {
-        &self.port
+        self.queue.port()
+    }
+
+    /// The queue pair this `DpdkNic` drives (rx and tx queue number).
+    pub fn queue(&self) -> u16 {
+        self.queue.queue()
     }
 
     /// Gives the port back, freeing frames still queued.
+    ///
+    /// # Panics
+    ///
+    /// If other `DpdkNic`s of the same port (from [`DpdkNic::split`]) are
+    /// still alive; see [`DpdkNic::try_into_port`].
     pub fn into_port(self) -> Port {
-        self.port
+        self.try_into_port()
+            .unwrap_or_else(|_| panic!("DpdkNic::into_port while other queue pairs of the port are alive"))
     }
 
-    /// The data path's counters.
+    /// Gives the port back if this is the port's last `DpdkNic`; otherwise
+    /// gives `self` back (boxed: it is large for an error). Frames still
+    /// queued are freed either way.
+    pub fn try_into_port(mut self) -> Result<Port, Box<DpdkNic>> {
+        self.queued.clear();
+        self.prepare = false;
+        let DpdkNic {
+            queued,
+            queue,
+            pool,
+            caps,
+            prepare,
+            counters,
+        } = self;
+        queue.into_port().map_err(|queue| {
+            Box::new(DpdkNic {
+                queued,
+                queue,
+                pool,
+                caps,
+                prepare,
+                counters,
+            })
+        })
+    }
+
+    /// The data path's counters (this queue pair's).
     pub fn counters(&self) -> NicCounters {
         self.counters
     }
@@ -118,13 +195,13 @@ impl Nic for DpdkNic {
     }
 
     fn mac(&self) -> [u8; 6] {
-        self.port.mac()
+        self.queue.port().mac()
     }
 
     fn receive<F: FnMut(&[u8], RxMeta)>(&mut self, max: usize, mut f: F) -> usize {
         let csum = self.caps.checksum;
         let mut delivered = 0;
-        for mbuf in self.port.rx_burst(max) {
+        for mbuf in self.queue.rx_burst(max) {
             if mbuf.segments() != 1 {
                 self.counters.rx_multi_segment += 1;
                 continue;
@@ -147,7 +224,7 @@ impl Nic for DpdkNic {
         if self.queued.len() >= self.caps.max_burst {
             self.flush();
         }
-        let Some(mut mbuf) = self.port.pool().alloc() else {
+        let Some(mut mbuf) = self.pool.alloc() else {
             self.counters.tx_no_mbuf += 1;
             return Err(TxFull);
         };
@@ -170,7 +247,7 @@ impl Nic for DpdkNic {
         if self.queued.is_empty() {
             return;
         }
-        let sent = self.port.tx_burst(&mut self.queued, self.prepare);
+        let sent = self.queue.tx_burst(&mut self.queued, self.prepare);
         self.counters.tx_frames += sent as u64;
         self.counters.tx_dropped += self.queued.len() as u64;
         self.queued.clear();

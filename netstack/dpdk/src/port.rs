@@ -3,9 +3,14 @@
 //! The port itself is [`crate::Port`] (in the `sys` module, since it owns
 //! the device's queues).
 
-/// How [`crate::Port::start`] sets a port up.
+/// How [`crate::Port::start`] (or [`crate::Port::start_multi`]) sets a port up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortConfig {
+    /// Receive and transmit queues, as many of each (default 1). With more
+    /// than one, split the port into one [`crate::DpdkNic`] per queue pair
+    /// with [`crate::DpdkNic::split`]; the device spreads received flows over
+    /// the receive queues (RSS where it has it, see the crate docs).
+    pub queues: u16,
     /// Receive ring size (adjusted to the device's limits).
     pub rx_desc: u16,
     /// Transmit ring size (adjusted to the device's limits).
@@ -24,6 +29,7 @@ pub struct PortConfig {
 impl Default for PortConfig {
     fn default() -> Self {
         Self {
+            queues: 1,
             rx_desc: 1024,
             tx_desc: 1024,
             burst: 32,

@@ -163,7 +163,18 @@ impl Veth {
     /// Creates the namespace and the pair, both ends up.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Veth {
-        let veth = Veth::create();
+        Veth::with_queues(1)
+    }
+
+    /// As [`Veth::new`], with `queues` rx and `queues` tx queues on both
+    /// ends (`numrxqueues`/`numtxqueues`), for multi-queue ports.
+    ///
+    /// The namespace end picks a tx queue per flow (by the flow hash), and
+    /// a veth delivers what its peer sent on tx queue `k` to its own rx
+    /// queue `k` (which `net_af_xdp` binds to); `net_af_packet` spreads
+    /// over its sockets by the flow hash (packet fanout) instead.
+    pub fn with_queues(queues: u16) -> Veth {
+        let veth = Veth::create(queues);
         veth.ns_run(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.disable_ipv6=1", veth.ns_if)]);
         veth.ns_run(&["ip", "addr", "add", &format!("{KERNEL_IP}/24"), "dev", &veth.ns_if]);
         veth.ns_run(&["ip", "link", "set", &veth.ns_if, "up"]);
@@ -181,7 +192,7 @@ impl Veth {
     /// and `net_af_packet` hands such frames over as they are, so a stack
     /// verifying checksums would drop every UDP datagram.
     pub fn dual_stack(ipv4: &str, ipv6: &str) -> Veth {
-        let veth = Veth::create();
+        let veth = Veth::create(1);
         veth.ns_run(&["ethtool", "-K", &veth.ns_if, "tx", "off"]);
         veth.ns_run(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.disable_ipv6=0", veth.ns_if)]);
         veth.ns_run(&["ip", "addr", "add", ipv4, "dev", &veth.ns_if]);
@@ -190,9 +201,10 @@ impl Veth {
         veth
     }
 
-    /// The namespace and the pair, the root end up with IPv6 off, the
-    /// namespace's loopback up; the namespace end is left down.
-    fn create() -> Veth {
+    /// The namespace and the pair with `queues` queues each way on both
+    /// ends, the root end up with IPv6 off, the namespace's loopback up; the
+    /// namespace end is left down.
+    fn create(queues: u16) -> Veth {
         let base = unique("jd");
         // Built before the first command, so that a failing step still
         // removes what the earlier ones made.
@@ -202,9 +214,21 @@ impl Veth {
             ns_if: format!("{base}n"),
         };
         run(&["ip", "netns", "add", &veth.ns]);
+        let queues = queues.to_string();
         add_host_veth(
             &veth.host_if,
-            &[&veth.ns_if, "address", &mac_str(KERNEL_MAC), "netns", &veth.ns],
+            &queues,
+            &[
+                &veth.ns_if,
+                "numtxqueues",
+                &queues,
+                "numrxqueues",
+                &queues,
+                "address",
+                &mac_str(KERNEL_MAC),
+                "netns",
+                &veth.ns,
+            ],
         );
         host_end_quiet(&veth.host_if);
         run(&["ip", "link", "set", &veth.host_if, "up"]);
@@ -257,12 +281,26 @@ impl Drop for Veth {
     }
 }
 
-/// Creates a veth pair whose host end `host_if` has [`HOST_MAC`]; `peer`
-/// is the peer's name followed by its further `ip link` arguments.
-fn add_host_veth(host_if: &str, peer: &[&str]) {
+/// Creates a veth pair whose host end `host_if` has [`HOST_MAC`] and
+/// `queues` rx and tx queues; `peer` is the peer's name followed by its
+/// further `ip link` arguments.
+fn add_host_veth(host_if: &str, queues: &str, peer: &[&str]) {
     let mac = mac_str(HOST_MAC);
     let mut args = vec![
-        "ip", "link", "add", host_if, "address", &mac, "type", "veth", "peer", "name",
+        "ip",
+        "link",
+        "add",
+        host_if,
+        "numtxqueues",
+        queues,
+        "numrxqueues",
+        queues,
+        "address",
+        &mac,
+        "type",
+        "veth",
+        "peer",
+        "name",
     ];
     args.extend_from_slice(peer);
     run(&args);
@@ -446,7 +484,7 @@ impl ImpairedLink {
             &kf,
         ]);
         run(&["ip", "link", "set", &kf, "netns", f, "name", "f0"]);
-        add_host_veth(&link.host_if, &[&hf]);
+        add_host_veth(&link.host_if, "1", &[&hf]);
         run(&["ip", "link", "set", &hf, "netns", f, "name", "f1"]);
         for ifname in ["f0", "f1"] {
             link.f.sysctl(&format!("net.ipv6.conf.{ifname}.disable_ipv6=1"));

@@ -1,7 +1,9 @@
-//! A started ethdev port with one receive and one transmit queue.
+//! A started ethdev port with one or more receive/transmit queue pairs,
+//! and [`QueuePair`], one queue pair of a shared port for one thread.
 
 use std::ffi::{c_char, CStr};
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use dpdk_sys::rte_mbuf;
 use joyride_netstack::nic::{Capabilities, ChecksumCaps};
@@ -15,7 +17,7 @@ use crate::sys::mempool::Mempool;
 /// Largest burst [`Port::rx_burst`] returns.
 pub const MAX_BURST: usize = 64;
 
-/// Queue used for both directions (ports have exactly one of each).
+/// Queue pair used by [`Port::rx_burst`] and [`Port::tx_burst`].
 const QUEUE: u16 = 0;
 
 /// An ethdev port number, as found by [`Eal::ports`], [`Eal::port_by_name`]
@@ -34,16 +36,25 @@ impl PortId {
     }
 }
 
-/// A configured and started port that we own: one receive and one transmit
-/// queue, receiving into `pool`. Stopped and closed on drop.
+/// A configured and started port that we own: [`PortConfig::queues`]
+/// receive and as many transmit queues, receiving into one shared pool
+/// ([`Port::start`]) or one pool per receive queue ([`Port::start_multi`]).
+/// Stopped and closed on drop.
 ///
 /// Ownership is registered with DPDK (`rte_eth_dev_owner_set`), so a second
 /// `Port` on the same device, which would race on the queues, fails.
+///
+/// [`Port::rx_burst`] and [`Port::tx_burst`] drive queue pair 0 through
+/// `&mut self`; to drive every queue pair, each from its own thread, hand
+/// the port to [`QueuePair::split`] (or `DpdkNic::split`).
 #[derive(Debug)]
 pub struct Port {
     id: u16,
     name: String,
-    pool: Mempool,
+    /// One pool shared by all receive queues, or one per receive queue.
+    pools: Vec<Mempool>,
+    queues: u16,
+    rss_hf: u64,
     burst: usize,
     mtu: u16,
     rx_offloads: u64,
@@ -52,9 +63,36 @@ pub struct Port {
 }
 
 impl Port {
-    /// Takes port `id`, configures one rx and one tx queue as `config`
-    /// says, receiving into `pool`, and starts it.
-    pub fn start(_eal: &Eal, id: PortId, pool: Mempool, config: &PortConfig) -> Result<Port, Error> {
+    /// Takes port `id`, configures [`PortConfig::queues`] rx and tx queues
+    /// as `config` says, every rx queue receiving into `pool`, and starts it.
+    ///
+    /// With more than one queue, the device must allow that many
+    /// ([`Error::TooManyQueues`] otherwise), and RSS is enabled on the IP,
+    /// UDP and TCP hash types the device offers, if it offers any.
+    pub fn start(eal: &Eal, id: PortId, pool: Mempool, config: &PortConfig) -> Result<Port, Error> {
+        Self::start_with(eal, id, vec![pool], config)
+    }
+
+    /// As [`Port::start`], with one pool per rx queue: `pools[k]` for queue
+    /// `k` (and for the frames the queue pair `k` transmits through
+    /// `DpdkNic`). `pools.len()` must equal [`PortConfig::queues`].
+    ///
+    /// No PMD we use needs this (one shared pool works for all, see the
+    /// crate docs); per-queue pools keep the cores off each other's pool
+    /// ring.
+    pub fn start_multi(eal: &Eal, id: PortId, pools: Vec<Mempool>, config: &PortConfig) -> Result<Port, Error> {
+        if pools.len() != usize::from(config.queues) {
+            return Err(Error::Config {
+                port: id.0,
+                why: "start_multi needs exactly one pool per rx queue (pools.len() == queues)",
+            });
+        }
+        Self::start_with(eal, id, pools, config)
+    }
+
+    /// [`Port::start`] and [`Port::start_multi`]: `pools` holds one pool
+    /// for all rx queues or one per rx queue.
+    fn start_with(_eal: &Eal, id: PortId, pools: Vec<Mempool>, config: &PortConfig) -> Result<Port, Error> {
         let id = id.0;
         let err = |op: &'static str, ret: i32| Error::Port {
             port: id,
@@ -65,6 +103,18 @@ impl Port {
             return Err(Error::Config {
                 port: id,
                 why: "burst must be 1..=MAX_BURST",
+            });
+        }
+        if config.queues == 0 {
+            return Err(Error::Config {
+                port: id,
+                why: "a port needs at least one queue pair (queues >= 1)",
+            });
+        }
+        if pools.is_empty() {
+            return Err(Error::Config {
+                port: id,
+                why: "a port needs a pool to receive into",
             });
         }
 
@@ -88,7 +138,9 @@ impl Port {
         let mut port = Port {
             id,
             name: port_name(id),
-            pool,
+            pools,
+            queues: config.queues,
+            rss_hf: 0,
             burst: config.burst,
             mtu: 0,
             rx_offloads: 0,
@@ -102,7 +154,28 @@ impl Port {
         if ret != 0 {
             return Err(err("rte_eth_dev_info_get", ret));
         }
+        if config.queues > info.max_rx_queues || config.queues > info.max_tx_queues {
+            return Err(Error::TooManyQueues {
+                port: id,
+                name: port.name.clone(),
+                queues: config.queues,
+                max_rx: info.max_rx_queues,
+                max_tx: info.max_tx_queues,
+            });
+        }
         let mut conf = dpdk_sys::rte_eth_conf::default();
+        if config.queues > 1 {
+            // Virtual PMDs (net_af_packet, net_af_xdp) offer no RSS: the
+            // kernel picks the queue (packet fanout, the veth's rx queue).
+            let rss_hf = info.flow_type_rss_offloads
+                & (dpdk_sys::JR_ETH_RSS_IP | dpdk_sys::JR_ETH_RSS_UDP | dpdk_sys::JR_ETH_RSS_TCP);
+            if rss_hf != 0 {
+                conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+                // A NULL key: the driver's default.
+                conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+            }
+            port.rss_hf = rss_hf;
+        }
         if config.checksum_offload {
             conf.rxmode.offloads = info.rx_offload_capa
                 & (dpdk_sys::JR_ETH_RX_OFFLOAD_IPV4_CKSUM
@@ -118,7 +191,7 @@ impl Port {
         }
         // SAFETY: valid port id; conf is a fully initialised configuration
         // that DPDK copies.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_configure(id, 1, 1, &conf) };
+        let ret = unsafe { dpdk_sys::rte_eth_dev_configure(id, config.queues, config.queues, &conf) };
         if ret != 0 {
             return Err(err("rte_eth_dev_configure", ret));
         }
@@ -134,20 +207,23 @@ impl Port {
         // SAFETY: valid port id.
         let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) };
         let socket = u32::try_from(socket).unwrap_or(dpdk_sys::SOCKET_ID_ANY as u32);
-        // SAFETY: valid, configured port and queue 0; a NULL rxconf means
-        // the driver's defaults; the pool outlives the queue because the
-        // Port holds a handle to it and closes the device before dropping it.
-        let ret = unsafe {
-            dpdk_sys::rte_eth_rx_queue_setup(id, QUEUE, rx_desc, socket, std::ptr::null(), port.pool.as_ptr())
-        };
-        if ret != 0 {
-            return Err(err("rte_eth_rx_queue_setup", ret));
-        }
-        // SAFETY: valid, configured port and queue 0; NULL txconf means the
-        // driver's defaults (offloads come from the port configuration).
-        let ret = unsafe { dpdk_sys::rte_eth_tx_queue_setup(id, QUEUE, tx_desc, socket, std::ptr::null()) };
-        if ret != 0 {
-            return Err(err("rte_eth_tx_queue_setup", ret));
+        for queue in 0..config.queues {
+            let pool = port.queue_pool(queue).as_ptr();
+            // SAFETY: valid port configured with `queues` rx queues, and
+            // queue < queues; a NULL rxconf means the driver's defaults; the
+            // pool outlives the queue because the Port holds a handle to it
+            // and closes the device before dropping it.
+            let ret = unsafe { dpdk_sys::rte_eth_rx_queue_setup(id, queue, rx_desc, socket, std::ptr::null(), pool) };
+            if ret != 0 {
+                return Err(err("rte_eth_rx_queue_setup", ret));
+            }
+            // SAFETY: valid port configured with `queues` tx queues, and
+            // queue < queues; NULL txconf means the driver's defaults
+            // (offloads come from the port configuration).
+            let ret = unsafe { dpdk_sys::rte_eth_tx_queue_setup(id, queue, tx_desc, socket, std::ptr::null()) };
+            if ret != 0 {
+                return Err(err("rte_eth_tx_queue_setup", ret));
+            }
         }
         // SAFETY: valid port with its queues set up.
         let ret = unsafe { dpdk_sys::rte_eth_dev_start(id) };
@@ -166,7 +242,8 @@ impl Port {
         // SAFETY: valid port; mtu is a valid out-pointer.
         let ret = unsafe { dpdk_sys::rte_eth_dev_get_mtu(id, &mut mtu) };
         port.mtu = if ret == 0 { mtu } else { 1500 };
-        tracing::debug!(port = id, name = %port.name, rx_desc, tx_desc, mtu = port.mtu,
+        tracing::debug!(port = id, name = %port.name, queues = port.queues, pools = port.pools.len(),
+            rss_hf = port.rss_hf, rx_desc, tx_desc, mtu = port.mtu,
             rx_offloads = port.rx_offloads, tx_offloads = port.tx_offloads, "port started");
         Ok(port)
     }
@@ -181,9 +258,28 @@ impl Port {
         &self.name
     }
 
-    /// The pool receive buffers come from; also used for transmit buffers.
+    /// The pool queue 0 receives into; `DpdkNic` on queue 0 also takes its
+    /// transmit buffers from it. With one pool per queue, see
+    /// [`Port::queue_pool`].
     pub fn pool(&self) -> &Mempool {
-        &self.pool
+        &self.pools[0]
+    }
+
+    /// The pool rx queue `queue` receives into: the one shared pool, or the
+    /// queue's own (the first for a queue the port does not have).
+    pub fn queue_pool(&self, queue: u16) -> &Mempool {
+        self.pools.get(usize::from(queue)).unwrap_or(&self.pools[0])
+    }
+
+    /// Number of rx queues, and of tx queues ([`PortConfig::queues`]).
+    pub fn queues(&self) -> u16 {
+        self.queues
+    }
+
+    /// The RSS hash types enabled (`rss_conf.rss_hf`); 0 without RSS (one
+    /// queue, or a device without RSS, where the kernel picks the queue).
+    pub fn rss_hash_types(&self) -> u64 {
+        self.rss_hf
     }
 
     /// The port's Ethernet address.
@@ -271,25 +367,54 @@ impl Port {
         }
     }
 
-    /// Receives up to `max` (at most [`MAX_BURST`]) frames.
+    /// Receives up to `max` (at most [`MAX_BURST`]) frames from queue 0.
     pub fn rx_burst(&mut self, max: usize) -> RxBurst {
+        // SAFETY: the port is started with queue 0 set up (every port has
+        // it), and &mut self makes this the only user of the queue: a port
+        // whose queues were handed to QueuePairs is only reachable through
+        // their shared &Port.
+        unsafe { self.rx_burst_on(QUEUE, max) }
+    }
+
+    /// Hands the frames at the front of `pkts` to the device on queue 0;
+    /// returns how many it took. Those leave `pkts` (DPDK owns and frees them
+    /// now); the rest stay, in order, for the caller to retry or drop.
+    pub fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>, prepare: bool) -> usize {
+        // SAFETY: as for rx_burst, &mut self makes us queue 0's only user.
+        unsafe { self.tx_burst_on(QUEUE, pkts, prepare) }
+    }
+
+    /// Receives up to `max` frames from rx queue `queue`.
+    ///
+    /// # Safety
+    ///
+    /// `queue` is one of the port's queues and, for the duration of the
+    /// call, no other thread uses rx queue `queue` of this port (DPDK's
+    /// burst functions are not thread-safe on one queue; different queues
+    /// of one port may be used by different threads at once).
+    unsafe fn rx_burst_on(&self, queue: u16, max: usize) -> RxBurst {
+        debug_assert!(queue < self.queues);
         let mut burst = RxBurst {
             pkts: [std::ptr::null_mut(); MAX_BURST],
             len: 0,
             next: 0,
         };
         let n = max.min(MAX_BURST) as u16;
-        // SAFETY: the port is started with queue 0 set up, and &mut self
-        // makes this the only user of the queue; pkts has room for n
-        // pointers. The mbufs returned are ours (reference count 1).
-        burst.len = usize::from(unsafe { dpdk_sys::jr_eth_rx_burst(self.id, QUEUE, burst.pkts.as_mut_ptr(), n) });
+        // SAFETY: the port is started with `queue` set up and the caller
+        // makes us its only user; pkts has room for n pointers. The mbufs
+        // returned are ours (reference count 1).
+        burst.len = usize::from(unsafe { dpdk_sys::jr_eth_rx_burst(self.id, queue, burst.pkts.as_mut_ptr(), n) });
         burst
     }
 
-    /// Hands the frames at the front of `pkts` to the device; returns how
-    /// many it took. Those leave `pkts` (DPDK owns and frees them now); the
-    /// rest stay, in order, for the caller to retry or drop.
-    pub fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>, prepare: bool) -> usize {
+    /// Hands the frames at the front of `pkts` to tx queue `queue` (see
+    /// [`Port::tx_burst`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Port::rx_burst_on`], for tx queue `queue`.
+    unsafe fn tx_burst_on(&self, queue: u16, pkts: &mut Vec<Mbuf>, prepare: bool) -> usize {
+        debug_assert!(queue < self.queues);
         let n = pkts.len().min(usize::from(u16::MAX)) as u16;
         if n == 0 {
             return 0;
@@ -297,13 +422,13 @@ impl Port {
         let raw = pkts.as_mut_ptr().cast::<*mut rte_mbuf>();
         let mut ready = n;
         if prepare {
-            // SAFETY: the port is started, &mut self makes us the queue's
+            // SAFETY: the port is started, the caller makes us the queue's
             // only user, and raw holds n valid mbufs (Mbuf is a transparent
             // NonNull<rte_mbuf>). Prepare only fixes up headers in place.
-            ready = unsafe { dpdk_sys::jr_eth_tx_prepare(self.id, QUEUE, raw, n) };
+            ready = unsafe { dpdk_sys::jr_eth_tx_prepare(self.id, queue, raw, n) };
         }
         // SAFETY: as above; tx_burst takes ownership of the first `sent`.
-        let sent = usize::from(unsafe { dpdk_sys::jr_eth_tx_burst(self.id, QUEUE, raw, ready) });
+        let sent = usize::from(unsafe { dpdk_sys::jr_eth_tx_burst(self.id, queue, raw, ready) });
         let rest = pkts.len() - sent;
         // SAFETY: the first `sent` elements now belong to DPDK and must not
         // be dropped: move the rest over them (regions may overlap, hence
@@ -313,6 +438,66 @@ impl Port {
             pkts.set_len(rest);
         }
         sent
+    }
+}
+
+/// One rx/tx queue pair of a started [`Port`] shared with the port's other
+/// queue pairs, for one thread. The port is stopped and closed when the last
+/// `QueuePair` goes.
+///
+/// Made only by [`QueuePair::split`], one per queue, so each holds the only
+/// right to burst on its queue; the port itself is then reachable only as
+/// `&Port` (counters, link, MAC), never to burst on. `Send`: DPDK allows
+/// bursts on different queues of one port from different threads at once,
+/// and mbufs travel between threads (see [`Mempool`]).
+#[derive(Debug)]
+pub struct QueuePair {
+    port: Arc<Port>,
+    queue: u16,
+}
+
+impl QueuePair {
+    /// One queue pair per queue of `port`, queue `k` at index `k`.
+    pub fn split(port: Port) -> Vec<QueuePair> {
+        let port = Arc::new(port);
+        (0..port.queues)
+            .map(|queue| QueuePair {
+                port: Arc::clone(&port),
+                queue,
+            })
+            .collect()
+    }
+
+    /// The port, shared with the other queue pairs.
+    pub fn port(&self) -> &Port {
+        &self.port
+    }
+
+    /// The queue number, for rx and tx.
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// The port back, if no other queue pair of it is left; otherwise
+    /// `self`.
+    pub fn into_port(self) -> Result<Port, QueuePair> {
+        let queue = self.queue;
+        Arc::try_unwrap(self.port).map_err(|port| QueuePair { port, queue })
+    }
+
+    /// Receives up to `max` (at most [`MAX_BURST`]) frames from this queue.
+    pub fn rx_burst(&mut self, max: usize) -> RxBurst {
+        // SAFETY: split made one QueuePair per queue and moved the port into
+        // the Arc, so this QueuePair, borrowed mutably, is the queue's only
+        // user; queue < queues by construction.
+        unsafe { self.port.rx_burst_on(self.queue, max) }
+    }
+
+    /// Hands the frames at the front of `pkts` to this queue; as
+    /// [`Port::tx_burst`].
+    pub fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>, prepare: bool) -> usize {
+        // SAFETY: as for rx_burst.
+        unsafe { self.port.tx_burst_on(self.queue, pkts, prepare) }
     }
 }
 
@@ -334,11 +519,13 @@ impl Drop for Port {
             return;
         }
         // The device is gone: whatever it did not give back is out of the
-        // pool for good (net_af_xdp keeps its fill queue's mbufs).
-        let in_use = self.pool.in_use();
-        if in_use != 0 {
-            tracing::debug!(port = %self.name, pool = self.pool.name(), in_use, "port closed with mbufs out");
-            self.pool.note_closed_device(in_use);
+        // pools for good (net_af_xdp keeps its fill queues' mbufs).
+        for pool in &self.pools {
+            let in_use = pool.in_use();
+            if in_use != 0 {
+                tracing::debug!(port = %self.name, pool = pool.name(), in_use, "port closed with mbufs out");
+                pool.note_closed_device(in_use);
+            }
         }
     }
 }
@@ -392,3 +579,11 @@ impl Drop for RxBurst {
         for _ in self.by_ref() {}
     }
 }
+
+// Queue pairs go to other threads and share the port through an Arc: both
+// must stay Send and Sync (Port is, from its fields; QueuePair from Arc).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Port>();
+    send_sync::<QueuePair>();
+};

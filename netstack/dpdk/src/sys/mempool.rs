@@ -33,7 +33,9 @@ struct Pool {
 
 // SAFETY: a pktmbuf pool uses DPDK's default multi-producer/multi-consumer
 // ring ops, so allocating and freeing from any thread is safe; per-lcore
-// caches are only used by the one thread that holds that lcore id.
+// caches are only used by the one thread that holds that lcore id, and
+// threads DPDK did not register (lcore id LCORE_ID_ANY, e.g. the threads
+// DpdkNics of one port run in) get no cache and go to the ring directly.
 unsafe impl Send for Pool {}
 // SAFETY: as for Send; every operation through &Pool is thread-safe.
 unsafe impl Sync for Pool {}
