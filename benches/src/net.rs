@@ -51,6 +51,8 @@ pub struct BenchNet {
     a_dev: String,
     joyride: PathBuf,
     pmd: String,
+    /// `joyride exec --cores`, and the queues of the veth.
+    cores: u16,
     current: Option<Stack>,
 }
 
@@ -79,8 +81,9 @@ fn sh(args: &[&str]) -> anyhow::Result<()> {
 impl BenchNet {
     /// Creates the namespaces and the link; `joyride` is the binary that
     /// runs programs on Joyride's stack, `pmd` the DPDK driver on vA
-    /// (`net_af_xdp` or `net_af_packet`).
-    pub fn new(joyride: PathBuf, pmd: &str) -> anyhow::Result<BenchNet> {
+    /// (`net_af_xdp` or `net_af_packet`), with `cores` stack instances (and
+    /// veth queues).
+    pub fn new(joyride: PathBuf, pmd: &str, cores: u16) -> anyhow::Result<BenchNet> {
         let id = std::process::id();
         let net = BenchNet {
             a_ns: format!("jrbench{id}A"),
@@ -88,14 +91,35 @@ impl BenchNet {
             a_dev: format!("jrb{id}a"),
             joyride,
             pmd: pmd.to_string(),
+            cores,
             current: None,
         };
         let b_dev = format!("jrb{id}b");
         sh(&["ip", "netns", "add", &net.a_ns])?;
         sh(&["ip", "netns", "add", &net.b_ns])?;
+        let q = cores.to_string();
         sh(&[
-            "ip", "link", "add", &net.a_dev, "netns", &net.a_ns, "type", "veth", "peer", "name", &b_dev, "netns",
+            "ip",
+            "link",
+            "add",
+            &net.a_dev,
+            "netns",
+            &net.a_ns,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &b_dev,
+            "netns",
             &net.b_ns,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
         ])?;
         for (ns, dev) in [(&net.a_ns, &net.a_dev), (&net.b_ns, &b_dev)] {
             sh(&[
@@ -162,20 +186,25 @@ impl BenchNet {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.a_ns]);
         if stack == Stack::Joyride {
-            c.arg(&self.joyride)
-                .args(["exec", "--nic", &self.devargs(), "--ip", &format!("{IP}/24"), "--"]);
+            c.arg(&self.joyride).args([
+                "exec",
+                "--nic",
+                &self.devargs(),
+                "--ip",
+                &format!("{IP}/24"),
+                "--cores",
+                &self.cores.to_string(),
+                "--",
+            ]);
         }
         c.arg(prog);
         c
     }
 
-    /// The DPDK device arguments of vA's port, as the embedded network
-    /// would make them.
+    /// The DPDK device arguments of vA's port (`joyride exec` adds the
+    /// queue counts).
     pub fn devargs(&self) -> String {
-        match self.pmd.as_str() {
-            "net_af_xdp" => format!("net_af_xdp0,iface={},start_queue=0,queue_count=1", self.a_dev),
-            pmd => format!("{pmd}0,iface={}", self.a_dev),
-        }
+        format!("{}0,iface={}", self.pmd, self.a_dev)
     }
 
     /// `prog` in ns B, on the kernel stack; add its arguments.

@@ -94,6 +94,13 @@ pub struct ExecArgs {
     #[arg(long, value_name = "N")]
     pub mtu: Option<u16>,
 
+    /// Stack instances to run, one per core, each in its own thread on its
+    /// own NIC queue pair; they share the address and the port space. The
+    /// port gets N queues (`queue_count=N` for net_af_xdp, `qpairs=N` for
+    /// net_af_packet, unless the device arguments set them).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub cores: u16,
+
     /// Destinations served by the kernel's stack instead of Joyride's
     /// (repeatable), e.g. `--kernel 192.168.0.0/16`. Loopback always is.
     #[arg(long = "kernel", value_name = "CIDR")]

@@ -20,7 +20,9 @@ pub const PIDFD: u64 = 1 << 63;
 pub struct Tree {
     /// The epoll set; engines add their own fds under their own tokens.
     pub epoll: OwnedFd,
-    listener: Listener,
+    /// `None` in a shard that serves no calls of its own (see
+    /// [`Tree::without_program`]).
+    listener: Option<Listener>,
     child: Option<Child>,
     exit_code: Option<i32>,
     listener_closed: bool,
@@ -44,8 +46,20 @@ impl Tree {
         )?;
         Ok(Tree {
             epoll,
-            listener,
+            listener: Some(listener),
             child: Some(child),
+            exit_code: None,
+            listener_closed: false,
+        })
+    }
+
+    /// An epoll set alone, for an engine that serves the calls another one
+    /// receives (a shard of `joyride exec`): never [`Tree::done`].
+    pub fn without_program() -> anyhow::Result<Tree> {
+        Ok(Tree {
+            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
+            listener: None,
+            child: None,
             exit_code: None,
             listener_closed: false,
         })
@@ -69,8 +83,9 @@ impl Tree {
     /// The listener reported `flags`: the notification waiting there, if
     /// any (a closed listener is taken out of the set).
     pub fn on_listener(&mut self, flags: epoll::EventFlags) -> Option<Notification> {
+        let listener = self.listener.as_ref()?;
         if flags.contains(epoll::EventFlags::IN) {
-            match self.listener.recv() {
+            match listener.recv() {
                 Ok(notif) => return Some(notif),
                 Err(NotifyError::Closed) => self.close_listener(),
                 Err(e) => tracing::warn!(error = %e, "receiving a notification failed"),
@@ -83,7 +98,9 @@ impl Tree {
 
     fn close_listener(&mut self) {
         if !self.listener_closed {
-            let _ = epoll::delete(&self.epoll, &self.listener);
+            if let Some(l) = &self.listener {
+                let _ = epoll::delete(&self.epoll, l);
+            }
             self.listener_closed = true;
         }
     }

@@ -86,11 +86,19 @@ pub struct ExecNet {
     pub peer_ip6: String,
     /// Harness validation on the kernel stack (see [`kernel_mode`]).
     pub kernel: bool,
+    /// Stack instances of `joyride exec` (`--cores`), and queues of the veth.
+    pub cores: u16,
 }
 
 impl ExecNet {
     /// Creates the namespaces and the veth pair, offloads off on both ends.
     pub fn new() -> ExecNet {
+        ExecNet::with_cores(1)
+    }
+
+    /// [`ExecNet::new`] with a veth of `cores` queues, and `joyride exec
+    /// --cores CORES`.
+    pub fn with_cores(cores: u16) -> ExecNet {
         require_root();
         let kernel = kernel_mode();
         if !kernel {
@@ -109,6 +117,7 @@ impl ExecNet {
             peer_ip: format!("10.99.{x}.1"),
             peer_ip6: format!("fd99:{x}::1"),
             kernel,
+            cores,
         };
         sh(&["ip", "netns", "add", &net.a_ns]);
         sh(&["ip", "netns", "add", &net.b_ns]);
@@ -125,9 +134,29 @@ impl ExecNet {
         )
         .expect("write hosts");
         std::fs::write(etc.join("resolv.conf"), format!("nameserver {}\n", net.peer_ip)).expect("write resolv.conf");
+        let q = cores.to_string();
         sh(&[
-            "ip", "link", "add", &net.a_dev, "netns", &net.a_ns, "type", "veth", "peer", "name", &net.b_dev, "netns",
+            "ip",
+            "link",
+            "add",
+            &net.a_dev,
+            "netns",
+            &net.a_ns,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &net.b_dev,
+            "netns",
             &net.b_ns,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
         ]);
         for (ns, dev) in [(&net.a_ns, &net.a_dev), (&net.b_ns, &net.b_dev)] {
             // af_packet sees frames with partial checksums and larger than
@@ -207,6 +236,8 @@ impl ExecNet {
                 "--gateway",
                 &self.peer_ip,
                 "--stats",
+                "--cores",
+                &self.cores.to_string(),
                 "--",
             ]);
         }

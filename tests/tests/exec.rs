@@ -764,6 +764,66 @@ fn restarted_client_reuses_port_in_peer_time_wait() {
     }
 }
 
+/// `--cores 2`: two stack instances, each on its own queue of a two-queue
+/// veth, sharing the address and the port space. A client under Joyride
+/// opens 8 x 40 connections at once (half with non-blocking connects), each
+/// echoing 64 KiB off a kernel server, every byte compared; both shards carry
+/// connections. A server under Joyride answers the peer's connections, and
+/// UDP works, on the same two-shard stack.
+#[test]
+fn two_shards_share_one_address() {
+    let net = ExecNet::with_cores(2);
+    let prog = program_source("exec_shards.py");
+    let peer_py = |args: &[&str]| {
+        let mut c = net.peer(PYTHON);
+        c.arg("-u").arg(&prog).args(args);
+        let mut p = Program::spawn(c, Stdio::null());
+        p.wait_stdout("listening", SHORT);
+        p
+    };
+    let _echo = peer_py(&["server", &net.peer_ip, "7200"]);
+    let _udp = peer_py(&["udpecho", &net.peer_ip, "7201"]);
+
+    let mut c = net.under_joyride(PYTHON);
+    c.arg(&prog).args(["client", &net.peer_ip, "7200", "8", "40", "65536"]);
+    let ran = net.run_watched(c, LONG);
+    ran.assert_ok("320 connections on two shards");
+    assert_eq!(ran.out().trim(), "ok 320", "{}", ran.describe());
+    if let Some(st) = net.assert_stats(&ran.stderr, &[Served::ActiveOpens]) {
+        assert_eq!(st.get("shards"), 2, "{}", ran.stderr);
+        assert_eq!(st.get("tcp_active_opens"), 320, "{}", ran.stderr);
+        for k in 0..2 {
+            let opens = st.get(&format!("shard{k}_tcp_active_opens"));
+            assert!(
+                (80..=240).contains(&opens),
+                "shard {k} opened {opens} of 320 connections\n{}",
+                ran.stderr
+            );
+        }
+        assert_eq!(st.get("tcp_resets_sent"), 0, "{}", ran.stderr);
+    }
+
+    let mut c = net.under_joyride(PYTHON);
+    c.arg(&prog).args(["udp", &net.peer_ip, "7201", "200"]);
+    let ran = net.run_watched(c, SHORT);
+    ran.assert_ok("UDP on two shards");
+    assert_eq!(ran.out().trim(), "udp ok 200", "{}", ran.describe());
+
+    let mut c = net.under_joyride(PYTHON);
+    c.arg("-u").arg(&prog).args(["server", "0.0.0.0", "7202"]);
+    let mut server = Program::spawn(c, Stdio::null());
+    net.wait_served(&mut server, 7202, 20);
+    let mut client = net.peer(PYTHON);
+    client.arg(&prog).args(["client", &net.ip, "7202", "4", "25", "65536"]);
+    let peer_ran = run(client, LONG);
+    peer_ran.assert_ok("the peer's 100 connections to a server on two shards");
+    assert_eq!(peer_ran.out().trim(), "ok 100", "{}", peer_ran.describe());
+    let ran = server.stop("INT", net.kernel, SHORT);
+    if let Some(st) = net.assert_stats(&ran.stderr, &[Served::PassiveOpens]) {
+        assert!(st.get("tcp_passive_opens") >= 100, "{}", ran.stderr);
+    }
+}
+
 /// The harness' own check of `--stats` blocks (runs in both modes).
 #[test]
 fn stats_block_parses() {

@@ -65,6 +65,10 @@ struct Args {
     /// embedded network's default) or `net_af_packet`.
     #[arg(long, value_name = "PMD", default_value = "net_af_xdp", value_parser = ["net_af_xdp", "net_af_packet"])]
     pmd: String,
+    /// Stack instances of `joyride exec` (`--cores`); the veth gets as
+    /// many queues.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+    cores: u16,
     /// The joyride binary (default: next to this one).
     #[arg(long, value_name = "PATH")]
     joyride: Option<PathBuf>,
@@ -150,7 +154,7 @@ fn run() -> anyhow::Result<()> {
         vec![1024, 4096, 16 * 1024, 64 * 1024, 128 * 1024]
     };
     let mut b = Bench {
-        net: BenchNet::new(joyride.clone(), &args.pmd)?,
+        net: BenchNet::new(joyride.clone(), &args.pmd, args.cores)?,
         tools,
         secs: args.secs,
         bulk_sizes,
@@ -228,6 +232,7 @@ fn run() -> anyhow::Result<()> {
         "secs": args.secs,
         "link": "veth, offloads off",
         "joyride_port": b.net.devargs(),
+        "joyride_cores": args.cores,
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "loadavg_before": load_before.trim(),

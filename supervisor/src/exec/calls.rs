@@ -13,6 +13,7 @@ use joyride_notify::{AddFd, NetCall, Notification, Syscall};
 
 use super::addr;
 use super::engine::{BridgeHooks, Exec, StackWait, WaitFor};
+use super::shard::Msg;
 use super::socks::{new_bridge, Phase, Proto, Sock};
 use crate::kernel;
 use crate::record::Record;
@@ -71,8 +72,14 @@ impl Exec {
             // the kernel would (EBADF, ENOTSOCK...).
             Err(_) => return self.kernel_call(notif, sc),
         };
-        let Some(ino) = self.socks.lookup(dup.as_fd()) else {
-            return self.kernel_call(notif, sc);
+        let ino = match self.socks.lookup(dup.as_fd()) {
+            Ok(ino) => ino,
+            // A socket that moved to another shard is served there.
+            Err(Some(ino)) if self.index == 0 && self.shared.count() > 1 => match self.shared.owner(ino) {
+                Some(k) => return self.shared.send(k, Msg::Call(notif)),
+                None => return self.kernel_call(notif, sc),
+            },
+            Err(_) => return self.kernel_call(notif, sc),
         };
         let args = sc.raw_args();
         // Calls that may wait own their notification and answer it.
@@ -251,6 +258,96 @@ impl Exec {
         let Some(a) = a else {
             // AF_UNSPEC on a TCP socket: nothing to dissolve before a connect.
             return self.connect_reply(notif, Ok(0), started);
+        };
+        if let Some(k) = self.shard_for_connect(ino) {
+            self.move_to_shard(k, notif, ino, dup, fd, a, started);
+            return Ok(());
+        }
+        self.connect_stack(notif, ino, dup, fd, a, started)
+    }
+
+    /// The shard a TCP socket moves to for its first connect, in turn over
+    /// the shards, if not this one: only from shard 0, and only a socket
+    /// that has no port yet (its port is then picked to steer to the shard).
+    fn shard_for_connect(&mut self, ino: u64) -> Option<usize> {
+        if self.index != 0 || self.shared.count() < 2 {
+            return None;
+        }
+        let s = self.socks.get(ino)?;
+        let unbound = self.iface.tcp_local_addr(s.handle).is_ok_and(|a| a.is_none());
+        if !(matches!(s.phase, Phase::Fresh) && unbound) {
+            return None;
+        }
+        Some(self.shared.next_shard()).filter(|&k| k != self.index)
+    }
+
+    /// Hands socket `ino` and its connect to shard `k`.
+    #[allow(clippy::too_many_arguments)]
+    fn move_to_shard(
+        &mut self,
+        k: usize,
+        notif: Notification,
+        ino: u64,
+        dup: OwnedFd,
+        fd: i32,
+        to: SocketAddr,
+        started: Instant,
+    ) {
+        let Some(sock) = self.socks.remove(ino) else { return };
+        if let Some(b) = &sock.bridge {
+            let _ = rustix::event::epoll::delete(&self.tree.epoll, b.as_fd());
+        }
+        let _ = self.iface.tcp_close(sock.handle);
+        self.shared.set_owner(ino, k);
+        let sock = Box::new(sock);
+        self.shared.send(
+            k,
+            Msg::Connect {
+                notif,
+                ino,
+                sock,
+                dup,
+                fd,
+                to,
+                started,
+            },
+        );
+    }
+
+    /// Takes in a socket another shard moved here, on a new stack socket
+    /// with its options, and starts its connect.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn adopt_and_connect(
+        &mut self,
+        notif: Notification,
+        ino: u64,
+        mut sock: Sock,
+        dup: OwnedFd,
+        fd: i32,
+        to: SocketAddr,
+        started: Instant,
+    ) {
+        let family = family_of(sock.domain, sock.opt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY));
+        sock.handle = self.iface.tcp_open(family);
+        self.socks.adopt(ino, sock);
+        self.replay_opts(ino);
+        self.watch_bridge(ino);
+        let _ = self.connect_stack(notif, ino, dup, fd, to, started);
+    }
+
+    /// A TCP connect on the stack: starts the handshake, or answers what
+    /// the socket's phase says.
+    fn connect_stack(
+        &mut self,
+        notif: Notification,
+        ino: u64,
+        dup: OwnedFd,
+        fd: i32,
+        a: SocketAddr,
+        started: Instant,
+    ) -> Result<(), Moved> {
+        let Some(h) = self.socks.get(ino).map(|s| s.handle) else {
+            return self.connect_reply(notif, Err(libc::EBADF), started);
         };
         let blocking = !crate::sys::is_nonblocking(dup.as_fd()).unwrap_or(false);
         let s = self.socks.get_mut(ino).expect("looked up by the caller");

@@ -19,15 +19,16 @@
 //! work comes in separate requests; spinning after each one only burns CPU).
 
 use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use joyride_dpdk::DpdkNic;
 use joyride_netstack::iface::{Interface, SocketEvent};
 use joyride_netstack::time::{Clock, SystemClock};
 use joyride_notify::{Child, Listener, Notification};
 use rustix::event::epoll;
 
 use super::policy::Policy;
+use super::shard::{Msg, ShardNic, Shared};
 use super::socks::{Phase, Proto, Socks};
 use super::wake::Doorbell;
 use crate::kernel::{self, Ctx, Hooks, Parked, Progress};
@@ -42,6 +43,8 @@ pub(super) const BRIDGE: u64 = 1 << 62;
 pub(super) const LOOPBACK: u64 = 1 << 61;
 /// Token of the NIC's doorbell.
 const DOORBELL: u64 = 2;
+/// Token of the shard's eventfd: frames or messages from other shards.
+const INBOX: u64 = 3;
 const FIRST_PARKED: u64 = 16;
 
 /// Longest sleep while idle without a doorbell: the NIC has no interrupt,
@@ -60,6 +63,28 @@ const SPIN_MAX: Duration = Duration::from_micros(500);
 const MAX_BURSTS: usize = 8;
 /// After the program is gone: how long unsent data and FINs may take.
 const LINGER: Duration = Duration::from_secs(10);
+
+/// Counters `--stats` also shows per shard when there are several.
+const PER_SHARD: [&str; 4] = ["rx_frames", "tx_frames", "tcp_active_opens", "tcp_passive_opens"];
+
+/// `--stats`' report: the shards' counters, summed.
+pub fn stats_report(shards: &[Vec<(&'static str, u64)>]) -> String {
+    let mut out = String::from("joyride stats:\n");
+    let Some(first) = shards.first() else { return out };
+    for (i, (k, _)) in first.iter().enumerate() {
+        let v: u64 = shards.iter().filter_map(|rows| rows.get(i)).map(|(_, v)| v).sum();
+        out.push_str(&format!("  {k} {v}\n"));
+    }
+    if shards.len() > 1 {
+        out.push_str(&format!("  shards {}\n", shards.len()));
+        for (k, rows) in shards.iter().enumerate() {
+            for (key, v) in rows.iter().filter(|(key, _)| PER_SHARD.contains(key)) {
+                out.push_str(&format!("  shard{k}_{key} {v}\n"));
+            }
+        }
+    }
+    out
+}
 
 /// A call on a user-space socket waiting for the stack.
 pub(super) struct StackWait {
@@ -99,9 +124,13 @@ pub struct Exec {
     pub(super) tree: Tree,
     pub(super) ctx: Ctx,
     pub(super) waits: Waits,
-    pub(super) sink: Option<Sink>,
+    pub(super) sink: Option<Arc<Mutex<Sink>>>,
     pub(super) iface: Interface,
-    pub(super) nic: DpdkNic,
+    pub(super) nic: ShardNic,
+    /// This shard's number (0: the one that receives the trapped calls).
+    pub(super) index: usize,
+    /// What the shards share.
+    pub(super) shared: Arc<Shared>,
     pub(super) clock: SystemClock,
     pub(super) socks: Socks,
     pub(super) stack_waits: Vec<StackWait>,
@@ -160,20 +189,46 @@ impl Hooks for BridgeHooks<'_> {
     }
 }
 
+/// One shard's stack and what it needs besides the served tree.
+pub struct Parts {
+    /// The stack.
+    pub iface: Interface,
+    /// Its queue pair.
+    pub nic: ShardNic,
+    /// Rings when a frame arrives on the queue (without one the loop naps).
+    pub doorbell: Option<Doorbell>,
+    /// Which sockets the kernel serves.
+    pub policy: Policy,
+    /// `--trace`'s output, shared by the shards.
+    pub sink: Option<Arc<Mutex<Sink>>>,
+    /// What the shards share.
+    pub shared: Arc<Shared>,
+    /// This shard's number.
+    pub index: usize,
+}
+
 impl Exec {
-    /// An engine serving `listener` for the tree rooted at `child`, with the
-    /// stack `iface` on `nic`, woken by `doorbell` when a frame arrives
-    /// (without one it naps).
-    pub fn new(
-        listener: Listener,
-        child: Child,
-        sink: Option<Sink>,
-        iface: Interface,
-        nic: DpdkNic,
-        doorbell: Option<Doorbell>,
-        policy: Policy,
-    ) -> anyhow::Result<Exec> {
-        let tree = Tree::new(listener, child)?;
+    /// Shard 0: the engine serving `listener` for the tree rooted at
+    /// `child`.
+    pub fn new(listener: Listener, child: Child, parts: Parts) -> anyhow::Result<Exec> {
+        Exec::with_tree(Tree::new(listener, child)?, parts)
+    }
+
+    /// Another shard: it serves the calls shard 0 forwards to it.
+    pub fn worker(parts: Parts) -> anyhow::Result<Exec> {
+        Exec::with_tree(Tree::without_program()?, parts)
+    }
+
+    fn with_tree(tree: Tree, parts: Parts) -> anyhow::Result<Exec> {
+        let Parts {
+            iface,
+            nic,
+            doorbell,
+            policy,
+            sink,
+            shared,
+            index,
+        } = parts;
         if let Some(bell) = &doorbell {
             epoll::add(
                 &tree.epoll,
@@ -182,6 +237,18 @@ impl Exec {
                 epoll::EventFlags::IN | epoll::EventFlags::ET,
             )?;
         }
+        if shared.count() > 1 {
+            epoll::add(
+                &tree.epoll,
+                shared.bell(index),
+                epoll::EventData::new_u64(INBOX),
+                epoll::EventFlags::IN,
+            )?;
+        }
+        let mut socks = Socks::new();
+        if index != 0 {
+            socks.report_removals(shared.clone());
+        }
         Ok(Exec {
             tree,
             ctx: Ctx::new()?,
@@ -189,8 +256,10 @@ impl Exec {
             sink,
             iface,
             nic,
+            index,
+            shared,
             clock: SystemClock::new(),
-            socks: Socks::new(),
+            socks,
             stack_waits: Vec::new(),
             stack_swept: Instant::now(),
             policy,
@@ -211,14 +280,16 @@ impl Exec {
         let mut frames = self.frames();
         let mut quiet_sleep = false;
         loop {
-            if self.tree.done() {
+            if self.program_gone() {
                 let since = *gone_since.get_or_insert_with(Instant::now);
                 if self.iface.tcp_unfinished() == 0 || since.elapsed() >= LINGER {
                     break;
                 }
             }
-            if let Some(sig) = crate::sys::take_forwarded_signal() {
-                self.forward_signal(sig);
+            if self.index == 0 {
+                if let Some(sig) = crate::sys::take_forwarded_signal() {
+                    self.forward_signal(sig);
+                }
             }
             let rx = self.nic.counters().rx_frames;
             let moved = self.turn();
@@ -240,10 +311,18 @@ impl Exec {
                     timeout = 0;
                 }
             }
+            let sharded = self.shared.count() > 1;
+            if timeout != 0 && sharded && !self.shared.may_sleep(self.index) {
+                timeout = 0;
+            }
             if timeout != 0 {
                 self.stats.sleeps += 1;
             }
-            match epoll::wait(&self.tree.epoll, &mut events, timeout) {
+            let waited = epoll::wait(&self.tree.epoll, &mut events, timeout);
+            if timeout != 0 && sharded {
+                self.shared.awake(self.index);
+            }
+            match waited {
                 Ok(()) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -267,6 +346,7 @@ impl Exec {
                         self.armed = false;
                         self.stats.doorbell_wakes += 1;
                     }
+                    INBOX => self.on_inbox(),
                     CHILD => self.tree.on_child(),
                     t if t & PIDFD != 0 => self.tree.on_thread_exit(&self.ctx, (t & !PIDFD) as u32),
                     t if t & BRIDGE != 0 => self.on_bridge(t & !BRIDGE, flags),
@@ -293,20 +373,58 @@ impl Exec {
         for w in self.stack_waits.drain(..) {
             w.notif.abandon();
         }
-        if let Some(s) = &mut self.sink {
-            s.flush();
+        if let Some(s) = &self.sink {
+            s.lock().unwrap_or_else(|e| e.into_inner()).flush();
         }
         Ok(self.tree.exit_code().unwrap_or(0))
     }
 
-    /// The stack's counters and the socket counters, for `--stats`.
-    pub fn stats_report(&self) -> String {
+    /// Whether the program is gone: for shard 0, every process using the
+    /// filter (and then it tells the other shards); for the others, when
+    /// shard 0 said so.
+    fn program_gone(&self) -> bool {
+        if self.index != 0 {
+            return self.shared.finishing();
+        }
+        let done = self.tree.done();
+        if done {
+            self.shared.finish();
+        }
+        done
+    }
+
+    /// Messages from other shards (frames in the inbox are received with
+    /// the NIC's).
+    fn on_inbox(&mut self) {
+        for msg in self.shared.take_msgs(self.index) {
+            match msg {
+                Msg::Call(notif) => self.serve(notif),
+                Msg::Connect {
+                    notif,
+                    ino,
+                    sock,
+                    dup,
+                    fd,
+                    to,
+                    started,
+                } => self.adopt_and_connect(notif, ino, *sock, dup, fd, to, started),
+            }
+        }
+    }
+
+    /// The stack's counters and the socket counters, for `--stats` (the
+    /// port's byte counts only from shard 0: they are the whole port's).
+    pub fn stat_rows(&self) -> Vec<(&'static str, u64)> {
         let c = self.iface.counters();
         let t = self.iface.tcp_counters();
         let n = self.nic.counters();
-        let port = self.nic.port().stats().unwrap_or_default();
+        let port = if self.index == 0 {
+            self.nic.port().stats().unwrap_or_default()
+        } else {
+            Default::default()
+        };
         let s = &self.socks.stats;
-        let mut rows: Vec<(&str, u64)> = vec![
+        let mut rows: Vec<(&'static str, u64)> = vec![
             ("rx_frames", c.rx_frames),
             ("tx_frames", c.tx_frames),
             ("rx_bytes", port.rx_bytes),
@@ -346,12 +464,9 @@ impl Exec {
             ("drop_tx_neighbor", c.drop_tx_neighbor),
             ("drop_tx_queue_full", c.drop_tx_queue_full),
             ("drop_nic_tx_full", n.tx_dropped),
+            ("drop_shard_inbox_full", self.shared.inbox_dropped(self.index)),
         ]);
-        let mut out = String::from("joyride stats:\n");
-        for (k, v) in rows {
-            out.push_str(&format!("  {k} {v}\n"));
-        }
-        out
+        rows
     }
 
     /// One turn of the stack: NIC bursts, protocol, timers, then the socket
@@ -362,7 +477,7 @@ impl Exec {
             let now = self.clock.now();
             let n = self.iface.poll(now, &mut self.nic);
             moved |= n > 0;
-            if n == 0 {
+            if self.nic.pulled() == 0 {
                 break;
             }
             moved |= self.dispatch_stack_events();
@@ -688,8 +803,8 @@ impl Exec {
 
     /// Prints a record with `--trace`.
     pub(super) fn emit(&mut self, r: &Record) {
-        if let Some(s) = &mut self.sink {
-            s.emit(r);
+        if let Some(s) = &self.sink {
+            s.lock().unwrap_or_else(|e| e.into_inner()).emit(r);
         }
     }
 
@@ -749,6 +864,12 @@ impl Exec {
         let _ = self.iface.tcp_close(old);
         let h = self.iface.tcp_open(family);
         self.socks.rehandle(ino, h);
+        self.replay_opts(ino);
+    }
+
+    /// Sets again on socket `ino`'s stack socket the options the program
+    /// set (after its stack socket was replaced).
+    pub(super) fn replay_opts(&mut self, ino: u64) {
         let opts = self.socks.get(ino).map(|s| s.opts.clone()).unwrap_or_default();
         for (level, name, val) in opts {
             let _ = self.apply_opt(ino, level, name, &val);

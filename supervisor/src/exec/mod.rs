@@ -14,12 +14,16 @@ mod engine;
 mod net;
 mod policy;
 mod secret;
+mod shard;
 mod sockopt;
 mod socks;
 mod wake;
 
+use std::sync::{Arc, Mutex};
+
 use anyhow::Context;
 use joyride_netstack::iface::Interface;
+use joyride_netstack::steer::{PortOwners, Steering};
 use joyride_notify::{Filter, FilterSpec, Mode, SyncWakeUp};
 
 use crate::cli::ExecArgs;
@@ -47,18 +51,46 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         gateway: args.gateway,
         gateway6: args.gateway6,
         mtu: args.mtu,
+        queues: args.cores,
     };
-    let mut network = net::bring_up(&opts)?;
+    let network = net::bring_up(&opts)?;
     tracing::info!("{}", network.describe());
-    let doorbell = network.doorbell.take();
-    let (nic, config, guard) = network.into_parts();
-    let iface = Interface::new(config);
+    let (queues, config, guard) = network.into_parts();
+    let shared = shard::Shared::new(queues.len()).context("creating the shards' eventfds")?;
+    let ports = PortOwners::new(queues.len());
+    let sink = args.trace.then(|| {
+        Arc::new(Mutex::new(Sink::new(
+            Box::new(std::io::LineWriter::new(std::io::stderr())),
+            false,
+        )))
+    });
+    let mut parts: Vec<engine::Parts> = queues
+        .into_iter()
+        .enumerate()
+        .map(|(index, (nic, doorbell))| {
+            let mut config = config.clone();
+            let steering =
+                (shared.count() > 1).then(|| Steering::new(index, shared.count(), config.seed, ports.clone()));
+            // Each shard draws its own random numbers (IP IDs, ports);
+            // steering keeps the shared seed.
+            config.seed ^= (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            config.steering = steering.clone();
+            engine::Parts {
+                iface: Interface::new(config),
+                nic: shard::ShardNic::new(nic, steering, shared.clone()),
+                doorbell,
+                policy: policy.clone(),
+                sink: sink.clone(),
+                shared: shared.clone(),
+                index,
+            }
+        })
+        .collect();
+    let workers_parts = parts.split_off(1);
+    let main = parts.pop().context("the port has no queue")?;
     // Nothing the supervisor opened (DPDK's packet socket, its memory)
     // reaches the program.
     crate::sys::cloexec_all_but(&inherited).context("marking the supervisor's fds close-on-exec")?;
-    let sink = args
-        .trace
-        .then(|| Sink::new(Box::new(std::io::LineWriter::new(std::io::stderr())), false));
     let (child, listener, flags) = joyride_notify::spawn(&args.command, &filter)?;
     for sig in [libc::SIGINT, libc::SIGQUIT] {
         if let Err(e) = crate::sys::ignore_signal(sig) {
@@ -76,12 +108,45 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     if listener.set_sync_wake_up()? == SyncWakeUp::Unsupported {
         tracing::info!("this kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP");
     }
-    let mut exec = engine::Exec::new(listener, child, sink, iface, nic, doorbell, policy)?;
-    let code = exec.run()?;
-    if args.stats {
-        eprint!("{}", exec.stats_report());
+    let mut workers = Vec::new();
+    let mut spawned = Ok(());
+    for p in workers_parts {
+        let index = p.index;
+        let thread = std::thread::Builder::new().name(format!("joyride-shard{index}")).spawn(
+            move || -> anyhow::Result<Vec<(&'static str, u64)>> {
+                let mut exec = engine::Exec::worker(p)?;
+                exec.run()?;
+                Ok(exec.stat_rows())
+            },
+        );
+        match thread {
+            Ok(t) => workers.push(t),
+            Err(e) => {
+                spawned = Err(anyhow::Error::new(e).context(format!("starting shard {index}'s thread")));
+                break;
+            }
+        }
     }
-    drop(exec);
+    let mut rows = Vec::new();
+    let code = spawned.and_then(|()| {
+        let mut exec = engine::Exec::new(listener, child, main)?;
+        let code = exec.run();
+        rows.push(exec.stat_rows());
+        code
+    });
+    // However shard 0 ended, the others finish their connections and stop.
+    shared.finish();
+    for (k, w) in workers.into_iter().enumerate() {
+        match w.join() {
+            Ok(Ok(r)) => rows.push(r),
+            Ok(Err(e)) => tracing::error!("shard {} failed: {e:#}", k + 1),
+            Err(_) => tracing::error!("shard {} panicked", k + 1),
+        }
+    }
+    let code = code?;
+    if args.stats {
+        eprint!("{}", engine::stats_report(&rows));
+    }
     drop(guard);
     Ok(code)
 }

@@ -74,6 +74,14 @@ pub struct NetOpts {
     pub gateway6: Option<Ipv6Addr>,
     /// MTU of the stack's interface.
     pub mtu: Option<u16>,
+    /// Queue pairs of the port, one per shard (0 counts as 1).
+    pub queues: u16,
+}
+
+impl NetOpts {
+    fn queues(&self) -> u16 {
+        self.queues.max(1)
+    }
 }
 
 /// Keeps the embedded veth pair until dropped (after the port).
@@ -103,6 +111,9 @@ pub struct Network {
     /// The port's doorbell (a `net_af_packet` port's interface), opened
     /// before the port; `None`: the engine naps instead.
     pub doorbell: Option<Doorbell>,
+    /// Queue pairs 1.. of a port with several, with their doorbells
+    /// (`nic` and `doorbell` are queue 0's).
+    pub more: Vec<(DpdkNic, Option<Doorbell>)>,
 }
 
 impl Network {
@@ -111,6 +122,9 @@ impl Network {
     pub fn describe(&self) -> String {
         let port = self.nic.port();
         let mut s = format!("DPDK port {} ({})", port.name(), self.devargs);
+        if !self.more.is_empty() {
+            let _ = write!(s, ", {} queue pairs", self.more.len() + 1);
+        }
         let _ = write!(s, ", MAC {}", mac_str(port.mac()));
         let _ = write!(s, ", stack");
         if let Some(v4) = self.config.ipv4 {
@@ -138,8 +152,10 @@ impl Network {
 
     /// The port, the stack's configuration, and what must outlive the port
     /// (drop the port first).
-    pub fn into_parts(self) -> (DpdkNic, Config, NetGuard) {
-        (self.nic, self.config, NetGuard { _veth: self.veth })
+    pub fn into_parts(self) -> (Vec<(DpdkNic, Option<Doorbell>)>, Config, NetGuard) {
+        let mut queues = vec![(self.nic, self.doorbell)];
+        queues.extend(self.more);
+        (queues, self.config, NetGuard { _veth: self.veth })
     }
 
     /// The kernel's end of the embedded veth pair (`joyrideN`), if that is
@@ -223,24 +239,29 @@ fn nic_addrs(ipv4: Option<Ipv4Cidr>, ipv6: Option<Ipv6Cidr>, opts: &NetOpts) -> 
 /// Brings the network up on an initialised EAL.
 pub fn bring_up_with(eal: &Eal, opts: &NetOpts) -> Result<Network> {
     let (ipv4, ipv6) = check_opts(opts)?;
+    let q = opts.queues();
     let (addrs, port, veth) = match &opts.nic {
         Some(devargs) => {
-            let devargs = nic_devargs(devargs);
-            let doorbell = open_doorbell(&devargs);
+            let devargs = nic_devargs(devargs, q);
+            let doorbells = open_doorbells(&devargs, q);
             let xsks = Doorbell::xsk_fds();
-            let nic = start_port(eal, &devargs, opts.mtu)?;
-            let doorbell = doorbell.or_else(|| xsk_doorbell(&devargs, &xsks));
-            (nic_addrs(ipv4, ipv6, opts), (nic, devargs, doorbell), None)
+            let nics = start_port(eal, &devargs, opts.mtu, q)?;
+            let doorbells = doorbells.or_else(|| xsk_doorbells(&devargs, &xsks, q));
+            (nic_addrs(ipv4, ipv6, opts), (nics, devargs, doorbells), None)
         }
         None => {
-            let veth = VethPair::create(opts.mtu)?;
+            let veth = VethPair::create(opts.mtu, q)?;
             let addrs = embedded_addrs(&veth, ipv4, ipv6, opts);
             addrs.check()?;
-            let port = start_embedded_port(eal, &veth, opts.mtu)?;
+            let port = start_embedded_port(eal, &veth, opts.mtu, q)?;
             (addrs, port, Some(veth))
         }
     };
-    let (nic, devargs, doorbell) = port;
+    let (nics, devargs, doorbells) = port;
+    let mut doorbells = doorbells.unwrap_or_default().into_iter();
+    let mut queues = nics.into_iter().map(|nic| (nic, doorbells.next()));
+    let (nic, doorbell) = queues.next().context("the port has no queue")?;
+    let more = queues.collect();
     let config = stack_config(&nic, &addrs, opts.mtu)?;
     Ok(Network {
         nic,
@@ -249,22 +270,26 @@ pub fn bring_up_with(eal: &Eal, opts: &NetOpts) -> Result<Network> {
         devargs,
         veth,
         doorbell,
+        more,
     })
 }
+
+/// Queue pairs of a port, and their doorbells (one per queue, or none).
+type Queues = (Vec<DpdkNic>, String, Option<Vec<Doorbell>>);
 
 /// The embedded pair's port on `veth.peer`, its device arguments and its
 /// doorbell: `net_af_xdp` if it starts, else `net_af_packet` (see the
 /// module docs). An error is `net_af_packet`'s.
-fn start_embedded_port(eal: &Eal, veth: &VethPair, mtu: Option<u16>) -> Result<(DpdkNic, String, Option<Doorbell>)> {
+fn start_embedded_port(eal: &Eal, veth: &VethPair, mtu: Option<u16>, queues: u16) -> Result<Queues> {
     let af_xdp = match af_xdp_refusal(mtu) {
         Some(why) => Err(why),
         None => Ok(format!(
-            "{},iface={},start_queue=0,queue_count=1",
+            "{},iface={},start_queue=0,queue_count={queues}",
             unique_name(&format!("net_af_xdp_{}", veth.host)),
             veth.peer
         )),
     };
-    start_embedded_port_with(eal, veth, mtu, af_xdp)
+    start_embedded_port_with(eal, veth, mtu, af_xdp, queues)
 }
 
 /// [`start_embedded_port`] with the `net_af_xdp` device arguments to try,
@@ -274,29 +299,34 @@ fn start_embedded_port_with(
     veth: &VethPair,
     mtu: Option<u16>,
     af_xdp: Result<String, String>,
-) -> Result<(DpdkNic, String, Option<Doorbell>)> {
+    queues: u16,
+) -> Result<Queues> {
     let why = match af_xdp {
         Err(why) => why,
-        Ok(devargs) => match (Doorbell::xsk_fds(), start_port(eal, &devargs, mtu)) {
-            (before, Ok(nic)) => {
-                tracing::debug!(port = nic.port().name(), iface = veth.peer, "embedded port: net_af_xdp");
-                let doorbell = xsk_doorbell(&devargs, &before);
-                return Ok((nic, devargs, doorbell));
+        Ok(devargs) => match (Doorbell::xsk_fds(), start_port(eal, &devargs, mtu, queues)) {
+            (before, Ok(nics)) => {
+                tracing::debug!(
+                    port = nics[0].port().name(),
+                    iface = veth.peer,
+                    "embedded port: net_af_xdp"
+                );
+                let doorbells = xsk_doorbells(&devargs, &before, queues);
+                return Ok((nics, devargs, doorbells));
             }
             (_, Err(e)) => format!("{e:#}"),
         },
     };
     tracing::debug!(iface = veth.peer, "not net_af_xdp: {why}; the port is net_af_packet");
-    let devargs = af_packet_devargs(&format!("net_af_packet_{}", veth.host), &veth.peer);
-    let doorbell = open_doorbell(&devargs);
-    let nic = start_port(eal, &devargs, mtu)
+    let devargs = af_packet_devargs(&format!("net_af_packet_{}", veth.host), &veth.peer, queues);
+    let doorbells = open_doorbells(&devargs, queues);
+    let nics = start_port(eal, &devargs, mtu, queues)
         .with_context(|| format!("no port for the embedded network (net_af_xdp: {why}; then net_af_packet)"))?;
     tracing::debug!(
-        port = nic.port().name(),
+        port = nics[0].port().name(),
         iface = veth.peer,
         "embedded port: net_af_packet"
     );
-    Ok((nic, devargs, doorbell))
+    Ok((nics, devargs, doorbells))
 }
 
 /// Why `net_af_xdp` cannot be the embedded port with `mtu`, if it cannot:
@@ -313,16 +343,16 @@ fn af_xdp_refusal(mtu: Option<u16>) -> Option<String> {
     })
 }
 
-/// The doorbell of a `net_af_xdp` device started since `before` (the
-/// process's `AF_XDP` sockets then): its own `AF_XDP` socket; `None` for
-/// other devices, or if it cannot be found.
-fn xsk_doorbell(devargs: &str, before: &[i32]) -> Option<Doorbell> {
+/// The doorbells of a `net_af_xdp` device with `queues` queues started
+/// since `before` (the process's `AF_XDP` sockets then): its own `AF_XDP`
+/// sockets, by queue; `None` for other devices, or if they cannot be found.
+fn xsk_doorbells(devargs: &str, before: &[i32], queues: u16) -> Option<Vec<Doorbell>> {
     let name = devargs.split(',').next()?;
     if !(name.starts_with("net_af_xdp") || name.starts_with("eth_af_xdp")) {
         return None;
     }
-    match Doorbell::xsk(before) {
-        Ok(bell) => Some(bell),
+    match Doorbell::xsk(before, usize::from(queues)) {
+        Ok(bells) => Some(bells),
         Err(e) => {
             tracing::info!(port = name, error = %e, "no doorbell on the AF_XDP port: the engine naps while idle");
             None
@@ -330,17 +360,18 @@ fn xsk_doorbell(devargs: &str, before: &[i32]) -> Option<Doorbell> {
     }
 }
 
-/// The doorbell of a `net_af_packet` device, on its `iface`; `None` for
-/// other devices, or if it cannot be opened. It must be opened before the
-/// port (see [`super::wake`]).
-fn open_doorbell(devargs: &str) -> Option<Doorbell> {
+/// The doorbells of a `net_af_packet` device, on its `iface`, one per
+/// queue (each rings for any frame: the kernel spreads frames over the
+/// queues, not over these); `None` for other devices, or if they cannot be
+/// opened. They must be opened before the port (see [`super::wake`]).
+fn open_doorbells(devargs: &str, queues: u16) -> Option<Vec<Doorbell>> {
     let name = devargs.split(',').next()?;
     if !(name.starts_with("net_af_packet") || name.starts_with("eth_af_packet")) {
         return None;
     }
     let iface = devarg(devargs, "iface")?;
-    match Doorbell::open(iface) {
-        Ok(bell) => Some(bell),
+    match (0..queues).map(|_| Doorbell::open(iface)).collect() {
+        Ok(bells) => Some(bells),
         Err(e) => {
             tracing::info!(iface, error = %e, "no doorbell on the NIC's interface: the engine naps while idle");
             None
@@ -456,8 +487,9 @@ fn unique_name(name: &str) -> String {
     }
 }
 
-/// Probes `devargs`, starts its port and wraps it as the stack's NIC.
-fn start_port(eal: &Eal, devargs: &str, mtu: Option<u16>) -> Result<DpdkNic> {
+/// Probes `devargs`, starts its port with `queues` queue pairs and wraps
+/// each as a stack's NIC.
+fn start_port(eal: &Eal, devargs: &str, mtu: Option<u16>, queues: u16) -> Result<Vec<DpdkNic>> {
     let name = devargs.split(',').next().unwrap_or(devargs);
     let iface = devarg(devargs, "iface")
         .map(|i| format!(" on iface {i}"))
@@ -473,13 +505,15 @@ fn start_port(eal: &Eal, devargs: &str, mtu: Option<u16>) -> Result<DpdkNic> {
         }
     })?;
     let pool_name = format!("joyride_net{}", next_seq());
-    let pool = Mempool::new(eal, &pool_name, POOL_MBUFS, POOL_CACHE, Mempool::DEFAULT_DATA_ROOM)
+    let mbufs = POOL_MBUFS * u32::from(queues);
+    let pool = Mempool::new(eal, &pool_name, mbufs, POOL_CACHE, Mempool::DEFAULT_DATA_ROOM)
         .with_context(|| format!("DPDK could not create the packet buffers for port {name}{iface}"))?;
     let config = PortConfig {
         rx_desc: RING_DESC,
         tx_desc: RING_DESC,
         checksum_offload: true,
         mtu,
+        queues,
         ..PortConfig::default()
     };
     let port = Port::start(eal, id, pool, &config).with_context(|| {
@@ -488,7 +522,7 @@ fn start_port(eal: &Eal, devargs: &str, mtu: Option<u16>) -> Result<DpdkNic> {
     })?;
     let link = port.link().ok();
     tracing::debug!(port = port.name(), ?link, caps = ?port.capabilities(), "port started");
-    Ok(DpdkNic::new(port))
+    Ok(DpdkNic::split(port))
 }
 
 /// The value of `key` in device arguments `name,key=value,...`.
@@ -499,18 +533,27 @@ fn devarg<'a>(devargs: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
-/// The user's device arguments, with [`AF_PACKET_DEFAULTS`] added to a
-/// `net_af_packet` (or its alias `eth_af_packet`) device for the settings
-/// not given.
-fn nic_devargs(devargs: &str) -> String {
+/// The user's device arguments, with [`AF_PACKET_DEFAULTS`] and
+/// `qpairs=QUEUES` added to a `net_af_packet` (or its alias
+/// `eth_af_packet`) device, `queue_count=QUEUES` to a `net_af_xdp` one,
+/// for the settings not given.
+fn nic_devargs(devargs: &str, queues: u16) -> String {
     let devargs = devargs.trim();
     let name = devargs.split(',').next().unwrap_or(devargs);
+    let queues = queues.to_string();
+    let added: Vec<(&str, &str)> = if name.starts_with("net_af_packet") || name.starts_with("eth_af_packet") {
+        let mut v = AF_PACKET_DEFAULTS.to_vec();
+        v.push(("qpairs", &queues));
+        v
+    } else if name.starts_with("net_af_xdp") || name.starts_with("eth_af_xdp") {
+        vec![("queue_count", &queues)]
+    } else {
+        Vec::new()
+    };
     let mut out = devargs.to_owned();
-    if name.starts_with("net_af_packet") || name.starts_with("eth_af_packet") {
-        for (key, value) in AF_PACKET_DEFAULTS {
-            if devarg(devargs, key).is_none() {
-                let _ = write!(out, ",{key}={value}");
-            }
+    for (key, value) in added {
+        if devarg(devargs, key).is_none() {
+            let _ = write!(out, ",{key}={value}");
         }
     }
     out
@@ -518,8 +561,8 @@ fn nic_devargs(devargs: &str) -> String {
 
 /// Device arguments for a `net_af_packet` port `name` on `iface`, made
 /// unique in the process.
-fn af_packet_devargs(name: &str, iface: &str) -> String {
-    nic_devargs(&format!("{},iface={iface}", unique_name(name)))
+fn af_packet_devargs(name: &str, iface: &str, queues: u16) -> String {
+    nic_devargs(&format!("{},iface={iface}", unique_name(name)), queues)
 }
 
 /// Parses `10.0.0.2/24` or `fd00::2/64`.
@@ -603,12 +646,30 @@ struct VethPair {
 impl VethPair {
     /// Creates `joyrideN`/`joyrideN-s` for the first N whose names are
     /// free and sets it up; on failure, what was created is deleted.
-    fn create(mtu: Option<u16>) -> Result<VethPair> {
+    fn create(mtu: Option<u16>, queues: u16) -> Result<VethPair> {
         let mut pair = None;
+        let q = queues.to_string();
         for n in 0..=MAX_VETH_INDEX {
             let host = format!("joyride{n}");
             let peer = format!("{host}-s");
-            let args = ["link", "add", &host, "type", "veth", "peer", "name", &peer];
+            let args = [
+                "link",
+                "add",
+                &host,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+            ];
             let out = Command::new("ip")
                 .args(args)
                 .stdin(Stdio::null())
@@ -882,14 +943,22 @@ mod tests {
     #[test]
     fn af_packet_defaults_only_when_absent() {
         assert_eq!(
-            nic_devargs("net_af_packet0,iface=eth1"),
-            "net_af_packet0,iface=eth1,framesz=2048,blocksz=4096,framecnt=4096"
+            nic_devargs("net_af_packet0,iface=eth1", 1),
+            "net_af_packet0,iface=eth1,framesz=2048,blocksz=4096,framecnt=4096,qpairs=1"
         );
         assert_eq!(
-            nic_devargs("net_af_packet1,iface=eth1,framecnt=512,framesz=4096"),
-            "net_af_packet1,iface=eth1,framecnt=512,framesz=4096,blocksz=4096"
+            nic_devargs("net_af_packet1,iface=eth1,framecnt=512,framesz=4096", 2),
+            "net_af_packet1,iface=eth1,framecnt=512,framesz=4096,blocksz=4096,qpairs=2"
         );
-        assert_eq!(nic_devargs("net_tap0,iface=jr0"), "net_tap0,iface=jr0");
+        assert_eq!(
+            nic_devargs("net_af_xdp0,iface=eth1", 2),
+            "net_af_xdp0,iface=eth1,queue_count=2"
+        );
+        assert_eq!(
+            nic_devargs("net_af_xdp0,iface=eth1,queue_count=1", 2),
+            "net_af_xdp0,iface=eth1,queue_count=1"
+        );
+        assert_eq!(nic_devargs("net_tap0,iface=jr0", 2), "net_tap0,iface=jr0");
         assert_eq!(devarg("net_tap0,iface=jr0", "iface"), Some("jr0"));
         assert_eq!(devarg("net_tap0,iface=jr0", "if"), None);
         assert_eq!(devarg("iface=x", "iface"), None);
@@ -1166,15 +1235,18 @@ mod tests {
 
             // net_af_xdp fails for real (the veth has one queue, not four):
             // the port is net_af_packet, with its doorbell, and works.
-            let veth = VethPair::create(None).expect("veth");
+            let veth = VethPair::create(None, 1).expect("veth");
             let af_xdp = format!(
                 "{},iface={},start_queue=3,queue_count=1",
                 unique_name("net_af_xdp_fallback"),
                 veth.peer
             );
-            let (nic, devargs, doorbell) = start_embedded_port_with(&eal, &veth, None, Ok(af_xdp)).expect("fallback");
+            let (nics, devargs, doorbells) =
+                start_embedded_port_with(&eal, &veth, None, Ok(af_xdp), 1).expect("fallback");
+            let nic = nics.into_iter().next().expect("one queue");
             assert!(nic.port().name().starts_with("net_af_packet_joyride0"), "{devargs}");
             assert!(devargs.contains("iface=joyride0-s,framesz=2048"), "{devargs}");
+            let doorbell = doorbells.and_then(|b| b.into_iter().next());
             assert!(doorbell.is_some());
             let addrs = embedded_addrs(&veth, None, None, &NetOpts::default());
             let config = stack_config(&nic, &addrs, None).expect("config");
@@ -1185,6 +1257,7 @@ mod tests {
                 devargs,
                 veth: Some(veth),
                 doorbell,
+                more: Vec::new(),
             };
             assert_ping(&mut net, &["-c1", "-W2", "10.77.0.2"]);
             drop(net);

@@ -9,8 +9,12 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use std::sync::Arc;
+
 use joyride_fd_bridge::{Bridge, Kind, Peer};
 use joyride_netstack::iface::{Datagram, Interface, SocketError, SocketHandle};
+
+use super::shard::Shared;
 
 /// Bytes moved per read or write between a bridge and the stack.
 pub const CHUNK: usize = 256 << 10;
@@ -152,6 +156,8 @@ pub struct Socks {
     by_handle: HashMap<SocketHandle, u64>,
     dead: VecDeque<u64>,
     scratch: Vec<u8>,
+    /// A shard other than 0 tells the shards when it forgets a socket.
+    shared: Option<Arc<Shared>>,
     /// Counters.
     pub stats: SockStats,
 }
@@ -175,9 +181,20 @@ impl Socks {
 
     /// Adds a socket under `ino`.
     pub fn insert(&mut self, ino: u64, sock: Sock) {
+        self.adopt(ino, sock);
+        self.stats.user += 1;
+    }
+
+    /// Adds a socket that moved here from another shard (counted there).
+    pub fn adopt(&mut self, ino: u64, sock: Sock) {
         self.by_handle.insert(sock.handle, ino);
         self.by_ino.insert(ino, sock);
-        self.stats.user += 1;
+    }
+
+    /// Sockets removed from now on are reported to `shared`, whose table
+    /// routes calls on them here.
+    pub fn report_removals(&mut self, shared: Arc<Shared>) {
+        self.shared = Some(shared);
     }
 
     /// The socket whose bridge's target end has inode `ino`.
@@ -199,6 +216,9 @@ impl Socks {
     pub fn remove(&mut self, ino: u64) -> Option<Sock> {
         let s = self.by_ino.remove(&ino)?;
         self.by_handle.remove(&s.handle);
+        if let Some(shared) = &self.shared {
+            shared.forget(ino);
+        }
         Some(s)
     }
 
@@ -212,10 +232,16 @@ impl Socks {
         }
     }
 
-    /// The inode of the socket a target's fd duplicate `fd` stands for.
-    pub fn lookup(&self, fd: BorrowedFd<'_>) -> Option<u64> {
-        let st = rustix::fs::fstat(fd).ok()?;
-        self.by_ino.contains_key(&st.st_ino).then_some(st.st_ino)
+    /// The inode of the socket a target's fd duplicate `fd` stands for:
+    /// `Ok` if it is here, `Err` with the inode if not (`Err(None)` if
+    /// `fstat` failed).
+    pub fn lookup(&self, fd: BorrowedFd<'_>) -> Result<u64, Option<u64>> {
+        let ino = rustix::fs::fstat(fd).map_err(|_| None)?.st_ino;
+        if self.by_ino.contains_key(&ino) {
+            Ok(ino)
+        } else {
+            Err(Some(ino))
+        }
     }
 
     /// The socket's bridge broke for good (reset or refused): the program
@@ -303,7 +329,7 @@ impl Socks {
         name: Option<&[u8]>,
         data: &[u8],
     ) -> Option<Result<usize, i32>> {
-        let ino = self.lookup(sock)?;
+        let ino = self.lookup(sock).ok()?;
         let s = self.by_ino.get_mut(&ino)?;
         if s.proto != Proto::Udp {
             return None;
@@ -331,7 +357,7 @@ impl Socks {
     /// The source of the next datagram of a user-space datagram socket's
     /// bridge, `sock` being a duplicate of the target's end.
     pub fn datagram_source(&mut self, sock: BorrowedFd<'_>) -> Option<Vec<u8>> {
-        let ino = self.lookup(sock)?;
+        let ino = self.lookup(sock).ok()?;
         let s = self.by_ino.get_mut(&ino)?;
         if s.proto != Proto::Udp {
             return None;
@@ -351,6 +377,7 @@ impl Socks {
     /// Whether `sock` is the target's end of a user-space stream socket.
     pub fn is_stream(&self, sock: BorrowedFd<'_>) -> bool {
         self.lookup(sock)
+            .ok()
             .and_then(|ino| self.by_ino.get(&ino))
             .is_some_and(|s| s.proto == Proto::Tcp)
     }

@@ -133,18 +133,24 @@ impl Doorbell {
             .collect()
     }
 
-    /// The doorbell of a `net_af_xdp` port with one queue, started since
-    /// `before` was taken with [`Doorbell::xsk_fds`]: the one `AF_XDP`
-    /// socket that is new. Fails if there is none or more than one.
-    pub fn xsk(before: &[i32]) -> io::Result<Doorbell> {
-        let mut found = None;
-        for n in Self::xsk_fds().into_iter().filter(|n| !before.contains(n)) {
-            if found.is_some() {
-                return Err(io::Error::other("the port opened more than one AF_XDP socket"));
-            }
-            found = Some(n);
+    /// The doorbells of a `net_af_xdp` port with `queues` queues, started
+    /// since `before` was taken with [`Doorbell::xsk_fds`]: the `AF_XDP`
+    /// sockets that are new, by queue. The port opens them queue after
+    /// queue while nothing else opens files, so their numbers ascend with
+    /// the queues. Fails unless exactly `queues` are new.
+    pub fn xsk(before: &[i32], queues: usize) -> io::Result<Vec<Doorbell>> {
+        let mut found: Vec<i32> = Self::xsk_fds().into_iter().filter(|n| !before.contains(n)).collect();
+        found.sort_unstable();
+        if found.len() != queues {
+            return Err(io::Error::other(format!(
+                "the port opened {} AF_XDP sockets for {queues} queues",
+                found.len()
+            )));
         }
-        let n = found.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the port opened no AF_XDP socket"))?;
+        found.into_iter().map(Self::xsk_dup).collect()
+    }
+
+    fn xsk_dup(n: i32) -> io::Result<Doorbell> {
         // SAFETY: fcntl on a descriptor number; if it was closed since the
         // scan, it fails with EBADF and nothing is created.
         let dup = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 0) };
