@@ -714,6 +714,28 @@ fn embedded_default_network() {
         joyride_tests::exec::Stats::parse(&ran.stderr).unwrap_or_else(|| panic!("no stats block:\n{}", ran.describe()));
     assert!(stats.get("tcp_active_opens") > 0, "{}", ran.stderr);
     assert_eq!(stats.get("sockets_kernel"), 0, "{}", ran.stderr);
+
+    // Two cores: the embedded network's net_af_xdp gets a port per veth
+    // queue, and both stack instances carry connections.
+    let prog = program_source("exec_shards.py");
+    let mut c = ns.cmd(PYTHON);
+    c.arg("-u").arg(&prog).args(["server", "0.0.0.0", "7300"]);
+    let mut echo = Program::spawn(c, Stdio::null());
+    echo.wait_stdout("listening", SHORT);
+    let mut c = ns.cmd(joyride());
+    c.args(["exec", "--cores", "2", "--stats", "--", PYTHON])
+        .arg(&prog)
+        .args(["client", "10.77.0.1", "7300", "4", "25", "16384"]);
+    let ran = run(c, Duration::from_secs(90));
+    ran.assert_ok("100 connections on two shards of the embedded network");
+    assert_eq!(ran.out().trim(), "ok 100", "{}", ran.describe());
+    let stats =
+        joyride_tests::exec::Stats::parse(&ran.stderr).unwrap_or_else(|| panic!("no stats block:\n{}", ran.describe()));
+    assert_eq!(stats.get("shards"), 2, "{}", ran.stderr);
+    for k in 0..2 {
+        assert!(stats.get(&format!("shard{k}_tcp_active_opens")) > 0, "{}", ran.stderr);
+    }
+    assert_eq!(stats.get("sockets_kernel"), 0, "{}", ran.stderr);
 }
 
 /// 14. A restarted program meets its old connections' TIME_WAIT. The peer

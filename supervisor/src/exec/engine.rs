@@ -412,13 +412,14 @@ impl Exec {
         }
     }
 
-    /// The stack's counters and the socket counters, for `--stats` (the
-    /// port's byte counts only from shard 0: they are the whole port's).
+    /// The stack's counters and the socket counters, for `--stats`.
     pub fn stat_rows(&self) -> Vec<(&'static str, u64)> {
         let c = self.iface.counters();
         let t = self.iface.tcp_counters();
         let n = self.nic.counters();
-        let port = if self.index == 0 {
+        // Each port's counters once: from the shard on its queue 0 (a port
+        // per queue, or one port for all).
+        let port = if self.nic.queue() == 0 {
             self.nic.port().stats().unwrap_or_default()
         } else {
             Default::default()

@@ -242,12 +242,8 @@ pub fn bring_up_with(eal: &Eal, opts: &NetOpts) -> Result<Network> {
     let q = opts.queues();
     let (addrs, port, veth) = match &opts.nic {
         Some(devargs) => {
-            let devargs = nic_devargs(devargs, q);
-            let doorbells = open_doorbells(&devargs, q);
-            let xsks = Doorbell::xsk_fds();
-            let nics = start_port(eal, &devargs, opts.mtu, q)?;
-            let doorbells = doorbells.or_else(|| xsk_doorbells(&devargs, &xsks, q));
-            (nic_addrs(ipv4, ipv6, opts), (nics, devargs, doorbells), None)
+            let port = start_ports(eal, &nic_devargs(devargs, q), opts.mtu, q)?;
+            (nic_addrs(ipv4, ipv6, opts), port, None)
         }
         None => {
             let veth = VethPair::create(opts.mtu, q)?;
@@ -274,8 +270,64 @@ pub fn bring_up_with(eal: &Eal, opts: &NetOpts) -> Result<Network> {
     })
 }
 
-/// Queue pairs of a port, and their doorbells (one per queue, or none).
+/// Queue pairs of a port, its device arguments, and the doorbells (one
+/// per queue, or none).
 type Queues = (Vec<DpdkNic>, String, Option<Vec<Doorbell>>);
+
+/// Starts the port(s) of `devargs` with `queues` queue pairs, with their
+/// doorbells. A `net_af_xdp` device whose arguments do not set
+/// `queue_count` becomes one port per queue (`start_queue` and the next
+/// ones): DPDK 22.11 counts an interface's queues by its combined channels,
+/// which a veth does not have, and refuses more than one queue there.
+fn start_ports(eal: &Eal, devargs: &str, mtu: Option<u16>, queues: u16) -> Result<Queues> {
+    if is_af_xdp(devargs) && devarg(devargs, "queue_count").is_none() {
+        let mut nics = Vec::new();
+        let mut bells = Some(Vec::new());
+        let mut all = Vec::new();
+        for k in 0..queues {
+            let one = af_xdp_queue_devargs(devargs, k);
+            let before = Doorbell::xsk_fds();
+            nics.extend(start_port(eal, &one, mtu, 1)?);
+            let bell = xsk_doorbells(&one, &before, 1);
+            bells = bells.zip(bell).map(|(mut v, b)| {
+                v.extend(b);
+                v
+            });
+            all.push(one);
+        }
+        return Ok((nics, all.join(" "), bells));
+    }
+    let doorbells = open_doorbells(devargs, queues);
+    let before = Doorbell::xsk_fds();
+    let nics = start_port(eal, devargs, mtu, queues)?;
+    let doorbells = doorbells.or_else(|| xsk_doorbells(devargs, &before, queues));
+    Ok((nics, devargs.to_owned(), doorbells))
+}
+
+/// Whether `devargs` name a `net_af_xdp` device.
+fn is_af_xdp(devargs: &str) -> bool {
+    let name = devargs.split(',').next().unwrap_or(devargs);
+    name.starts_with("net_af_xdp") || name.starts_with("eth_af_xdp")
+}
+
+/// The device arguments of the one-queue `net_af_xdp` port for the
+/// `k`-th queue of `devargs`: its own device name (`_qK` added after the
+/// first) on interface queue `start_queue + k`.
+fn af_xdp_queue_devargs(devargs: &str, k: u16) -> String {
+    let mut parts = devargs.split(',');
+    let name = parts.next().unwrap_or(devargs);
+    let start: u16 = devarg(devargs, "start_queue").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut out = if k == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}_q{k}")
+    };
+    for kv in parts.filter(|kv| !kv.starts_with("start_queue=")) {
+        let _ = write!(out, ",{kv}");
+    }
+    let _ = write!(out, ",start_queue={},queue_count=1", start + k);
+    out
+}
 
 /// The embedded pair's port on `veth.peer`, its device arguments and its
 /// doorbell: `net_af_xdp` if it starts, else `net_af_packet` (see the
@@ -284,7 +336,7 @@ fn start_embedded_port(eal: &Eal, veth: &VethPair, mtu: Option<u16>, queues: u16
     let af_xdp = match af_xdp_refusal(mtu) {
         Some(why) => Err(why),
         None => Ok(format!(
-            "{},iface={},start_queue=0,queue_count={queues}",
+            "{},iface={}",
             unique_name(&format!("net_af_xdp_{}", veth.host)),
             veth.peer
         )),
@@ -303,30 +355,28 @@ fn start_embedded_port_with(
 ) -> Result<Queues> {
     let why = match af_xdp {
         Err(why) => why,
-        Ok(devargs) => match (Doorbell::xsk_fds(), start_port(eal, &devargs, mtu, queues)) {
-            (before, Ok(nics)) => {
+        Ok(devargs) => match start_ports(eal, &devargs, mtu, queues) {
+            Ok(port) => {
                 tracing::debug!(
-                    port = nics[0].port().name(),
+                    port = port.0[0].port().name(),
                     iface = veth.peer,
                     "embedded port: net_af_xdp"
                 );
-                let doorbells = xsk_doorbells(&devargs, &before, queues);
-                return Ok((nics, devargs, doorbells));
+                return Ok(port);
             }
-            (_, Err(e)) => format!("{e:#}"),
+            Err(e) => format!("{e:#}"),
         },
     };
     tracing::debug!(iface = veth.peer, "not net_af_xdp: {why}; the port is net_af_packet");
     let devargs = af_packet_devargs(&format!("net_af_packet_{}", veth.host), &veth.peer, queues);
-    let doorbells = open_doorbells(&devargs, queues);
-    let nics = start_port(eal, &devargs, mtu, queues)
+    let port = start_ports(eal, &devargs, mtu, queues)
         .with_context(|| format!("no port for the embedded network (net_af_xdp: {why}; then net_af_packet)"))?;
     tracing::debug!(
-        port = nics[0].port().name(),
+        port = port.0[0].port().name(),
         iface = veth.peer,
         "embedded port: net_af_packet"
     );
-    Ok((nics, devargs, doorbells))
+    Ok(port)
 }
 
 /// Why `net_af_xdp` cannot be the embedded port with `mtu`, if it cannot:
@@ -348,7 +398,7 @@ fn af_xdp_refusal(mtu: Option<u16>) -> Option<String> {
 /// sockets, by queue; `None` for other devices, or if they cannot be found.
 fn xsk_doorbells(devargs: &str, before: &[i32], queues: u16) -> Option<Vec<Doorbell>> {
     let name = devargs.split(',').next()?;
-    if !(name.starts_with("net_af_xdp") || name.starts_with("eth_af_xdp")) {
+    if !is_af_xdp(devargs) {
         return None;
     }
     match Doorbell::xsk(before, usize::from(queues)) {
@@ -535,8 +585,7 @@ fn devarg<'a>(devargs: &'a str, key: &str) -> Option<&'a str> {
 
 /// The user's device arguments, with [`AF_PACKET_DEFAULTS`] and
 /// `qpairs=QUEUES` added to a `net_af_packet` (or its alias
-/// `eth_af_packet`) device, `queue_count=QUEUES` to a `net_af_xdp` one,
-/// for the settings not given.
+/// `eth_af_packet`) device for the settings not given.
 fn nic_devargs(devargs: &str, queues: u16) -> String {
     let devargs = devargs.trim();
     let name = devargs.split(',').next().unwrap_or(devargs);
@@ -545,8 +594,6 @@ fn nic_devargs(devargs: &str, queues: u16) -> String {
         let mut v = AF_PACKET_DEFAULTS.to_vec();
         v.push(("qpairs", &queues));
         v
-    } else if name.starts_with("net_af_xdp") || name.starts_with("eth_af_xdp") {
-        vec![("queue_count", &queues)]
     } else {
         Vec::new()
     };
@@ -950,13 +997,14 @@ mod tests {
             nic_devargs("net_af_packet1,iface=eth1,framecnt=512,framesz=4096", 2),
             "net_af_packet1,iface=eth1,framecnt=512,framesz=4096,blocksz=4096,qpairs=2"
         );
+        assert_eq!(nic_devargs("net_af_xdp0,iface=eth1", 2), "net_af_xdp0,iface=eth1");
         assert_eq!(
-            nic_devargs("net_af_xdp0,iface=eth1", 2),
-            "net_af_xdp0,iface=eth1,queue_count=2"
+            af_xdp_queue_devargs("net_af_xdp0,iface=eth1", 0),
+            "net_af_xdp0,iface=eth1,start_queue=0,queue_count=1"
         );
         assert_eq!(
-            nic_devargs("net_af_xdp0,iface=eth1,queue_count=1", 2),
-            "net_af_xdp0,iface=eth1,queue_count=1"
+            af_xdp_queue_devargs("net_af_xdp0,iface=eth1,start_queue=2,busy_budget=0", 1),
+            "net_af_xdp0_q1,iface=eth1,busy_budget=0,start_queue=3,queue_count=1"
         );
         assert_eq!(nic_devargs("net_tap0,iface=jr0", 2), "net_tap0,iface=jr0");
         assert_eq!(devarg("net_tap0,iface=jr0", "iface"), Some("jr0"));

@@ -250,6 +250,11 @@ impl ShardNic {
     pub fn port(&self) -> &joyride_dpdk::Port {
         self.nic.port()
     }
+
+    /// The port's queue pair this is.
+    pub fn queue(&self) -> u16 {
+        self.nic.queue()
+    }
 }
 
 impl Nic for ShardNic {
