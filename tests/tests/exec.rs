@@ -715,8 +715,9 @@ fn embedded_default_network() {
     assert!(stats.get("tcp_active_opens") > 0, "{}", ran.stderr);
     assert_eq!(stats.get("sockets_kernel"), 0, "{}", ran.stderr);
 
-    // Two cores: the embedded network's net_af_xdp gets a port per veth
-    // queue, and both stack instances carry connections.
+    // Two cores: the embedded network's port gets two queue pairs
+    // (net_af_packet: DPDK 22.11's net_af_xdp drives one queue of a veth),
+    // and both stack instances carry connections.
     let prog = program_source("exec_shards.py");
     let mut c = ns.cmd(PYTHON);
     c.arg("-u").arg(&prog).args(["server", "0.0.0.0", "7300"]);

@@ -124,6 +124,12 @@ fn run() -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("needs root: it creates network namespaces and runs `joyride exec`");
     }
+    if args.cores > 1 && args.pmd == "net_af_xdp" {
+        bail!(
+            "--cores {} needs --pmd net_af_packet: DPDK 22.11's net_af_xdp drives one queue of a veth",
+            args.cores
+        );
+    }
     let joyride = match args.joyride.clone() {
         Some(p) => p,
         None => std::env::current_exe()

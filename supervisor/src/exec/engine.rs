@@ -465,6 +465,9 @@ impl Exec {
             ("drop_tx_neighbor", c.drop_tx_neighbor),
             ("drop_tx_queue_full", c.drop_tx_queue_full),
             ("drop_nic_tx_full", n.tx_dropped),
+            ("drop_nic_rx_missed", port.rx_missed),
+            ("drop_nic_rx_no_mbuf", port.rx_no_mbuf),
+            ("drop_nic_tx_no_mbuf", n.tx_no_mbuf),
             ("drop_shard_inbox_full", self.shared.inbox_dropped(self.index)),
         ]);
         rows
