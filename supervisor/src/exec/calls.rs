@@ -13,7 +13,7 @@ use joyride_notify::{AddFd, NetCall, Notification, Syscall};
 
 use super::addr;
 use super::engine::{BridgeHooks, Exec, StackWait, WaitFor};
-use super::shard::Msg;
+use super::shard::{Moving, Msg};
 use super::socks::{new_bridge, Phase, Proto, Sock};
 use crate::kernel;
 use crate::record::Record;
@@ -299,34 +299,30 @@ impl Exec {
         }
         let _ = self.iface.tcp_close(sock.handle);
         self.shared.set_owner(ino, k);
-        let sock = Box::new(sock);
-        self.shared.send(
-            k,
-            Msg::Connect {
-                notif,
-                ino,
-                sock,
-                dup,
-                fd,
-                to,
-                started,
-            },
-        );
+        let m = Moving {
+            notif,
+            ino,
+            sock,
+            dup,
+            fd,
+            to,
+            started,
+        };
+        self.shared.send(k, Msg::Connect(Box::new(m)));
     }
 
     /// Takes in a socket another shard moved here, on a new stack socket
     /// with its options, and starts its connect.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn adopt_and_connect(
-        &mut self,
-        notif: Notification,
-        ino: u64,
-        mut sock: Sock,
-        dup: OwnedFd,
-        fd: i32,
-        to: SocketAddr,
-        started: Instant,
-    ) {
+    pub(super) fn adopt_and_connect(&mut self, m: Moving) {
+        let Moving {
+            notif,
+            ino,
+            mut sock,
+            dup,
+            fd,
+            to,
+            started,
+        } = m;
         let family = family_of(sock.domain, sock.opt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY));
         sock.handle = self.iface.tcp_open(family);
         self.socks.adopt(ino, sock);

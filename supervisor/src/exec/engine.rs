@@ -399,15 +399,7 @@ impl Exec {
         for msg in self.shared.take_msgs(self.index) {
             match msg {
                 Msg::Call(notif) => self.serve(notif),
-                Msg::Connect {
-                    notif,
-                    ino,
-                    sock,
-                    dup,
-                    fd,
-                    to,
-                    started,
-                } => self.adopt_and_connect(notif, ino, *sock, dup, fd, to, started),
+                Msg::Connect(m) => self.adopt_and_connect(*m),
             }
         }
     }

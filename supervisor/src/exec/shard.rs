@@ -42,18 +42,28 @@ const SPARE_FRAMES: usize = 8192;
 pub(super) enum Msg {
     /// A trapped call on a socket this shard serves.
     Call(Notification),
-    /// A socket moving here for its first `connect`: its stack socket is
-    /// gone (the options are replayed on a new one), `dup` is the target's
-    /// end, `to` the address, already read and checked by shard 0.
-    Connect {
-        notif: Notification,
-        ino: u64,
-        sock: Box<Sock>,
-        dup: OwnedFd,
-        fd: i32,
-        to: std::net::SocketAddr,
-        started: std::time::Instant,
-    },
+    /// A socket moving here for its first `connect`.
+    Connect(Box<Moving>),
+}
+
+/// A socket moving to another shard with its first `connect`: its stack
+/// socket is gone (the options are replayed on a new one); the address was
+/// read and checked by shard 0.
+pub(super) struct Moving {
+    /// The `connect` call, answered by the new shard.
+    pub notif: Notification,
+    /// The socket's inode.
+    pub ino: u64,
+    /// The socket.
+    pub sock: Sock,
+    /// The target's end.
+    pub dup: OwnedFd,
+    /// The fd number in the caller.
+    pub fd: i32,
+    /// Where it connects.
+    pub to: std::net::SocketAddr,
+    /// When the call was received.
+    pub started: std::time::Instant,
 }
 
 /// One shard's mailbox.

@@ -209,10 +209,8 @@ impl Port {
         let socket = u32::try_from(socket).unwrap_or(dpdk_sys::SOCKET_ID_ANY as u32);
         for queue in 0..config.queues {
             let pool = port.queue_pool(queue).as_ptr();
-            // SAFETY: valid port configured with `queues` rx queues, and
-            // queue < queues; a NULL rxconf means the driver's defaults; the
-            // pool outlives the queue because the Port holds a handle to it
-            // and closes the device before dropping it.
+            // SAFETY: queue < the `queues` rx queues configured; NULL rxconf:
+            // driver defaults; the Port holds the pool until the device is closed.
             let ret = unsafe { dpdk_sys::rte_eth_rx_queue_setup(id, queue, rx_desc, socket, std::ptr::null(), pool) };
             if ret != 0 {
                 return Err(err("rte_eth_rx_queue_setup", ret));
@@ -369,10 +367,8 @@ impl Port {
 
     /// Receives up to `max` (at most [`MAX_BURST`]) frames from queue 0.
     pub fn rx_burst(&mut self, max: usize) -> RxBurst {
-        // SAFETY: the port is started with queue 0 set up (every port has
-        // it), and &mut self makes this the only user of the queue: a port
-        // whose queues were handed to QueuePairs is only reachable through
-        // their shared &Port.
+        // SAFETY: queue 0 is set up on every started port; &mut self is its
+        // only user (split ports are reachable only through a shared &Port).
         unsafe { self.rx_burst_on(QUEUE, max) }
     }
 
