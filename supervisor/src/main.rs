@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod cred;
 mod engine;
 mod exec;
 mod kernel;
