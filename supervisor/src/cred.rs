@@ -198,6 +198,23 @@ impl Creds {
             ns = parent;
         }
     }
+
+    /// Whether the thread holds capability `cap` in the initial user
+    /// namespace, as `capable(cap)` decides (options such as
+    /// `SO_RCVBUFFORCE` ask that of any caller, even in its own network
+    /// namespace). The initial namespace is the top of the supervisor's
+    /// own chain of user namespaces.
+    pub fn capable_initially(&self, cap: u32) -> io::Result<bool> {
+        let mut ns: std::os::fd::OwnedFd = std::fs::File::open("/proc/thread-self/ns/user")?.into();
+        loop {
+            match crate::sys::ns_ioctl_fd(ns.as_fd(), libc::NS_GET_PARENT) {
+                Ok(p) => ns = p,
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(file_id(ns.as_fd())? == self.user_ns && self.caps.effective & (1u64 << cap) != 0)
+    }
 }
 
 fn file_id(fd: BorrowedFd<'_>) -> io::Result<FileId> {

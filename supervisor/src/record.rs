@@ -30,6 +30,11 @@ pub struct Record {
     /// Why Joyride refused the call, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The call was left to the kernel (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`):
+    /// the kernel ran it in the program's context and its result is not
+    /// seen here (`= ?`, as strace prints an unfinished call).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub continued: bool,
 }
 
 impl Record {
@@ -49,13 +54,23 @@ impl Record {
             usecs: took.as_micros() as u64,
             addr: None,
             note: None,
+            continued: false,
         }
+    }
+
+    /// A call left to the kernel: its arguments as trapped, no result.
+    pub fn continued(pid: u32, call: impl Into<String>, args: Vec<String>, took: Duration) -> Self {
+        let mut r = Record::new(pid, call, args, Ok(0), took);
+        r.continued = true;
+        r.note = Some("left to the kernel".into());
+        r
     }
 
     /// The strace-like text line (without newline).
     pub fn text(&self) -> String {
         let mut s = format!("[pid {:>6}] {}({}) = ", self.pid, self.call, self.args.join(", "));
         match &self.errno {
+            None if self.continued => s.push('?'),
             None => {
                 let _ = write!(s, "{}", self.ret);
             }

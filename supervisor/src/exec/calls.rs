@@ -61,32 +61,48 @@ impl Exec {
                 self.socket(notif, c.domain, c.ty, c.protocol, proto, started);
                 return;
             }
-            return self.kernel_call(notif, sc);
+            // A type or protocol the stack does not serve (raw, ICMP,
+            // SCTP...): the kernel creates it in the program's context and
+            // says EPERM or allows it as it would. Safe to continue: the
+            // decision read only registers, which no other thread can change.
+            return self.leave_to_kernel(notif, sc, started);
         }
         let Some(fd) = sc.fd() else {
-            return self.kernel_call(notif, sc);
+            // socketpair: never a user-space socket.
+            return self.leave_to_kernel(notif, sc, started);
         };
         let dup = match self.ctx.target_socket(&notif, fd) {
             Ok((_pidfd, dup)) => dup,
-            // Not an fd, or the thread vanished: the kernel path answers as
-            // the kernel would (EBADF, ENOTSOCK...).
-            Err(_) => return self.kernel_call(notif, sc),
+            // Not an fd, or the thread vanished: the kernel answers as it
+            // would (EBADF, ENOTSOCK...).
+            Err(_) => return self.leave_to_kernel(notif, sc, started),
         };
         let ino = match self.socks.lookup(dup.as_fd()) {
             Ok(ino) => ino,
             // A socket that moved to another shard is served there.
             Err(Some(ino)) if self.index == 0 && self.shared.count() > 1 => match self.shared.owner(ino) {
                 Some(k) => return self.shared.send(k, Msg::Call(notif)),
-                None => return self.kernel_call(notif, sc),
+                None => return self.leave_to_kernel(notif, sc, started),
             },
-            Err(_) => return self.kernel_call(notif, sc),
+            // Not one of the stack's sockets (AF_UNIX, netlink, packet, a
+            // kernel-served Internet socket): the kernel performs the call
+            // in the program's context, with the program's credentials.
+            //
+            // Safe to continue although another thread may swap the fd
+            // (dup2) between our look and the kernel's: the decision rested
+            // on fd identity only, and whatever the fd then names, the
+            // kernel judges the call with the program's own credentials on
+            // an object the program holds. The only Joyride objects a
+            // program holds are the target ends of its bridges, plain
+            // AF_UNIX sockets it may use directly anyway.
+            Err(_) => return self.leave_to_kernel(notif, sc, started),
         };
         let args = sc.raw_args();
         // Calls that may wait own their notification and answer it.
         match sc {
             Syscall::Connect(c) => {
                 if let Err(Moved(notif)) = self.connect(notif, ino, dup, c.fd, c.addr, c.addrlen, started) {
-                    self.kernel_call(notif, sc);
+                    self.leave_to_kernel(notif, sc, started);
                 }
                 return;
             }
@@ -111,8 +127,28 @@ impl Exec {
         };
         match served {
             Ok(res) => self.reply(notif, call.name(), args, res, started),
-            // Moved to the kernel: the kernel path performs the call.
-            Err(Moved(())) => self.kernel_call(notif, sc),
+            // Moved to the kernel: the kernel performs the call on the new
+            // kernel socket (see `move_to_kernel`).
+            Err(Moved(())) => self.leave_to_kernel(notif, sc, started),
+        }
+    }
+
+    /// Answers `notif` with `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: the kernel
+    /// runs the call in the program's own context, with its credentials,
+    /// namespaces, working directory and umask. Every caller says why a
+    /// racing thread cannot turn that into more than the program may do.
+    pub(super) fn leave_to_kernel(&mut self, notif: Notification, sc: Syscall, started: Instant) {
+        if let Syscall::Socket(_) = sc {
+            self.socks.stats.kernel += 1;
+        }
+        let pid = notif.pid;
+        match notif.answer_continue() {
+            Ok(()) => {
+                if self.sink.is_some() {
+                    self.emit(&Record::continued(pid, sc.call().name(), sc.raw_args(), started.elapsed()));
+                }
+            }
+            Err(_) => self.stats.vanished += 1,
         }
     }
 
@@ -204,6 +240,9 @@ impl Exec {
         };
         if self.policy.kernel_serves(a.ip()) {
             return self.move_to_kernel(notif, ino, fd);
+        }
+        if let Err(e) = super::privilege::check_bind_port(&self.ctx, notif, a.port()) {
+            return Ok(Err(e));
         }
         let res = match proto {
             Proto::Tcp => self.iface.tcp_bind(h, a),

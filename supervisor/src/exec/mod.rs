@@ -13,6 +13,7 @@ mod calls;
 mod engine;
 mod net;
 mod policy;
+mod privilege;
 mod secret;
 mod shard;
 mod sockopt;

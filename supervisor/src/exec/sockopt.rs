@@ -17,6 +17,7 @@ use joyride_notify::Notification;
 
 use super::calls::Served;
 use super::engine::Exec;
+use super::privilege;
 use super::socks::{Phase, Proto};
 
 /// Longest option value read.
@@ -49,7 +50,7 @@ fn kind(proto: Proto, level: i32, name: i32) -> Option<Kind> {
         (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO | SO_RCVLOWAT) => Kind::Bridge,
         (
             SOL_SOCKET,
-            SO_PRIORITY | SO_MARK | SO_OOBINLINE | SO_TIMESTAMP | SO_TIMESTAMPNS | SO_ZEROCOPY | SO_BUSY_POLL
+            SO_PRIORITY | SO_MARK | SO_DEBUG | SO_OOBINLINE | SO_TIMESTAMP | SO_TIMESTAMPNS | SO_ZEROCOPY | SO_BUSY_POLL
             | SO_INCOMING_CPU | SO_NO_CHECK | SO_PASSCRED | SO_DONTROUTE | SO_SNDLOWAT,
         ) => Kind::Kept,
         (IPPROTO_TCP, _) if !tcp => return None,
@@ -138,15 +139,36 @@ impl Exec {
         // IPv6 options do not exist on an IPv4 socket (IPv4 ones do on an
         // IPv6 socket, for its mapped traffic).
         let v6_on_v4 = level == libc::IPPROTO_IPV6 && s.domain == libc::AF_INET;
-        let Some(kind) = kind(s.proto, level, name).filter(|_| !v6_on_v4) else {
+        let tcp_level_on_udp = level == libc::IPPROTO_TCP && s.proto != Proto::Tcp;
+        let kind = kind(s.proto, level, name).filter(|_| !v6_on_v4);
+        // Linux reads a capability-gated option's value and checks the
+        // caller before anything else, so an option the stack lacks still
+        // answers EPERM to a caller without the capability.
+        let gated = !v6_on_v4 && !tcp_level_on_udp && privilege::sockopt_gated(level, name);
+        if kind.is_none() && !gated {
             return Ok(Err(libc::ENOPROTOOPT));
-        };
+        }
         if len < 0 {
             return Ok(Err(libc::EINVAL));
         }
         let val = match notif.read_bytes(ptr, len as u64, OPT_MAX) {
             Ok(v) => v,
             Err(e) => return Ok(Err(e.errno())),
+        };
+        if gated {
+            if let Err(e) = privilege::check_sockopt(notif, level, name, &val) {
+                return Ok(Err(e));
+            }
+        }
+        if level == libc::IPPROTO_TCP && name == libc::TCP_CONGESTION && s.proto == Proto::Tcp {
+            let end = val.iter().position(|b| *b == 0).unwrap_or(val.len());
+            let algo = String::from_utf8_lossy(&val[..end]).into_owned();
+            if let Err(e) = privilege::check_congestion(&self.ctx, notif, &algo) {
+                return Ok(Err(e));
+            }
+        }
+        let Some(kind) = kind else {
+            return Ok(Err(libc::ENOPROTOOPT));
         };
         let res = match kind {
             Kind::Stack => self.apply_opt(ino, level, name, &val),
