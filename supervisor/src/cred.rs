@@ -148,7 +148,9 @@ impl Creds {
                 ambient: hex("CapAmb:").unwrap_or(0),
             },
             // Older kernels lack the line; the default is what they use.
-            umask: field("Umask:").and_then(|v| u32::from_str_radix(v, 8).ok()).unwrap_or(0o022),
+            umask: field("Umask:")
+                .and_then(|v| u32::from_str_radix(v, 8).ok())
+                .unwrap_or(0o022),
             user_ns: (0, 0),
             net_ns: (0, 0),
             mnt_ns: (0, 0),
@@ -191,8 +193,7 @@ impl Creds {
             };
             // "The owner of a user namespace has every capability in it",
             // when the owner lives in the parent namespace.
-            if file_id(parent.as_fd())? == self.user_ns && crate::sys::ns_owner_uid(ns.as_fd())? == self.uid.effective
-            {
+            if file_id(parent.as_fd())? == self.user_ns && crate::sys::ns_owner_uid(ns.as_fd())? == self.uid.effective {
                 return Ok(true);
             }
             ns = parent;

@@ -145,7 +145,12 @@ impl Exec {
         match notif.answer_continue() {
             Ok(()) => {
                 if self.sink.is_some() {
-                    self.emit(&Record::continued(pid, sc.call().name(), sc.raw_args(), started.elapsed()));
+                    self.emit(&Record::continued(
+                        pid,
+                        sc.call().name(),
+                        sc.raw_args(),
+                        started.elapsed(),
+                    ));
                 }
             }
             Err(_) => self.stats.vanished += 1,

@@ -93,7 +93,12 @@ pub fn sockopt_gated(level: i32, name: i32) -> bool {
         ) | (IPPROTO_IP, IP_TRANSPARENT | IP_IPSEC_POLICY | IP_XFRM_POLICY)
             | (
                 IPPROTO_IPV6,
-                IPV6_TRANSPARENT | IPV6_IPSEC_POLICY | IPV6_XFRM_POLICY | IPV6_HOPOPTS | IPV6_RTHDRDSTOPTS | IPV6_DSTOPTS
+                IPV6_TRANSPARENT
+                    | IPV6_IPSEC_POLICY
+                    | IPV6_XFRM_POLICY
+                    | IPV6_HOPOPTS
+                    | IPV6_RTHDRDSTOPTS
+                    | IPV6_DSTOPTS
             )
             | (
                 IPPROTO_TCP,

@@ -50,8 +50,8 @@ fn kind(proto: Proto, level: i32, name: i32) -> Option<Kind> {
         (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO | SO_RCVLOWAT) => Kind::Bridge,
         (
             SOL_SOCKET,
-            SO_PRIORITY | SO_MARK | SO_DEBUG | SO_OOBINLINE | SO_TIMESTAMP | SO_TIMESTAMPNS | SO_ZEROCOPY | SO_BUSY_POLL
-            | SO_INCOMING_CPU | SO_NO_CHECK | SO_PASSCRED | SO_DONTROUTE | SO_SNDLOWAT,
+            SO_PRIORITY | SO_MARK | SO_DEBUG | SO_OOBINLINE | SO_TIMESTAMP | SO_TIMESTAMPNS | SO_ZEROCOPY
+            | SO_BUSY_POLL | SO_INCOMING_CPU | SO_NO_CHECK | SO_PASSCRED | SO_DONTROUTE | SO_SNDLOWAT,
         ) => Kind::Kept,
         (IPPROTO_TCP, _) if !tcp => return None,
         (
