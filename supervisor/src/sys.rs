@@ -351,6 +351,22 @@ pub fn with_nonblocking<T>(fd: BorrowedFd<'_>, f: impl FnOnce() -> T) -> io::Res
     Ok(out)
 }
 
+/// A namespace ioctl that returns a new fd (`NS_GET_USERNS`, `NS_GET_PARENT`).
+pub fn ns_ioctl_fd(ns: BorrowedFd<'_>, request: libc::Ioctl) -> io::Result<OwnedFd> {
+    // SAFETY: these requests take no argument and return a new fd or -1.
+    let fd = cvt(unsafe { libc::ioctl(ns.as_raw_fd(), request) })?;
+    // SAFETY: the kernel just gave us this fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `NS_GET_OWNER_UID`: the uid that owns user namespace `ns`, as seen from ours.
+pub fn ns_owner_uid(ns: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut uid: libc::uid_t = 0;
+    // SAFETY: the kernel writes one uid_t to the live local `uid`.
+    cvt(unsafe { libc::ioctl(ns.as_raw_fd(), libc::NS_GET_OWNER_UID, &mut uid as *mut libc::uid_t) })?;
+    Ok(uid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,20 +402,4 @@ mod tests {
         with_nonblocking(a.as_fd(), || assert!(is_nonblocking(a.as_fd()).unwrap())).unwrap();
         assert!(!is_nonblocking(a.as_fd()).unwrap());
     }
-}
-
-/// A namespace ioctl that returns a new fd (`NS_GET_USERNS`, `NS_GET_PARENT`).
-pub fn ns_ioctl_fd(ns: BorrowedFd<'_>, request: libc::Ioctl) -> io::Result<OwnedFd> {
-    // SAFETY: these requests take no argument and return a new fd or -1.
-    let fd = cvt(unsafe { libc::ioctl(ns.as_raw_fd(), request) })?;
-    // SAFETY: the kernel just gave us this fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `NS_GET_OWNER_UID`: the uid that owns user namespace `ns`, as seen from ours.
-pub fn ns_owner_uid(ns: BorrowedFd<'_>) -> io::Result<u32> {
-    let mut uid: libc::uid_t = 0;
-    // SAFETY: the kernel writes one uid_t to the live local `uid`.
-    cvt(unsafe { libc::ioctl(ns.as_raw_fd(), libc::NS_GET_OWNER_UID, &mut uid as *mut libc::uid_t) })?;
-    Ok(uid)
 }
