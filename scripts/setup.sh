@@ -17,6 +17,13 @@ packages=(
     # Real programs and peers of the `joyride exec` acceptance tests
     # (tests/tests/exec.rs); dnsmasq-base has no service, redis-server has.
     wrk iperf3 dnsmasq-base bind9-dnsutils redis-server redis-tools
+    # PostgreSQL 15 under `joyride exec` with pgbench from a kernel peer
+    # (tests/tests/postgres.rs); postgresql-15 ships postgres, initdb,
+    # pg_isready, psql and pgbench under /usr/lib/postgresql/15/bin.
+    # postgresql-common creates a default cluster (port 5432) at install
+    # time; the policy below keeps it from starting and the test uses its
+    # own data directory and port.
+    postgresql postgresql-15 postgresql-client-15
 )
 # nginx-light where the release still has it (bookworm), nginx otherwise.
 if apt-cache show nginx-light >/dev/null 2>&1; then
