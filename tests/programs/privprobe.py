@@ -337,6 +337,32 @@ def option_case(family, kind, where, name, level, opt, value):
     return run
 
 
+# option, how it is read back (level, option): set on a socket that has no
+# address yet (Joyride's stack holds it), then the socket is bound to loopback
+# (Joyride moves it to a kernel socket and carries the options over)
+LATE = [
+    ("SO_MARK", socket.SOL_SOCKET, 36, 1, (socket.SOL_SOCKET, 36)),
+    ("IP_TRANSPARENT", socket.IPPROTO_IP, IP_TRANSPARENT, 1, (socket.IPPROTO_IP, IP_TRANSPARENT)),
+    ("SO_PRIORITY_7", socket.SOL_SOCKET, socket.SO_PRIORITY, 7, (socket.SOL_SOCKET, socket.SO_PRIORITY)),
+    ("SO_RCVBUFFORCE", socket.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 20, (socket.SOL_SOCKET, socket.SO_RCVBUF)),
+    ("SO_DEBUG", socket.SOL_SOCKET, socket.SO_DEBUG, 1, (socket.SOL_SOCKET, socket.SO_DEBUG)),
+]
+
+
+def late_case(kind, level, opt, value, readback):
+    def run(self, r):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.setsockopt(level, opt, value)
+                r["set"] = "ok"
+            except OSError as e:
+                r["set"] = errname(e)
+            s.bind(("127.0.0.1", 0))
+            r["value_after_bind"] = s.getsockopt(*readback)
+
+    return run
+
+
 def cases():
     """(name, group, function) in the order they run."""
     out = [("whoami", "family", Probe.whoami)]
@@ -387,6 +413,10 @@ def cases():
                     continue
                 name = "setsockopt_%s_%s_%s" % (sname, group, oname)
                 out.append((name, group, option_case(family, kind, addrs[group], oname, level, opt, value)))
+    for sname, kind in (("tcp", tcp), ("udp", udp)):
+        for oname, level, opt, value, readback in LATE:
+            name = "setsockopt_%s_unbound_%s_then_lo" % (sname, oname)
+            out.append((name, "kernel", late_case(kind, level, opt, value, readback)))
     return out
 
 
