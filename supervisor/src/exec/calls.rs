@@ -246,7 +246,7 @@ impl Exec {
         if self.policy.kernel_serves(a.ip()) {
             return self.move_to_kernel(notif, ino, fd);
         }
-        if let Err(e) = super::privilege::check_bind_port(&self.ctx, notif, a.port()) {
+        if let Err(e) = super::privilege::check_bind_port(notif, a.port()) {
             return Ok(Err(e));
         }
         let res = match proto {

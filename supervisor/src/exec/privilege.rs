@@ -4,7 +4,15 @@
 //! the kernel would: a port below the network namespace's
 //! `net.ipv4.ip_unprivileged_port_start` needs `CAP_NET_BIND_SERVICE` over
 //! that namespace (`EACCES`); options that need `CAP_NET_ADMIN` or
-//! `CAP_NET_RAW` give `EPERM` (`SO_DEBUG`: `EACCES`) without them. The
+//! `CAP_NET_RAW` give `EPERM` (`SO_DEBUG`: `EACCES`) without them.
+//!
+//! The namespace is the stack's: the one the supervisor serves it in, whose
+//! address and port space the stack's sockets share. A program that moved
+//! to a network namespace of its own (`unshare -Urn`) is root there, but its
+//! Internet sockets are still the stack's, in the supervisor's namespace,
+//! where it holds nothing; judging it in its own namespace would hand
+//! anyone who may create a user namespace port 80 and `SO_MARK` on the
+//! host's stack. The
 //! caller's power ([`Power`]) is read fresh for each such decision and only
 //! when one is needed, so the common calls read nothing. The table of
 //! gated options is [`sockopt_need`]; it follows `sk_setsockopt`,
@@ -16,7 +24,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use joyride_notify::Notification;
 
 use crate::cred::{Creds, CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, CAP_NET_RAW};
-use crate::kernel::Ctx;
 
 /// The calling thread's power, for one decision.
 pub struct Power {
@@ -30,7 +37,8 @@ impl Power {
     /// id cannot lend its power).
     pub fn of(notif: &Notification) -> Result<Power, i32> {
         let creds = Creds::of_thread(notif.pid).map_err(|_| libc::ESRCH)?;
-        let net_ns: OwnedFd = std::fs::File::open(format!("/proc/{}/ns/net", notif.pid))
+        // The stack's namespace: the supervisor's own.
+        let net_ns: OwnedFd = std::fs::File::open("/proc/thread-self/ns/net")
             .map_err(|_| libc::ESRCH)?
             .into();
         if !notif.is_valid() {
@@ -39,7 +47,8 @@ impl Power {
         Ok(Power { creds, net_ns })
     }
 
-    /// `ns_capable(net->user_ns, cap)`; a failure to tell is a no.
+    /// `ns_capable(net->user_ns, cap)` over the stack's namespace; a
+    /// failure to tell is a no.
     pub fn capable(&self, cap: u32) -> bool {
         self.creds.capable(cap, self.net_ns.as_fd()).unwrap_or_else(|e| {
             tracing::warn!(cap, error = %e, "cannot tell a capability; taking it as absent");
@@ -86,7 +95,6 @@ pub fn sockopt_gated(level: i32, name: i32) -> bool {
                 | SO_RCVBUFFORCE
                 | SO_SNDBUFFORCE
                 | SO_DEBUG
-                | SO_BUSY_POLL
                 | SO_PREFER_BUSY_POLL
                 | SO_BUSY_POLL_BUDGET
                 | SO_TXTIME
@@ -128,9 +136,10 @@ pub fn sockopt_need(level: i32, name: i32, val: &[u8]) -> Result<Option<(Need, i
         (SOL_SOCKET, SO_PRIORITY) => (!(0..=6).contains(&int)).then_some((RAW_OR_ADMIN, EPERM)),
         (SOL_SOCKET, SO_RCVBUFFORCE | SO_SNDBUFFORCE) => Some((Need::Initially(CAP_NET_ADMIN), EPERM)),
         (SOL_SOCKET, SO_DEBUG) => (int != 0).then_some((Need::Initially(CAP_NET_ADMIN), EACCES)),
-        // Raising the busy-poll time or budget above the socket's (0 on a
-        // new socket), or preferring busy polling.
-        (SOL_SOCKET, SO_BUSY_POLL | SO_PREFER_BUSY_POLL | SO_BUSY_POLL_BUDGET) => {
+        // Raising the busy-poll budget above the socket's (0 on a new
+        // socket), or preferring busy polling. (Linux 6.x lets anyone raise
+        // SO_BUSY_POLL itself.)
+        (SOL_SOCKET, SO_PREFER_BUSY_POLL | SO_BUSY_POLL_BUDGET) => {
             (int > 0).then_some((Need::Initially(CAP_NET_ADMIN), EPERM))
         }
         // struct sock_txtime { clockid_t clockid; u32 flags; }: a clock
@@ -173,11 +182,11 @@ pub fn check_sockopt(notif: &Notification, level: i32, name: i32, val: &[u8]) ->
 /// Checks a bind to `port` against the caller's power: `EACCES` below the
 /// namespace's first unprivileged port without `CAP_NET_BIND_SERVICE`
 /// (`inet_port_requires_bind_service`). Port 0 is never checked.
-pub fn check_bind_port(ctx: &Ctx, notif: &Notification, port: u16) -> Result<(), i32> {
+pub fn check_bind_port(notif: &Notification, port: u16) -> Result<(), i32> {
     if port == 0 {
         return Ok(());
     }
-    let start = sysctl(ctx, notif, "net/ipv4/ip_unprivileged_port_start")?
+    let start = sysctl("net/ipv4/ip_unprivileged_port_start")?
         .trim()
         .parse::<u32>()
         .unwrap_or(1024);
@@ -193,12 +202,12 @@ pub fn check_bind_port(ctx: &Ctx, notif: &Notification, port: u16) -> Result<(),
 /// `tcp_allowed_congestion_control` needs `CAP_NET_ADMIN` (`EPERM`). Other
 /// names are left to the stack, which knows its own (`ENOENT` as Linux says
 /// for an algorithm it lacks).
-pub fn check_congestion(ctx: &Ctx, notif: &Notification, algo: &str) -> Result<(), i32> {
+pub fn check_congestion(notif: &Notification, algo: &str) -> Result<(), i32> {
     // The stack's NewReno is the kernel's "reno".
     let name = if algo == "newreno" { "reno" } else { algo };
     let listed = |list: &str| list.split_whitespace().any(|a| a == name);
-    if !listed(&sysctl(ctx, notif, "net/ipv4/tcp_available_congestion_control")?)
-        || listed(&sysctl(ctx, notif, "net/ipv4/tcp_allowed_congestion_control")?)
+    if !listed(&sysctl("net/ipv4/tcp_available_congestion_control")?)
+        || listed(&sysctl("net/ipv4/tcp_allowed_congestion_control")?)
         || Power::of(notif)?.capable(CAP_NET_ADMIN)
     {
         Ok(())
@@ -207,10 +216,11 @@ pub fn check_congestion(ctx: &Ctx, notif: &Notification, algo: &str) -> Result<(
     }
 }
 
-/// A sysctl of the caller's network namespace (`/proc/sys` shows the
-/// opener's).
-fn sysctl(ctx: &Ctx, notif: &Notification, name: &str) -> Result<String, i32> {
-    ctx.in_target_netns(notif, || std::fs::read_to_string(format!("/proc/sys/{name}")))
+/// A sysctl of the stack's network namespace.
+fn sysctl(name: &str) -> Result<String, i32> {
+    // The stack's namespace is the supervisor's: `/proc/sys` shows the
+    // opener's.
+    std::fs::read_to_string(format!("/proc/sys/{name}")).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 #[cfg(test)]

@@ -50,8 +50,8 @@ fn kind(proto: Proto, level: i32, name: i32) -> Option<Kind> {
         (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO | SO_RCVLOWAT) => Kind::Bridge,
         (
             SOL_SOCKET,
-            SO_PRIORITY | SO_MARK | SO_DEBUG | SO_OOBINLINE | SO_TIMESTAMP | SO_TIMESTAMPNS | SO_ZEROCOPY
-            | SO_BUSY_POLL | SO_INCOMING_CPU | SO_NO_CHECK | SO_PASSCRED | SO_DONTROUTE | SO_SNDLOWAT,
+            SO_PRIORITY | SO_MARK | SO_DEBUG | SO_PREFER_BUSY_POLL | SO_OOBINLINE | SO_TIMESTAMP | SO_TIMESTAMPNS
+            | SO_ZEROCOPY | SO_BUSY_POLL | SO_INCOMING_CPU | SO_NO_CHECK | SO_PASSCRED | SO_DONTROUTE | SO_SNDLOWAT,
         ) => Kind::Kept,
         (IPPROTO_TCP, _) if !tcp => return None,
         (
@@ -92,7 +92,7 @@ fn kind(proto: Proto, level: i32, name: i32) -> Option<Kind> {
         (
             IPPROTO_IPV6,
             IPV6_UNICAST_HOPS | IPV6_MTU_DISCOVER | IPV6_RECVERR | IPV6_TCLASS | IPV6_RECVPKTINFO | IPV6_RECVTCLASS
-            | IPV6_MULTICAST_HOPS | IPV6_MULTICAST_LOOP,
+            | IPV6_MULTICAST_HOPS | IPV6_MULTICAST_LOOP | IPV6_TRANSPARENT,
         ) => Kind::Kept,
         _ => return None,
     })
@@ -163,7 +163,7 @@ impl Exec {
         if level == libc::IPPROTO_TCP && name == libc::TCP_CONGESTION && s.proto == Proto::Tcp {
             let end = val.iter().position(|b| *b == 0).unwrap_or(val.len());
             let algo = String::from_utf8_lossy(&val[..end]).into_owned();
-            if let Err(e) = privilege::check_congestion(&self.ctx, notif, &algo) {
+            if let Err(e) = privilege::check_congestion(notif, &algo) {
                 return Ok(Err(e));
             }
         }
