@@ -14,7 +14,7 @@
  * bind(T, "DIR/???/bNNNNNNNN"), and sendmsg(T, to "DIR/srv/dg-????",
  * SCM_CREDENTIALS {pid, uid ?, gid ?}).  Thread B keeps replacing T with
  * dup2() by a fresh AF_UNIX stream, AF_UNIX datagram, AF_INET TCP, AF_INET
- * UDP or AF_NETLINK socket.  Thread C keeps flipping the bytes of the
+ * UDP or AF_NETLINK socket (non-blocking).  Thread C keeps flipping the bytes of the
  * addresses A passes between the permitted and the root-only names
  * ("open" <-> "shut", "pub" <-> "sec") and the claimed credentials between
  * the caller's own ids and 0.  A reads nothing back: the judges are the
@@ -89,14 +89,18 @@ static size_t set_path(struct sockaddr_un *a, const char *dir, const char *rel, 
 static void *swapper(void *arg)
 {
     (void)arg;
+    /* AF_INET next to AF_UNIX datagram most often: a call looked up on a
+     * Joyride socket and then performed on the AF_UNIX one that replaced
+     * it is the race most worth winning. */
     static const int kinds[][3] = {
-        {AF_UNIX, SOCK_STREAM, 0},      {AF_UNIX, SOCK_DGRAM, 0},
-        {AF_INET, SOCK_STREAM, 0},      {AF_INET, SOCK_DGRAM, 0},
-        {AF_NETLINK, SOCK_DGRAM, NETLINK_ROUTE},
+        {AF_UNIX, SOCK_STREAM, 0}, {AF_INET, SOCK_DGRAM, 0},  {AF_UNIX, SOCK_DGRAM, 0},
+        {AF_INET, SOCK_STREAM, 0}, {AF_UNIX, SOCK_DGRAM, 0},  {AF_NETLINK, SOCK_DGRAM, NETLINK_ROUTE},
+        {AF_INET, SOCK_DGRAM, 0},  {AF_UNIX, SOCK_DGRAM, 0},
     };
+    const unsigned nkinds = sizeof kinds / sizeof kinds[0];
     unsigned i = 0;
     while (!stop) {
-        const int *k = kinds[i++ % 5];
+        const int *k = kinds[i++ % nkinds];
         int s = socket(k[0], k[1] | SOCK_NONBLOCK, k[2]);
         if (s < 0) {
             count(OP_SWAP, s);

@@ -16,6 +16,9 @@
 //! - `srv/dg-open`, a 0666 datagram receiver with `SO_PASSCRED`: every
 //!   message's credentials are nobody's (no `SCM_CREDENTIALS` uid 0 or gid 0);
 //! - `sec/`, a root-only directory: no socket file appears in it;
+//! - no more datagrams arrive than the program's sendmsg calls that
+//!   succeeded (no call performed behind its back, e.g. by the supervisor
+//!   while the program is told it failed);
 //! - the run ends by itself within its time limit with the program's own
 //!   exit status (7): the supervisor neither crashed nor hung.
 //!
@@ -187,6 +190,23 @@ impl Judges {
     }
 }
 
+/// The program's count of `OP` calls that ended with `ERRNO` ("OK": success).
+fn outcome(out: &str, op: &str, errno: &str) -> u64 {
+    let prefix = format!("count {op} {errno} ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// All of the program's outcomes of `op`, as "ERRNO N, ...".
+fn outcomes(out: &str, op: &str) -> String {
+    let prefix = format!("count {op} ");
+    out.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Runs the program one way, `cmd` being a command line that ends in
 /// `setpriv` (its arguments and `-- fdswap SECONDS MAX DIR` are added here),
 /// with fresh judges in `dir`; what they object to goes into `breaches`.
@@ -255,7 +275,9 @@ fn race(what: &str, mut cmd: Command, prog: &Path, dir: PathBuf, breaches: &mut 
     }
     if open.values().sum::<u64>() == 0 {
         breaches.push(format!(
-            "{what}: not one connection reached the 0666 listener (the permitted path must work)"
+            "{what}: not one connection reached the 0666 listener (the permitted path must work); the program's \
+             connect outcomes: {}",
+            outcomes(&out, "connect")
         ));
     }
     let dshut = &seen.received["dg-shut"];
@@ -273,7 +295,21 @@ fn race(what: &str, mut cmd: Command, prog: &Path, dir: PathBuf, breaches: &mut 
     }
     if dopen.values().sum::<u64>() == 0 {
         breaches.push(format!(
-            "{what}: not one datagram reached the 0666 receiver (the permitted path must work)"
+            "{what}: not one datagram reached the 0666 receiver (the permitted path must work); the program's \
+             sendmsg outcomes: {}",
+            outcomes(&out, "sendmsg")
+        ));
+    }
+    // A sendmsg that succeeds reaches one of the two receivers (on every
+    // other kind of socket in the rotation it fails), so more datagrams
+    // than successful sends means a call had an effect the program was told
+    // failed: performed twice, or by someone else.
+    let sent_ok = outcome(&out, "sendmsg", "OK");
+    let delivered: u64 = dopen.values().chain(dshut.values()).sum();
+    if delivered > sent_ok {
+        breaches.push(format!(
+            "{what}: the receivers got {delivered} datagrams but only {sent_ok} sendmsg calls succeeded in the \
+             program (calls performed behind its back)"
         ));
     }
     if !sec.is_empty() {
