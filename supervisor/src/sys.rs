@@ -367,6 +367,13 @@ pub fn ns_owner_uid(ns: BorrowedFd<'_>) -> io::Result<u32> {
     Ok(uid)
 }
 
+/// `if_nametoindex(3)`: the index of interface `name` in the calling
+/// thread's network namespace, 0 if there is none.
+pub fn if_nametoindex(name: &std::ffi::CStr) -> u32 {
+    // SAFETY: `name` is a live NUL-terminated string the call only reads.
+    unsafe { libc::if_nametoindex(name.as_ptr()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,8 +50,9 @@ fn kind(proto: Proto, level: i32, name: i32) -> Option<Kind> {
         (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO | SO_RCVLOWAT) => Kind::Bridge,
         (
             SOL_SOCKET,
-            SO_PRIORITY | SO_MARK | SO_DEBUG | SO_PREFER_BUSY_POLL | SO_OOBINLINE | SO_TIMESTAMP | SO_TIMESTAMPNS
-            | SO_ZEROCOPY | SO_BUSY_POLL | SO_INCOMING_CPU | SO_NO_CHECK | SO_PASSCRED | SO_DONTROUTE | SO_SNDLOWAT,
+            SO_PRIORITY | SO_MARK | SO_DEBUG | SO_PREFER_BUSY_POLL | SO_BINDTODEVICE | SO_BINDTOIFINDEX | SO_OOBINLINE
+            | SO_TIMESTAMP | SO_TIMESTAMPNS | SO_ZEROCOPY | SO_BUSY_POLL | SO_INCOMING_CPU | SO_NO_CHECK | SO_PASSCRED
+            | SO_DONTROUTE | SO_SNDLOWAT,
         ) => Kind::Kept,
         (IPPROTO_TCP, _) if !tcp => return None,
         (
@@ -173,6 +174,11 @@ impl Exec {
         let res = match kind {
             Kind::Stack => self.apply_opt(ino, level, name, &val),
             Kind::Bridge => crate::sys::setsockopt(dup, level, name, &val).map_err(crate::kernel::errno_of),
+            Kind::Kept
+                if level == libc::SOL_SOCKET && matches!(name, libc::SO_BINDTODEVICE | libc::SO_BINDTOIFINDEX) =>
+            {
+                self.bind_to_device(notif, ino, name, &val)
+            }
             Kind::Kept => {
                 if val.len() < 4 && !(level == libc::IPPROTO_TCP && name == libc::TCP_CONGESTION) {
                     Err(libc::EINVAL)
@@ -187,6 +193,49 @@ impl Exec {
             }
         }
         Ok(res.map(|()| 0))
+    }
+
+    /// `SO_BINDTODEVICE`/`SO_BINDTOIFINDEX`, remembered as Linux checks
+    /// them (`sock_bindtoindex_locked`): the device must exist in the
+    /// stack's namespace (`ENODEV`), and changing a binding once made needs
+    /// `CAP_NET_RAW` (`EPERM`). The stack has one interface, which every
+    /// socket uses whatever it is bound to.
+    fn bind_to_device(&mut self, notif: &Notification, ino: u64, name: i32, val: &[u8]) -> Result<(), i32> {
+        let index = if name == libc::SO_BINDTOIFINDEX {
+            let i = int_of(val).ok_or(libc::EINVAL)?;
+            if i < 0 {
+                return Err(libc::EINVAL);
+            }
+            i as u32
+        } else {
+            let end = val
+                .iter()
+                .position(|b| *b == 0)
+                .unwrap_or(val.len())
+                .min(libc::IFNAMSIZ - 1);
+            if end == 0 {
+                0
+            } else {
+                let dev = std::ffi::CString::new(&val[..end]).map_err(|_| libc::EINVAL)?;
+                match crate::sys::if_nametoindex(&dev) {
+                    0 => return Err(libc::ENODEV),
+                    i => i,
+                }
+            }
+        };
+        let bound = self
+            .socks
+            .get(ino)
+            .and_then(|s| s.opt(libc::SOL_SOCKET, libc::SO_BINDTOIFINDEX))
+            .and_then(int_of)
+            .unwrap_or(0);
+        if bound != 0 && !privilege::Power::of(notif)?.capable(crate::cred::CAP_NET_RAW) {
+            return Err(libc::EPERM);
+        }
+        if let Some(s) = self.socks.get_mut(ino) {
+            s.remember_opt(libc::SOL_SOCKET, libc::SO_BINDTOIFINDEX, &(index as i32).to_ne_bytes());
+        }
+        Ok(())
     }
 
     /// Applies an option the stack implements to socket `ino`.
