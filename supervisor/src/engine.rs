@@ -88,6 +88,7 @@ impl Engine {
                 }
             }
             self.ctx.stash.expire(Instant::now());
+            self.ctx.reap_agents(Instant::now());
         }
         // Nothing can be pending once no process uses the filter.
         self.waits.abandon_all();

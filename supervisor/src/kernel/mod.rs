@@ -16,18 +16,21 @@
 mod ops;
 mod stash;
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use joyride_notify::{MemError, Notification, Syscall};
 
-pub use ops::{has_progress, interrupted, resume_op, start, timed_out, Op};
+pub use ops::{has_progress, interrupted, resume_op, start, timed_out, Op, DATA_MAX};
 pub use stash::Stash;
 
+use crate::agent::{Act, Direct, Own, Pool, TargetNetns};
+use crate::cred::Creds;
 use crate::record::Record;
 
 /// What a parked call waits for.
@@ -100,11 +103,11 @@ pub struct NoHooks;
 
 impl Hooks for NoHooks {}
 
-/// State shared by all calls: namespaces and the stash.
+/// State shared by all calls: where the supervisor stands, its own power,
+/// the agents acting with other powers, and the stash.
 pub struct Ctx {
-    own_netns: OwnedFd,
-    own_netns_ino: u64,
-    own_cwd: OwnedFd,
+    /// Who performs calls.
+    pub acting: Acting,
     /// Results kept for vanished callers.
     pub stash: Stash,
     /// pidfds of calling threads, by tid. A cached pidfd names the thread it
@@ -116,31 +119,81 @@ pub struct Ctx {
     fresh: RefCell<Vec<(u32, Rc<OwnedFd>)>>,
 }
 
+/// Who performs calls for the targets: the supervisor and its agents.
+pub struct Acting {
+    own: Own,
+    /// The engine thread's own credentials, read once: a caller with the
+    /// same power is served by the supervisor itself.
+    own_creds: Creds,
+    /// Agents for callers with another power.
+    agents: RefCell<Pool>,
+}
+
 /// Bound on cached pidfds; past it, pidfds are opened per call.
 const PIDFD_CACHE_MAX: usize = 4096;
 
+/// Who performs one call: the supervisor itself or an agent, chosen by
+/// [`Ctx::actor`] from the caller's credentials as they were just read.
+pub struct Actor<'a> {
+    how: How<'a>,
+    /// The caller's credentials, as read for this call (its umask among them).
+    pub creds: Creds,
+}
+
+enum How<'a> {
+    Direct(Direct<'a>),
+    Agent(RefMut<'a, Pool>, usize),
+}
+
+impl<'a> Actor<'a> {
+    /// The actor's calls.
+    pub fn act(&mut self) -> &mut dyn Act {
+        match &mut self.how {
+            How::Direct(d) => d,
+            How::Agent(pool, i) => pool.agent(*i),
+        }
+    }
+}
+
 impl Ctx {
-    /// Captures the supervisor's own network namespace and working directory,
-    /// and gives the calling thread its own fs context so that changing its
-    /// working directory for a target's relative `AF_UNIX` path does not move
-    /// other threads.
+    /// Captures the supervisor's own network namespace, working directory
+    /// and credentials, and gives the calling thread its own fs context so
+    /// that changing its working directory or umask for a target's
+    /// `AF_UNIX` path does not move other threads.
     pub fn new() -> io::Result<Ctx> {
+        Ctx::with_agent_exe(PathBuf::from("/proc/self/exe"))
+    }
+
+    /// [`Ctx::new`] with agents started from `exe` (the joyride binary).
+    pub fn with_agent_exe(exe: PathBuf) -> io::Result<Ctx> {
         rustix::thread::unshare(rustix::thread::UnshareFlags::FS)?;
-        let own_netns = std::fs::File::open("/proc/thread-self/ns/net")?;
-        let own_netns_ino = rustix::fs::fstat(&own_netns)?.st_ino;
-        let own_cwd = rustix::fs::open(
-            ".",
-            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )?;
         Ok(Ctx {
-            own_netns: own_netns.into(),
-            own_netns_ino,
-            own_cwd,
+            acting: Acting {
+                own: Own::of_this_thread()?,
+                own_creds: Creds::of_self()?,
+                agents: RefCell::new(Pool::new(exe)),
+            },
             stash: Stash::default(),
             pidfds: RefCell::new(HashMap::new()),
             fresh: RefCell::new(Vec::new()),
         })
+    }
+
+    /// Who is to perform a call for the calling thread of `notif` (see
+    /// [`Acting::actor`]).
+    pub fn actor<'a>(&'a self, notif: &'a Notification) -> Result<Actor<'a>, i32> {
+        self.acting.actor(notif)
+    }
+
+    /// Performs `f` with the caller's power (see [`Acting::actor`]).
+    pub fn act<T>(&self, notif: &Notification, f: impl FnOnce(&mut dyn Act) -> Result<T, i32>) -> Result<T, i32> {
+        let mut actor = self.actor(notif)?;
+        f(actor.act())
+    }
+
+    /// Reaps agents that exited, now and then (the engine calls it each turn).
+    pub fn reap_agents(&self, now: Instant) {
+        self.acting.agents.borrow_mut().reap_if_due(now);
     }
 
     /// A pidfd for the calling thread of `notif` (from the cache, or opened
@@ -184,7 +237,10 @@ impl Ctx {
         }
     }
 
-    /// Runs `f` in the network namespace of the calling thread of `notif`.
+    /// Runs `f` in the network namespace of the calling thread of `notif`,
+    /// with the supervisor's own power (for objects the supervisor makes for
+    /// itself there, such as `joyride exec`'s bridges; a target's own
+    /// sockets are made through [`Ctx::act`]).
     pub fn in_target_netns<T>(&self, notif: &Notification, f: impl FnOnce() -> io::Result<T>) -> Result<T, i32> {
         // One stat tells whether the target shares our namespace (it can move
         // at any time with an untrapped setns, so this is checked every call).
@@ -193,31 +249,19 @@ impl Ctx {
         if !notif.is_valid() {
             return Err(libc::ESRCH);
         }
-        if ino == self.own_netns_ino {
+        if ino == self.acting.own.netns_id().1 {
             return f().map_err(errno_of);
         }
         let ns = std::fs::File::open(&path).map_err(|_| libc::ESRCH)?;
         if !notif.is_valid() || rustix::fs::fstat(&ns).map_err(|e| e.raw_os_error())?.st_ino != ino {
             return Err(libc::ESRCH);
         }
-        use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
-        move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network)).map_err(|e| {
-            tracing::warn!(pid = notif.pid, error = %e, "cannot enter the target's network namespace");
-            e.raw_os_error()
-        })?;
-        let out = f();
-        if let Err(e) = move_into_link_name_space(self.own_netns.as_fd(), Some(LinkNameSpaceType::Network)) {
-            // Staying in the target's namespace would serve every later call
-            // from the wrong network: stop rather than do that.
-            tracing::error!(error = %e, "cannot return to the supervisor's network namespace");
-            std::process::abort();
-        }
-        out.map_err(errno_of)
+        self.acting.own.in_netns(ns.as_fd(), f)?.map_err(errno_of)
     }
 
-    /// Runs `f` with the working directory of the calling thread of `notif`
-    /// (for relative `AF_UNIX` paths).
-    fn in_target_cwd<T>(&self, notif: &Notification, f: impl FnOnce() -> io::Result<T>) -> Result<T, i32> {
+    /// The working directory of the calling thread of `notif` (`O_PATH`),
+    /// for a relative `AF_UNIX` path.
+    fn target_cwd(&self, notif: &Notification) -> Result<OwnedFd, i32> {
         use rustix::fs::{Mode, OFlags};
         let cwd = rustix::fs::open(
             format!("/proc/{}/cwd", notif.pid).as_str(),
@@ -228,13 +272,51 @@ impl Ctx {
         if !notif.is_valid() {
             return Err(libc::ESRCH);
         }
-        rustix::process::fchdir(&cwd).map_err(|e| e.raw_os_error())?;
-        let out = f();
-        if let Err(e) = rustix::process::fchdir(&self.own_cwd) {
-            tracing::error!(error = %e, "cannot return to the supervisor's working directory");
-            std::process::abort();
+        Ok(cwd)
+    }
+
+    /// The working directory for `addr` when it is a relative `AF_UNIX`
+    /// path, else `None`.
+    fn cwd_for(&self, notif: &Notification, addr: &[u8]) -> Result<Option<OwnedFd>, i32> {
+        if crate::agent::relative_unix_path(addr) {
+            self.target_cwd(notif).map(Some)
+        } else {
+            Ok(None)
         }
-        out.map_err(errno_of)
+    }
+}
+
+impl Acting {
+    /// Who is to perform a call for the calling thread of `notif`, with its
+    /// power as of now: its credentials are read afresh (a thread may change
+    /// them at any moment without a trap), checked with `ID_VALID` (so they
+    /// are the caller's and not a recycled tid's), and the supervisor acts
+    /// itself if they give the same power as its own, or else an agent
+    /// holding that power does. Call it where a call is performed, not
+    /// before: the answer holds for that call only.
+    pub fn actor<'a>(&'a self, notif: &'a Notification) -> Result<Actor<'a>, i32> {
+        let creds = Creds::of_thread(notif.pid).map_err(|_| libc::ESRCH)?;
+        if !notif.is_valid() {
+            return Err(libc::ESRCH);
+        }
+        if creds.same_power(&self.own_creds) {
+            let target = TargetNetns {
+                tid: notif.pid,
+                id: creds.net_ns,
+                valid: notif,
+            };
+            return Ok(Actor {
+                how: How::Direct(Direct::new(&self.own, Some(target))),
+                creds,
+            });
+        }
+        let mut pool = self.agents.borrow_mut();
+        pool.reap_if_due(Instant::now());
+        let i = pool.index_for(&creds, notif.pid, notif)?;
+        Ok(Actor {
+            how: How::Agent(pool, i),
+            creds,
+        })
     }
 }
 

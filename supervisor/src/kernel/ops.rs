@@ -1,6 +1,5 @@
 //! Each network call, served on the kernel's stack.
 
-use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use joyride_notify::{AddFd, NetCall, Notification, NotifyError, Syscall};
 
 use super::stash::{Accepted, Datagram};
 use super::{errno_of, may_block, mem, timeout_deadline, Ctx, Hooks, Interest, Parked, Progress};
+use crate::agent::OptVal;
 use crate::record::Record;
 use crate::sys;
 
@@ -180,9 +180,12 @@ fn show_addr(bytes: &[u8]) -> String {
     }
 }
 
-/// Is `addr` a relative (non-abstract, non-empty) `AF_UNIX` path?
-fn relative_unix_path(addr: &[u8]) -> bool {
-    addr.len() > 2 && u16::from_ne_bytes([addr[0], addr[1]]) as i32 == libc::AF_UNIX && addr[2] != 0 && addr[2] != b'/'
+/// One non-blocking `connect` attempt with the caller's power.
+fn connect_now(ctx: &Ctx, notif: &Notification, sock: BorrowedFd<'_>, addr: &[u8]) -> Result<(), i32> {
+    let cwd = ctx.cwd_for(notif, addr)?;
+    ctx.act(notif, |a| {
+        sys::with_nonblocking(sock, || a.connect(sock, addr, cwd.as_ref().map(|c| c.as_fd()))).map_err(errno_of)?
+    })
 }
 
 /// Starts serving `sc`.
@@ -204,7 +207,7 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall, hooks: &mut dyn Ho
     match sc {
         Syscall::Socket(c) => {
             let args = vec![socket_domain(c.domain), sock_type(c.ty), protocol(c.domain, c.protocol)];
-            let created = ctx.in_target_netns(&notif, || sys::socket(c.domain, c.ty & !libc::SOCK_CLOEXEC, c.protocol));
+            let created = ctx.act(&notif, |a| a.socket(c.domain, c.ty & !libc::SOCK_CLOEXEC, c.protocol));
             match created {
                 Ok(sock) => {
                     let how = AddFd {
@@ -226,8 +229,8 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall, hooks: &mut dyn Ho
                 args.push(ptr(c.sv));
                 return finish!(args, Err(mem(e)));
             }
-            let pair = ctx.in_target_netns(&notif, || {
-                sys::socketpair(c.domain, c.ty & !libc::SOCK_CLOEXEC, c.protocol)
+            let pair = ctx.act(&notif, |a| {
+                a.socketpair(c.domain, c.ty & !libc::SOCK_CLOEXEC, c.protocol)
             });
             let (a, b) = match pair {
                 Ok(p) => p,
@@ -261,15 +264,7 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall, hooks: &mut dyn Ho
                 Err(e) => return finish!(shown(&addr), Err(e)),
             };
             let blocking = may_block(sock.as_fd(), 0);
-            let attempt = if relative_unix_path(&addr) {
-                ctx.in_target_cwd(&notif, || {
-                    sys::with_nonblocking(sock.as_fd(), || sys::connect(sock.as_fd(), &addr))?
-                })
-            } else {
-                sys::with_nonblocking(sock.as_fd(), || sys::connect(sock.as_fd(), &addr))
-                    .map_err(errno_of)
-                    .and_then(|r| r.map_err(errno_of))
-            };
+            let attempt = connect_now(ctx, &notif, sock.as_fd(), &addr);
             let parsed = SockAddr::parse(&addr);
             let interest = match attempt {
                 // EALREADY: a blocking connect restarted after a signal waits
@@ -304,12 +299,12 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall, hooks: &mut dyn Ho
         }
         Syscall::Listen(c) => {
             let args = vec![c.fd.to_string(), c.backlog.to_string()];
-            let res = dup(c.fd).and_then(|(_p, s)| sys::listen(s.as_fd(), c.backlog).map(|()| 0).map_err(errno_of));
+            let res = dup(c.fd).and_then(|(_p, s)| ctx.act(&notif, |a| a.listen(s.as_fd(), c.backlog)).map(|()| 0));
             finish!(args, res)
         }
         Syscall::Shutdown(c) => {
             let args = vec![c.fd.to_string(), shutdown_how(c.how)];
-            let res = dup(c.fd).and_then(|(_p, s)| sys::shutdown(s.as_fd(), c.how).map(|()| 0).map_err(errno_of));
+            let res = dup(c.fd).and_then(|(_p, s)| ctx.act(&notif, |a| a.shutdown(s.as_fd(), c.how)).map(|()| 0));
             finish!(args, res)
         }
         Syscall::Getsockname(_) | Syscall::Getpeername(_) => names(ctx, notif, sc, started),
@@ -334,7 +329,9 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall, hooks: &mut dyn Ho
                     notif.read_bytes(c.optval, cap as u64, OPTVAL_MAX).map_err(mem)?
                 };
                 let (_p, s) = dup(c.fd)?;
-                let got = sys::getsockopt(s.as_fd(), c.level, c.optname, &mut buf).map_err(errno_of)?;
+                // SO_PEERCRED and the like answer in the caller's user
+                // namespace: through the actor too.
+                let got = ctx.act(&notif, |a| a.getsockopt(s.as_fd(), c.level, c.optname, &mut buf))?;
                 let shown = (got as usize).min(buf.len());
                 let len_bytes = got.to_ne_bytes();
                 notif
@@ -374,7 +371,7 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall, hooks: &mut dyn Ho
                 let val = notif.read_bytes(c.optval, c.optlen as u64, OPTVAL_MAX).map_err(mem)?;
                 let (pidfd, s) = dup(c.fd)?;
                 let val = translate_sockopt(&notif, pidfd.as_fd(), c.level, c.optname, val)?;
-                sys::setsockopt(s.as_fd(), c.level, c.optname, &val.bytes).map_err(errno_of)?;
+                ctx.act(&notif, |a| a.setsockopt(s.as_fd(), c.level, c.optname, &val.opt()))?;
                 Ok(val.shown)
             })();
             match &res {
@@ -443,11 +440,13 @@ fn bind(ctx: &mut Ctx, notif: Notification, sc: Syscall, started: Instant) -> Pr
     let res = (|| {
         let addr = read_addr(&notif, c.addr, c.addrlen)?;
         let (_p, s) = ctx.target_socket(&notif, c.fd)?;
-        let r = if relative_unix_path(&addr) {
-            ctx.in_target_cwd(&notif, || sys::bind(s.as_fd(), &addr))
-        } else {
-            sys::bind(s.as_fd(), &addr).map_err(errno_of)
-        };
+        let r = ctx.cwd_for(&notif, &addr).and_then(|cwd| {
+            let mut actor = ctx.actor(&notif)?;
+            let umask = actor.creds.umask;
+            actor
+                .act()
+                .bind(s.as_fd(), &addr, cwd.as_ref().map(|c| c.as_fd()), umask)
+        });
         Ok((addr, r))
     })();
     let (args, res, addr) = match res {
@@ -509,13 +508,31 @@ fn names(ctx: &Ctx, notif: Notification, sc: Syscall, started: Instant) -> Progr
     }
 }
 
-/// An option value with fds and pointers rewritten for the supervisor.
+/// An option value with what names the target's memory or fds replaced by
+/// the supervisor's copies; the actor points the value at them.
 struct Translated {
-    bytes: Vec<u8>,
+    /// The value as the program gave it.
     shown: Vec<u8>,
-    /// What `bytes` points at or names, alive until the call is made.
-    _prog: Vec<u8>,
-    _fd: Option<OwnedFd>,
+    /// The filter a `struct sock_fprog` points at.
+    prog: Option<Vec<u8>>,
+    /// The fd an option names.
+    fd: Option<OwnedFd>,
+}
+
+impl Translated {
+    fn opt(&self) -> OptVal<'_> {
+        match (&self.prog, &self.fd) {
+            (Some(prog), _) => OptVal::Filter {
+                fprog: &self.shown,
+                prog,
+            },
+            (None, Some(fd)) => OptVal::Fd {
+                val: &self.shown,
+                fd: fd.as_fd(),
+            },
+            (None, None) => OptVal::Bytes(&self.shown),
+        }
+    }
 }
 
 /// Options whose value holds a pointer or an fd of the target are rewritten to
@@ -538,13 +555,10 @@ fn translate_sockopt(
             return Err(libc::EINVAL);
         }
         let prog = notif.read_bytes(fptr, n * 8, 4096 * 8).map_err(mem)?;
-        let mut bytes = val.clone();
-        bytes[8..16].copy_from_slice(&(prog.as_ptr() as u64).to_ne_bytes());
         return Ok(Translated {
-            bytes,
             shown: val,
-            _prog: prog,
-            _fd: None,
+            prog: Some(prog),
+            fd: None,
         });
     }
     if level == libc::SOL_SOCKET && (name == libc::SO_ATTACH_BPF || name == libc::SO_ATTACH_REUSEPORT_EBPF) {
@@ -553,12 +567,10 @@ fn translate_sockopt(
         }
         let their = i32::from_ne_bytes(val[..4].try_into().expect("4 bytes"));
         let ours = notif.dup_fd(pidfd, their)?;
-        let bytes = std::os::fd::AsRawFd::as_raw_fd(&ours).to_ne_bytes().to_vec();
         return Ok(Translated {
-            bytes,
             shown: val,
-            _prog: Vec::new(),
-            _fd: Some(ours),
+            prog: None,
+            fd: Some(ours),
         });
     }
     if level == libc::SOL_TCP && name == 35 {
@@ -567,10 +579,9 @@ fn translate_sockopt(
         return Err(libc::EOPNOTSUPP);
     }
     Ok(Translated {
-        bytes: val.clone(),
         shown: val,
-        _prog: Vec::new(),
-        _fd: None,
+        prog: None,
+        fd: None,
     })
 }
 
@@ -1092,8 +1103,7 @@ pub fn resume_op(
                     Ok(_) => Ok(0),
                     // Not connected yet and no error: still in progress.
                     Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                        let retry = sys::with_nonblocking(sock.as_fd(), || sys::connect(sock.as_fd(), &addr));
-                        match retry.map_err(errno_of).and_then(|r| r.map_err(errno_of)) {
+                        match connect_now(ctx, &notif, sock.as_fd(), &addr) {
                             Err(libc::EALREADY) | Err(libc::EINPROGRESS) | Err(libc::EAGAIN) => {
                                 let interest = Interest::Write;
                                 let deadline = timeout_deadline(sock.as_fd(), true, started);
@@ -1126,7 +1136,7 @@ pub fn resume_op(
             }
         }
         Op::Accept(op) => resume_accept(ctx, notif, sock, op, started),
-        Op::Send(op) => resume_send(notif, sock, op, started, hooks),
+        Op::Send(op) => resume_send(ctx, notif, sock, op, started, hooks),
         Op::Recv(op) => resume_recv(ctx, notif, sock, op, started, hooks),
     }
 }
@@ -1148,11 +1158,10 @@ fn resume_accept(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, op: AcceptOp
     let id = sys::file_id(sock.as_fd()).ok();
     let got = match id.and_then(|id| ctx.stash.take_accepted(id)) {
         Some(a) => Ok((a.fd, a.addr.0, a.addr.1)),
-        None => sys::with_nonblocking(sock.as_fd(), || {
-            sys::accept4(sock.as_fd(), op.flags & libc::SOCK_NONBLOCK)
-        })
-        .map_err(errno_of)
-        .and_then(|r| r.map_err(errno_of)),
+        None => ctx.act(&notif, |a| {
+            sys::with_nonblocking(sock.as_fd(), || a.accept4(sock.as_fd(), op.flags & libc::SOCK_NONBLOCK))
+                .map_err(errno_of)?
+        }),
     };
     let (newfd, addr, len) = match got {
         Ok(g) => g,
@@ -1218,6 +1227,7 @@ fn resume_accept(ctx: &mut Ctx, notif: Notification, sock: OwnedFd, op: AcceptOp
 }
 
 fn resume_send(
+    ctx: &Ctx,
     notif: Notification,
     sock: OwnedFd,
     mut op: SendOp,
@@ -1229,13 +1239,16 @@ fn resume_send(
     let blocking = may_block(sock.as_fd(), op.flags);
     let flags = (op.flags | libc::MSG_DONTWAIT as u32 | libc::MSG_NOSIGNAL as u32) as i32;
     let mut err = None;
+    // Chosen at the first message the kernel sends (not one a bridge takes),
+    // and kept for the rest of this call.
+    let mut actor = None;
     while op.done < op.msgs.len() {
         let m = &op.msgs[op.done];
         let data = &m.data[op.partial..];
         let name = m.name.as_deref().filter(|_| keep_names);
         let sent = match hooks.send_datagram(sock.as_fd(), name, data) {
-            Some(r) => r.map_err(io::Error::from_raw_os_error),
-            None => sys::sendmsg(sock.as_fd(), name, &[data], &m.control, flags),
+            Some(r) => r,
+            None => send_one(ctx, &notif, &mut actor, sock.as_fd(), name, data, &m.control, flags),
         };
         match sent {
             Ok(n) => {
@@ -1253,7 +1266,7 @@ fn resume_send(
                 }
             }
             Err(e) => {
-                err = Some(errno_of(e));
+                err = Some(e);
                 break;
             }
         }
@@ -1261,6 +1274,7 @@ fn resume_send(
             break;
         }
     }
+    drop(actor);
     let progress_made = op.done > 0 || op.partial > 0;
     if err == Some(libc::EAGAIN) && blocking && (op.call != NetCall::Sendmmsg || op.done == 0) {
         return park(notif, sock, Op::Send(op), Interest::Write, started, true);
@@ -1301,6 +1315,30 @@ fn resume_send(
         }
         None => Progress::Vanished,
     }
+}
+
+/// Sends one message with the caller's power, choosing the actor on first use.
+#[allow(clippy::too_many_arguments)]
+fn send_one<'a>(
+    ctx: &'a Ctx,
+    notif: &'a Notification,
+    actor: &mut Option<super::Actor<'a>>,
+    sock: BorrowedFd<'_>,
+    name: Option<&[u8]>,
+    data: &[u8],
+    control: &[u8],
+    flags: i32,
+) -> Result<usize, i32> {
+    if actor.is_none() {
+        *actor = Some(ctx.actor(notif)?);
+    }
+    let a = actor.as_mut().expect("set above");
+    let cwd = match name {
+        Some(n) => ctx.cwd_for(notif, n)?,
+        None => None,
+    };
+    a.act()
+        .sendmsg(sock, name, data, control, flags, cwd.as_ref().map(|c| c.as_fd()))
 }
 
 /// Writes one received message into the target; `Err` with the errno.
@@ -1385,6 +1423,9 @@ fn resume_recv(
     let flags =
         ((op.flags & !(libc::MSG_WAITALL as u32)) | libc::MSG_DONTWAIT as u32 | libc::MSG_CMSG_CLOEXEC as u32) as i32;
     let mut err = None;
+    // A stream bridge is the supervisor's own socketpair: no actor for it.
+    let stream_bridge = hooks.ignores_send_name(sock.as_fd());
+    let mut actor = None;
     while op.got.len() < op.msgs.len() {
         let m = &op.msgs[op.got.len()];
         let want = m.cap - op.accumulated.len();
@@ -1423,26 +1464,41 @@ fn resume_recv(
                     .unwrap_or(0);
                 // A user-space datagram socket's source comes from its bridge.
                 let source = hooks.datagram_source(sock.as_fd());
-                sys::recvmsg(sock.as_fd(), &mut buf, control_cap, flags)
-                    .map(|r| {
-                        buf.truncate(r.n.min(want));
-                        let name = match source {
-                            Some(src) => {
-                                let len = src.len() as u32;
-                                (src, len)
+                let received = if stream_bridge || source.is_some() {
+                    sys::recvmsg(sock.as_fd(), &mut buf, control_cap, flags).map_err(errno_of)
+                } else {
+                    // SCM_CREDENTIALS are shown in the receiver's user
+                    // namespace: the kernel must see the caller receive.
+                    if actor.is_none() {
+                        match ctx.acting.actor(&notif) {
+                            Ok(a) => actor = Some(a),
+                            Err(e) => {
+                                err = Some(e);
+                                break;
                             }
-                            None => (r.name, r.namelen),
-                        };
-                        GotMsg {
-                            user_namelen: 0,
-                            n: r.n,
-                            data: buf,
-                            name,
-                            control: r.control,
-                            flags: r.flags,
                         }
-                    })
-                    .map_err(errno_of)
+                    }
+                    let a = actor.as_mut().expect("set above");
+                    a.act().recvmsg(sock.as_fd(), &mut buf, control_cap, flags)
+                };
+                received.map(|r| {
+                    buf.truncate(r.n.min(want));
+                    let name = match source {
+                        Some(src) => {
+                            let len = src.len() as u32;
+                            (src, len)
+                        }
+                        None => (r.name, r.namelen),
+                    };
+                    GotMsg {
+                        user_namelen: 0,
+                        n: r.n,
+                        data: buf,
+                        name,
+                        control: r.control,
+                        flags: r.flags,
+                    }
+                })
             }
         };
         match got {
@@ -1471,6 +1527,7 @@ fn resume_recv(
             break;
         }
     }
+    drop(actor);
     if err == Some(libc::EAGAIN) && blocking && op.got.is_empty() {
         return park(notif, sock, Op::Recv(op), Interest::Read, started, false);
     }
