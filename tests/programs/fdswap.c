@@ -10,7 +10,8 @@
  *   DIR/pub/         a directory this user may create files in
  *   DIR/sec/         a root-only directory (0700)
  *
- * Thread A loops on one fd number T: connect(T, "DIR/srv/st-????"),
+ * Thread A loops on one fd number T: connect(T, "DIR/srv/st-????") (and
+ * every 8th time the same connect on a socket of its own),
  * bind(T, "DIR/???/bNNNNNNNN"), and sendmsg(T, to "DIR/srv/dg-????",
  * SCM_CREDENTIALS {pid, uid ?, gid ?}).  Thread B keeps replacing T with
  * dup2() by a fresh AF_UNIX stream, AF_UNIX datagram, AF_INET TCP, AF_INET
@@ -42,8 +43,8 @@
 
 #define T 100 /* the fd number every thread fights over */
 
-enum op { OP_CONNECT, OP_BIND, OP_SENDMSG, OP_SWAP, NOPS };
-static const char *op_name[NOPS] = {"connect", "bind", "sendmsg", "dup2"};
+enum op { OP_CONNECT, OP_CONNECT_OWN, OP_BIND, OP_SENDMSG, OP_SWAP, NOPS };
+static const char *op_name[NOPS] = {"connect", "connect-own", "bind", "sendmsg", "dup2"};
 #define NERR 256
 static unsigned long counts[NOPS][NERR]; /* [op][0 = ok, else errno] */
 
@@ -178,6 +179,15 @@ int main(int argc, char **argv)
     unsigned long n;
     for (n = 0; n < max && (n & 255 || now() < end); n++) {
         count(OP_CONNECT, connect(T, (struct sockaddr *)&conn_addr, sizeof conn_addr));
+        if ((n & 7) == 0) {
+            /* On a socket of A's own (only the address races): most of the
+             * permitted connections come from here. */
+            int own = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            if (own >= 0) {
+                count(OP_CONNECT_OWN, connect(own, (struct sockaddr *)&conn_addr, sizeof conn_addr));
+                close(own);
+            }
+        }
 
         char num[9];
         snprintf(num, sizeof num, "%08lx", n & 0xffffffff);

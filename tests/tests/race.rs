@@ -16,9 +16,10 @@
 //! - `srv/dg-open`, a 0666 datagram receiver with `SO_PASSCRED`: every
 //!   message's credentials are nobody's (no `SCM_CREDENTIALS` uid 0 or gid 0);
 //! - `sec/`, a root-only directory: no socket file appears in it;
-//! - no more datagrams arrive than the program's sendmsg calls that
-//!   succeeded (no call performed behind its back, e.g. by the supervisor
-//!   while the program is told it failed);
+//! - no more connections are accepted and no more datagrams arrive than
+//!   the program's connect and sendmsg calls that succeeded (no call
+//!   performed behind its back, e.g. by the supervisor while the program is
+//!   told it failed);
 //! - the run ends by itself within its time limit with the program's own
 //!   exit status (7): the supervisor neither crashed nor hung.
 //!
@@ -301,11 +302,21 @@ fn race(what: &str, mut cmd: Command, prog: &Path, dir: PathBuf, breaches: &mut 
         ));
     }
     // A sendmsg that succeeds reaches one of the two receivers (on every
-    // other kind of socket in the rotation it fails), so more datagrams
-    // than successful sends means a call had an effect the program was told
-    // failed: performed twice, or by someone else.
+    // other kind of socket in the rotation it fails), and a connect that
+    // succeeds one of the two listeners (a non-blocking one that is still
+    // pending fails with EAGAIN/EINPROGRESS and is never accepted), so more
+    // arrivals than successes mean a call had an effect the program was
+    // told failed: performed twice, or by someone else.
     let sent_ok = outcome(&out, "sendmsg", "OK");
     let delivered: u64 = dopen.values().chain(dshut.values()).sum();
+    let connected_ok = outcome(&out, "connect", "OK") + outcome(&out, "connect-own", "OK");
+    let accepted: u64 = open.values().chain(shut.values()).sum();
+    if accepted > connected_ok {
+        breaches.push(format!(
+            "{what}: the listeners accepted {accepted} connections but only {connected_ok} connect calls \
+             succeeded in the program (calls performed behind its back)"
+        ));
+    }
     if delivered > sent_ok {
         breaches.push(format!(
             "{what}: the receivers got {delivered} datagrams but only {sent_ok} sendmsg calls succeeded in the \
