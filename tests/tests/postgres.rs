@@ -154,8 +154,8 @@ fn postgres_under_joyride_serves_pgbench_from_kernel_peer() {
     };
 
     // initdb on the kernel, outside Joyride: only the server is under test.
-    // peer for local connections (so the in-tree psql proves SO_PEERCRED),
-    // trust for TCP from the peer's subnet (added below).
+    // peer for local connections (so the in-tree psql proves SO_PEERCRED);
+    // over TCP only the kernel peer's address, trusted (added below).
     let mut initdb = Command::new("runuser");
     initdb
         .args(["-u", "postgres", "--"])
