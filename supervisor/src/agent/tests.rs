@@ -442,3 +442,27 @@ fn an_agent_refuses_a_power_it_cannot_hold() {
     c.net_ns.1 ^= 1;
     assert_eq!(Agent::spawn(&joyride_exe(), &c, t.pid(), &Held).err(), Some(libc::EIO));
 }
+
+/// What choosing an actor costs per call: reading a thread's credentials
+/// from `/proc` (`cargo test -p joyride --release creds_read_cost --
+/// --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn creds_read_cost() {
+    let t = Target::nobody();
+    let n = 20_000;
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(Creds::of_thread(t.pid()).unwrap());
+    }
+    let per = start.elapsed() / n;
+    let me = Creds::of_self().unwrap();
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(Creds::of_thread(t.pid()).unwrap().same_power(&me));
+    }
+    println!(
+        "Creds::of_thread: {per:?} per call; with same_power: {:?}",
+        start.elapsed() / n
+    );
+}
