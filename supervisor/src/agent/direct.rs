@@ -42,11 +42,6 @@ impl Own {
         Ok(Own { netns, netns_id, cwd })
     }
 
-    /// The identity of the supervisor's network namespace.
-    pub fn netns_id(&self) -> FileId {
-        self.netns_id
-    }
-
     /// Runs `f` in the network namespace `ns`, then returns to ours.
     pub fn in_netns<T>(&self, ns: BorrowedFd<'_>, f: impl FnOnce() -> T) -> Result<T, i32> {
         move_into_link_name_space(ns, Some(LinkNameSpaceType::Network)).map_err(|e| {

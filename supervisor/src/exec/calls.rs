@@ -15,6 +15,7 @@ use super::addr;
 use super::engine::{BridgeHooks, Exec, StackWait, WaitFor};
 use super::shard::{Moving, Msg};
 use super::socks::{new_bridge, Phase, Proto, Sock};
+use crate::agent::OptVal;
 use crate::kernel;
 use crate::record::Record;
 
@@ -480,15 +481,17 @@ impl Exec {
         let mut out = Vec::new();
         for lo in wanted {
             let domain = if lo.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-            let made = self.ctx.in_target_netns(notif, || {
-                let k = crate::sys::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)?;
+            // Made with the program's power, in its network namespace: the
+            // socket belongs to it as one it made itself would.
+            let made = self.ctx.act(notif, |a| {
+                let k = a.socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)?;
                 let one = 1i32.to_ne_bytes();
-                crate::sys::setsockopt(k.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, &one)?;
+                a.setsockopt(k.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, &OptVal::Bytes(&one))?;
                 if domain == libc::AF_INET6 {
-                    crate::sys::setsockopt(k.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &one)?;
+                    a.setsockopt(k.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &OptVal::Bytes(&one))?;
                 }
-                crate::sys::bind(k.as_fd(), &addr::encode(lo, domain))?;
-                crate::sys::listen(k.as_fd(), backlog as i32)?;
+                a.bind(k.as_fd(), &addr::encode(lo, domain), None, 0)?;
+                a.listen(k.as_fd(), backlog as i32)?;
                 Ok(k)
             });
             match made {
@@ -809,20 +812,30 @@ impl Exec {
         };
         let nonblocking = crate::sys::is_nonblocking(ours.as_fd()).unwrap_or(false);
         let cloexec = fd_cloexec(notif.pid, fd);
-        let made = self
-            .ctx
-            .in_target_netns(notif, || crate::sys::socket(domain, ty, protocol));
+        // The kernel socket is made, and its options set, with the
+        // program's power (`SECURITY.md`): it is the program's socket as if
+        // it had made it (its owner for routing and firewall rules, its
+        // credentials on the file).
+        let made = self.ctx.act(notif, |a| {
+            let k = a.socket(domain, ty, protocol)?;
+            for (level, name, val) in &opts {
+                if let Err(e) = a.setsockopt(k.as_fd(), *level, *name, &OptVal::Bytes(val)) {
+                    tracing::debug!(
+                        level,
+                        name,
+                        errno = e,
+                        "an option did not carry over to the kernel socket"
+                    );
+                }
+            }
+            Ok(k)
+        });
         let k = match made {
             Ok(k) => k,
             Err(e) => return Ok(Err(e)),
         };
         if nonblocking {
             let _ = rustix::fs::fcntl_setfl(&k, rustix::fs::OFlags::NONBLOCK);
-        }
-        for (level, name, val) in &opts {
-            if let Err(e) = crate::sys::setsockopt(k.as_fd(), *level, *name, val) {
-                tracing::debug!(level, name, error = %e, "an option did not carry over to the kernel socket");
-            }
         }
         if let Err(e) = notif.add_fd(k.as_fd(), AddFd { cloexec, at: Some(fd) }) {
             tracing::debug!(error = %e, "cannot install a kernel socket");

@@ -237,28 +237,6 @@ impl Ctx {
         }
     }
 
-    /// Runs `f` in the network namespace of the calling thread of `notif`,
-    /// with the supervisor's own power (for objects the supervisor makes for
-    /// itself there, such as `joyride exec`'s bridges; a target's own
-    /// sockets are made through [`Ctx::act`]).
-    pub fn in_target_netns<T>(&self, notif: &Notification, f: impl FnOnce() -> io::Result<T>) -> Result<T, i32> {
-        // One stat tells whether the target shares our namespace (it can move
-        // at any time with an untrapped setns, so this is checked every call).
-        let path = format!("/proc/{}/ns/net", notif.pid);
-        let ino = rustix::fs::stat(path.as_str()).map_err(|_| libc::ESRCH)?.st_ino;
-        if !notif.is_valid() {
-            return Err(libc::ESRCH);
-        }
-        if ino == self.acting.own.netns_id().1 {
-            return f().map_err(errno_of);
-        }
-        let ns = std::fs::File::open(&path).map_err(|_| libc::ESRCH)?;
-        if !notif.is_valid() || rustix::fs::fstat(&ns).map_err(|e| e.raw_os_error())?.st_ino != ino {
-            return Err(libc::ESRCH);
-        }
-        self.acting.own.in_netns(ns.as_fd(), f)?.map_err(errno_of)
-    }
-
     /// The working directory of the calling thread of `notif` (`O_PATH`),
     /// for a relative `AF_UNIX` path.
     fn target_cwd(&self, notif: &Notification) -> Result<OwnedFd, i32> {
