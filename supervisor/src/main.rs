@@ -16,12 +16,6 @@ mod waits;
 use clap::Parser;
 
 fn main() {
-    // The supervisor's helper that acts with a program's power (hidden from
-    // --help: not a command anyone runs by hand).
-    if std::env::args_os().nth(1).is_some_and(|a| a == agent::server::ARG) {
-        std::process::exit(agent::server::main());
-    }
-    let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("JOYRIDE_LOG")
@@ -29,6 +23,12 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The supervisor's helper that acts with a program's power (hidden from
+    // --help: not a command anyone runs by hand).
+    if std::env::args_os().nth(1).is_some_and(|a| a == agent::server::ARG) {
+        std::process::exit(agent::server::main());
+    }
+    let cli = cli::Cli::parse();
     let code = match cli.command {
         cli::Command::Trace(args) => trace::run(args),
         cli::Command::Exec(args) => exec::run(args),

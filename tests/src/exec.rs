@@ -14,6 +14,10 @@
 //! directly on the kernel stack; the checks that only make sense under
 //! Joyride (the `--stats` block, no kernel socket in `ss`) are skipped, or
 //! turned around where that validates them (a kernel listener *is* seen).
+//! `embedded_default_network` tests the network `joyride exec` makes for
+//! itself and has no kernel-mode run: validate with
+//! `JOYRIDE_EXEC_ON_KERNEL=1 cargo test -p joyride-tests --test exec --
+//! --skip embedded_default_network`.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;

@@ -669,10 +669,11 @@ fn loopback_stays_with_the_kernel() {
 ///     curl under it reaches a kernel server on 10.77.0.1.
 #[test]
 fn embedded_default_network() {
-    if joyride_tests::exec::kernel_mode() {
-        eprintln!("skipped in kernel mode: the embedded network is made by joyride exec itself");
-        return;
-    }
+    assert!(
+        !joyride_tests::exec::kernel_mode(),
+        "the embedded network is made by joyride exec itself: this test has no kernel-mode run \
+         (JOYRIDE_EXEC_ON_KERNEL=1 ... -- --skip embedded_default_network)"
+    );
     joyride_tests::exec::require_exec();
     let ns = Netns::new();
     let dir = TempDir::new();

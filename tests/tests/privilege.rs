@@ -73,12 +73,14 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 struct Identity {
     /// Name in the table.
     name: &'static str,
-    /// The privilege change, run inside Joyride in front of python3.
-    wrap: &'static [&'static str],
+    /// The privilege change, run inside Joyride in front of python3: these
+    /// commands one after the other.
+    wrap: &'static [&'static [&'static str]],
     /// Probe flags (`--lo-up` for a new network namespace).
     flags: &'static [&'static str],
 }
 
+/// nobody, with no capability at all.
 const NOBODY: &[&str] = &[
     "setpriv",
     "--reuid",
@@ -90,6 +92,7 @@ const NOBODY: &[&str] = &[
     "--bounding-set=-all",
 ];
 
+/// nobody with only CAP_NET_BIND_SERVICE (ambient, so python3 keeps it).
 const NOBODY_BIND: &[&str] = &[
     "setpriv",
     "--reuid",
@@ -102,15 +105,18 @@ const NOBODY_BIND: &[&str] = &[
     "--bounding-set=-all,+net_bind_service",
 ];
 
+const USERNS: &[&str] = &["unshare", "-Ur"];
+const USERNS_NETNS: &[&str] = &["unshare", "-Urn"];
+
 const IDENTITIES: &[Identity] = &[
     Identity {
         name: "nobody",
-        wrap: NOBODY,
+        wrap: &[NOBODY],
         flags: &[],
     },
     Identity {
         name: "nobody+bind",
-        wrap: NOBODY_BIND,
+        wrap: &[NOBODY_BIND],
         flags: &[],
     },
     Identity {
@@ -120,50 +126,24 @@ const IDENTITIES: &[Identity] = &[
     },
     Identity {
         name: "userns",
-        wrap: &["unshare", "-Ur"],
+        wrap: &[USERNS],
         flags: &[],
     },
     Identity {
         name: "userns+netns",
-        wrap: &["unshare", "-Urn"],
+        wrap: &[USERNS_NETNS],
         flags: &["--lo-up"],
     },
     Identity {
         name: "nobody/userns",
-        wrap: NOBODY_USERNS,
+        wrap: &[NOBODY, USERNS],
         flags: &[],
     },
     Identity {
         name: "nobody/userns+netns",
-        wrap: NOBODY_USERNS_NETNS,
+        wrap: &[NOBODY, USERNS_NETNS],
         flags: &["--lo-up"],
     },
-];
-
-const NOBODY_USERNS: &[&str] = &[
-    "setpriv",
-    "--reuid",
-    "65534",
-    "--regid",
-    "65534",
-    "--clear-groups",
-    "--inh-caps=-all",
-    "--bounding-set=-all",
-    "unshare",
-    "-Ur",
-];
-
-const NOBODY_USERNS_NETNS: &[&str] = &[
-    "setpriv",
-    "--reuid",
-    "65534",
-    "--regid",
-    "65534",
-    "--clear-groups",
-    "--inh-caps=-all",
-    "--bounding-set=-all",
-    "unshare",
-    "-Urn",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,7 +247,7 @@ impl Bench {
     /// Runs the probe as `who` in `mode`.
     fn run(&self, who: &Identity, mode: Mode) -> Run {
         let tag = format!("{}.{}", who.name, mode.name()).replace(['+', '/'], "_");
-        let mut argv: Vec<OsString> = who.wrap.iter().map(OsString::from).collect();
+        let mut argv: Vec<OsString> = who.wrap.iter().flat_map(|c| c.iter()).map(OsString::from).collect();
         argv.push(PYTHON.into());
         argv.push("-u".into());
         argv.push(self.probe.clone().into());

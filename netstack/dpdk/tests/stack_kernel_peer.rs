@@ -481,12 +481,17 @@ fn lines_of(child: &mut Child) -> Receiver<String> {
     rx
 }
 
-/// Whether the program is on the PATH.
-fn have(program: &str) -> bool {
-    Command::new("sh")
+/// Fails unless the program is on the PATH (`scripts/setup.sh` installs it).
+#[track_caller]
+fn require(program: &str) {
+    let found = Command::new("sh")
         .args(["-c", &format!("command -v {program}")])
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{program} is not installed: run scripts/setup.sh, which installs it"
+    );
 }
 
 #[test]
@@ -706,40 +711,34 @@ fn stack_socket_connected_to_a_closed_kernel_port_gets_connection_refused() {
 
 #[test]
 fn traceroute_and_tracepath_reach_the_stack() {
+    require("traceroute");
+    require("tracepath");
     let peer = StackPeer::start();
     for (fam, ip) in [("-4", IpAddr::from(STACK_V4)), ("-6", IpAddr::from(STACK_V6))] {
         let ip_s = ip.to_string();
-        if have("traceroute") {
-            // UDP probes to a closed port: the first hop is the host, and its
-            // port unreachable ends the trace there.
-            let out = peer.ns_output(&["traceroute", fam, "-U", "-n", "-q", "1", "-w", "10", "-m", "5", &ip_s]);
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let hops: Vec<Vec<&str>> = stdout.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
-            assert!(
-                out.status.success() && hops.len() == 1 && hops[0][..2] == ["1", ip_s.as_str()],
-                "traceroute {fam} {ip}: {stdout}{}\n{}",
-                String::from_utf8_lossy(&out.stderr),
-                peer.diagnostics()
-            );
-            assert!(!hops[0].iter().any(|f| f.starts_with('!')), "{stdout}");
-        } else {
-            eprintln!("traceroute not installed: skipped (scripts/setup.sh installs it)");
-        }
-        if have("tracepath") {
-            let out = peer.ns_output(&["tracepath", fam, "-n", "-m", "5", &ip_s]);
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let reached = stdout
-                .lines()
-                .any(|l| l.contains(&format!(" {ip_s} ")) && l.contains("reached"));
-            assert!(
-                reached,
-                "tracepath {fam} {ip}: {stdout}{}\n{}",
-                String::from_utf8_lossy(&out.stderr),
-                peer.diagnostics()
-            );
-        } else {
-            eprintln!("tracepath not installed: skipped (scripts/setup.sh installs it)");
-        }
+        // UDP probes to a closed port: the first hop is the host, and its
+        // port unreachable ends the trace there.
+        let out = peer.ns_output(&["traceroute", fam, "-U", "-n", "-q", "1", "-w", "10", "-m", "5", &ip_s]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let hops: Vec<Vec<&str>> = stdout.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+        assert!(
+            out.status.success() && hops.len() == 1 && hops[0][..2] == ["1", ip_s.as_str()],
+            "traceroute {fam} {ip}: {stdout}{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            peer.diagnostics()
+        );
+        assert!(!hops[0].iter().any(|f| f.starts_with('!')), "{stdout}");
+        let out = peer.ns_output(&["tracepath", fam, "-n", "-m", "5", &ip_s]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let reached = stdout
+            .lines()
+            .any(|l| l.contains(&format!(" {ip_s} ")) && l.contains("reached"));
+        assert!(
+            reached,
+            "tracepath {fam} {ip}: {stdout}{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            peer.diagnostics()
+        );
     }
 }
 

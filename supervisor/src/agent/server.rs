@@ -97,15 +97,9 @@ struct Given {
     root: OwnedFd,
 }
 
-/// The entry point: `joyride __agent`. Returns the exit code.
+/// The entry point: `joyride __agent`. Returns the exit code. (The log is
+/// set up by the binary's `main`, as for every subcommand.)
 pub fn main() -> i32 {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("JOYRIDE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     // Nothing but the fds we were given.
     let _ = asys::close_from(FIRST_FD + 5);
     let take = |i: RawFd| take_inherited_fd(FIRST_FD + i);

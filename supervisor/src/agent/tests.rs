@@ -447,7 +447,7 @@ fn an_agent_refuses_a_power_it_cannot_hold() {
 /// from `/proc` (`cargo test -p joyride --release creds_read_cost --
 /// --ignored --nocapture`).
 #[test]
-#[ignore = "a measurement, not a check"]
+#[ignore = "a measurement that prints a timing and asserts nothing; run: cargo test -p joyride --release creds_read_cost -- --ignored --nocapture"]
 fn creds_read_cost() {
     let t = Target::nobody();
     let n = 20_000;

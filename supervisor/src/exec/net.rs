@@ -1022,12 +1022,14 @@ mod tests {
         assert_eq!(VethPair::v6_segment(255), 0x255);
     }
 
-    fn is_root() -> bool {
-        let root = rustix::process::geteuid().is_root();
-        if !root {
-            eprintln!("skipped: needs root");
-        }
-        root
+    /// These tests make namespaces and veths: they fail, not pass, without
+    /// root (the README's test command runs as root).
+    #[track_caller]
+    fn require_root() {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "this test needs root (it creates network namespaces and veth pairs)"
+        );
     }
 
     /// Runs `f` in a thread of its own in a fresh network namespace, which
@@ -1106,9 +1108,7 @@ mod tests {
 
     #[test]
     fn embedded_default_in_a_namespace() {
-        if !is_root() {
-            return;
-        }
+        require_root();
         in_new_netns(|| {
             let mut net = bring_up_with(&test_eal(), &NetOpts::default()).expect("bring_up");
             eprintln!("{}", net.describe());
@@ -1189,9 +1189,7 @@ mod tests {
 
     #[test]
     fn embedded_overrides_and_failure_cleans_up() {
-        if !is_root() {
-            return;
-        }
+        require_root();
         in_new_netns(|| {
             let opts = NetOpts {
                 ip: vec!["10.77.0.7/24".into()],
@@ -1232,9 +1230,7 @@ mod tests {
 
     #[test]
     fn embedded_falls_back_to_af_packet() {
-        if !is_root() {
-            return;
-        }
+        require_root();
         in_new_netns(|| {
             let eal = test_eal();
             // An MTU whose frames net_af_xdp cannot carry: net_af_packet is
@@ -1298,9 +1294,7 @@ mod tests {
     #[test]
     fn bring_up_in_a_child_process() {
         const CHILD: &str = "JOYRIDE_NET_TEST_CHILD";
-        if !is_root() {
-            return;
-        }
+        require_root();
         if std::env::var_os(CHILD).is_none() {
             let out = Command::new(std::env::current_exe().expect("current_exe"))
                 .args([
@@ -1357,9 +1351,7 @@ mod tests {
 
     #[test]
     fn nic_on_a_veth() {
-        if !is_root() {
-            return;
-        }
+        require_root();
         in_new_netns(|| {
             run("ip", &["link", "add", "jrk", "type", "veth", "peer", "name", "jrd"]).unwrap();
             for ifname in ["jrk", "jrd"] {
