@@ -12,6 +12,11 @@
 //!   compared on its low 32 bits, as the kernel reads an `int`), `sendto` and
 //!   `recvfrom` only with an address, the rest of the network calls always.
 //!
+//! In every mode, `setgroups`, `setns` and `unshare` (every ABI) reach the
+//! supervisor too: they change a thread's power in ways its ids and
+//! capabilities do not show, and the supervisor keeps what it learnt of a
+//! thread's credentials until then (it answers them with `CONTINUE`).
+//!
 //! Other entry points are never a way around the filter: i386 (`int 0x80`,
 //! including `socketcall`) and x32 network calls are sent to the supervisor,
 //! which refuses them with `ENOSYS`. `io_uring_setup`, `io_uring_enter` and
@@ -85,6 +90,28 @@ fn ctx(what: &'static str) -> impl FnOnce(libseccomp::error::SeccompError) -> Fi
 
 const IO_URING: [&str; 3] = ["io_uring_setup", "io_uring_enter", "io_uring_register"];
 
+/// Calls that change a thread's power in ways its ids and capability sets
+/// do not show: its groups and its user and network namespaces. They reach
+/// the supervisor on every ABI, which forgets what it knew of the caller's
+/// credentials and lets the kernel run them ([`changes_credentials`]).
+const CREDENTIAL_CALLS: [&str; 4] = ["setgroups", "setgroups32", "setns", "unshare"];
+
+/// Whether call `nr` of ABI `arch` (as a notification names them) is one
+/// of the credential-changing calls the filter sends to the supervisor.
+pub fn changes_credentials(arch: u32, nr: i32) -> bool {
+    if arch == crate::AUDIT_ARCH_X86_64 && nr & crate::X32_SYSCALL_BIT == 0 {
+        return [libc::SYS_setgroups, libc::SYS_setns, libc::SYS_unshare].contains(&i64::from(nr));
+    }
+    let abi = if arch == crate::AUDIT_ARCH_I386 {
+        ScmpArch::X86
+    } else {
+        ScmpArch::X32
+    };
+    ScmpSyscall::from(nr)
+        .get_name_by_arch(abi)
+        .is_ok_and(|name| CREDENTIAL_CALLS.contains(&name.as_str()))
+}
+
 impl Filter {
     /// Builds the filter for `spec`.
     pub fn build(spec: &FilterSpec) -> Result<Filter, FilterError> {
@@ -118,6 +145,13 @@ impl Filter {
             }
         }
 
+        for name in CREDENTIAL_CALLS {
+            // setgroups32 exists on i386 only.
+            if let Ok(sys) = ScmpSyscall::from_name(name) {
+                native.add_rule(notify, sys).map_err(ctx("credential rule"))?;
+            }
+        }
+
         // Other ABIs: every network entry point goes to the supervisor, which
         // refuses it; nothing is served by the kernel behind our back.
         let mut compat = ScmpFilterContext::new_filter(ScmpAction::Allow).map_err(ctx("new filter"))?;
@@ -131,6 +165,12 @@ impl Filter {
         }
         let socketcall = ScmpSyscall::from_name_by_arch("socketcall", ScmpArch::X86).map_err(ctx("socketcall"))?;
         compat.add_rule(notify, socketcall).map_err(ctx("socketcall rule"))?;
+        for name in CREDENTIAL_CALLS {
+            // By name: libseccomp puts the rule on each ABI that has the call
+            // (setgroups32 is a pseudo-number natively, i386's own there).
+            let sys = ScmpSyscall::from_name(name).map_err(ctx("resolve credential call"))?;
+            compat.add_rule(notify, sys).map_err(ctx("compat credential rule"))?;
+        }
 
         if !spec.allow_io_uring {
             let enosys = ScmpAction::Errno(libc::ENOSYS);
@@ -205,5 +245,22 @@ mod tests {
             .unwrap();
             assert!(f.len() > 10, "{f:?}");
         }
+    }
+
+    #[test]
+    fn credential_calls_are_known_on_every_abi() {
+        use crate::{AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
+        assert!(changes_credentials(AUDIT_ARCH_X86_64, libc::SYS_setgroups as i32));
+        assert!(changes_credentials(AUDIT_ARCH_X86_64, libc::SYS_unshare as i32));
+        assert!(!changes_credentials(AUDIT_ARCH_X86_64, libc::SYS_connect as i32));
+        // i386: setgroups32 is 206, unshare 310; 102 is socketcall.
+        assert!(changes_credentials(AUDIT_ARCH_I386, 206));
+        assert!(changes_credentials(AUDIT_ARCH_I386, 310));
+        assert!(!changes_credentials(AUDIT_ARCH_I386, 102));
+        // x32: the x86-64 numbers with the x32 bit.
+        assert!(changes_credentials(
+            AUDIT_ARCH_X86_64,
+            X32_SYSCALL_BIT | libc::SYS_setns as i32
+        ));
     }
 }

@@ -13,7 +13,7 @@ pub mod listener;
 mod sys;
 pub mod syscall;
 
-pub use filter::{Filter, FilterError, FilterSpec, Mode};
+pub use filter::{changes_credentials, Filter, FilterError, FilterSpec, Mode};
 pub use launch::{resolve_program, spawn, Child, LaunchError, LoadedFlags};
 pub use listener::{
     AddFd, Listener, MemError, Notification, NotifyError, SyncWakeUp, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, ERESTARTSYS,

@@ -218,6 +218,57 @@ impl Creds {
     }
 }
 
+/// What a thread's ids and capability sets are now, read in two system
+/// calls (`PIDFD_GET_INFO`, `capget`) instead of `/proc`: enough to tell
+/// whether credentials read earlier still hold, given that the calls that
+/// change the rest of a thread's power without touching these (`setgroups`,
+/// `setns`, `unshare`) reach the supervisor, which then forgets what it
+/// read ([`joyride_notify::changes_credentials`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Glance {
+    uid: Ids,
+    gid: Ids,
+    effective: u64,
+    permitted: u64,
+    inheritable: u64,
+}
+
+impl Glance {
+    /// The ids and capabilities of thread `tid`, which `pidfd` names (a
+    /// thread pidfd). Fails on kernels before 6.13 and for a thread that is
+    /// gone.
+    pub fn of(pidfd: BorrowedFd<'_>, tid: u32) -> io::Result<Glance> {
+        let (u, g) = crate::sys::pidfd_ids(pidfd)?;
+        let ids = |v: [u32; 4]| Ids {
+            real: v[0],
+            effective: v[1],
+            saved: v[2],
+            fs: v[3],
+        };
+        let pid = rustix::process::Pid::from_raw(tid as i32).ok_or_else(gone)?;
+        let caps = rustix::thread::capabilities(Some(pid))?;
+        Ok(Glance {
+            uid: ids(u),
+            gid: ids(g),
+            effective: caps.effective.bits(),
+            permitted: caps.permitted.bits(),
+            inheritable: caps.inheritable.bits(),
+        })
+    }
+}
+
+impl Creds {
+    /// Whether `glance` shows the ids and capabilities these credentials
+    /// hold.
+    pub fn agrees_with(&self, glance: &Glance) -> bool {
+        self.uid == glance.uid
+            && self.gid == glance.gid
+            && self.caps.effective == glance.effective
+            && self.caps.permitted == glance.permitted
+            && self.caps.inheritable == glance.inheritable
+    }
+}
+
 fn file_id(fd: BorrowedFd<'_>) -> io::Result<FileId> {
     let st = rustix::fs::fstat(fd)?;
     Ok((st.st_dev, st.st_ino))

@@ -101,6 +101,9 @@ impl Engine {
             return;
         };
         self.stats.trapped += 1;
+        let Some(notif) = kernel::pass_credential_call(&self.ctx, notif) else {
+            return;
+        };
         let progress = if notif.is_native() {
             kernel::start_native(&mut self.ctx, notif)
         } else {

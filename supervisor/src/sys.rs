@@ -374,6 +374,31 @@ pub fn if_nametoindex(name: &std::ffi::CStr) -> u32 {
     unsafe { libc::if_nametoindex(name.as_ptr()) }
 }
 
+/// `PIDFD_GET_INFO` (Linux 6.13+) with `PIDFD_INFO_CREDS`: the real,
+/// effective, saved and filesystem uids and gids of the task `pidfd` names,
+/// as seen from our user namespace.
+pub fn pidfd_ids(pidfd: BorrowedFd<'_>) -> io::Result<([u32; 4], [u32; 4])> {
+    // SAFETY: `pidfd_info` is plain integers, for which all zeroes is a value.
+    let mut info: libc::pidfd_info = unsafe { std::mem::zeroed() };
+    info.mask = u64::from(libc::PIDFD_INFO_CREDS);
+    // SAFETY: the kernel writes at most `sizeof(struct pidfd_info)` bytes (the
+    // size the request encodes) into the live local `info`.
+    cvt(unsafe {
+        libc::ioctl(
+            pidfd.as_raw_fd(),
+            libc::PIDFD_GET_INFO,
+            &mut info as *mut libc::pidfd_info,
+        )
+    })?;
+    if info.mask & u64::from(libc::PIDFD_INFO_CREDS) == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    Ok((
+        [info.ruid, info.euid, info.suid, info.fsuid],
+        [info.rgid, info.egid, info.sgid, info.fsgid],
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,7 +62,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use joyride_tests::exec::{ExecNet, Program, PYTHON};
+use joyride_tests::exec::{ExecNet, Netns, Program, PYTHON};
 use joyride_tests::{joyride, program_source, sh, TempDir};
 use serde_json::Value;
 
@@ -678,5 +678,96 @@ fn privilege_matrix() {
             bad.len(),
             cells.len()
         );
+    }
+}
+
+/// A program that changes its own power while it runs — `unshare` of its
+/// network and user namespaces, `setgroups` — is judged with its new power
+/// by the very next call: the supervisor keeps a thread's credentials
+/// between calls only while its ids and capabilities show no change and no
+/// credential call came (`Ctx::caller_creds`). Each mode of
+/// `credchange.py` runs on the kernel, under `joyride trace` and under
+/// `joyride exec` (whose loopback sockets are made with the program's
+/// power), and every step must agree.
+#[test]
+fn credentials_changed_mid_run_are_seen() {
+    let ns = Netns::new();
+    let probe = program_source("credchange.py");
+    let groups_as: &[&str] = &[
+        "setpriv",
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--groups",
+        "4242,4243",
+        "--inh-caps=+setgid",
+        "--ambient-caps=+setgid",
+    ];
+    for (mode, wrap) in [("ns", &[][..]), ("groups", groups_as)] {
+        let run = |joyride_args: &[&str]| -> Vec<String> {
+            // [joyride ARGS --] [WRAP...] python3 credchange.py MODE
+            let mut argv: Vec<OsString> = Vec::new();
+            if !joyride_args.is_empty() {
+                argv.push(joyride().into());
+                argv.extend(joyride_args.iter().map(OsString::from));
+                argv.push("--".into());
+            }
+            argv.extend(wrap.iter().map(OsString::from));
+            argv.push(PYTHON.into());
+            let mut c = ns.cmd(&argv[0]);
+            c.args(&argv[1..]);
+            c.arg(&probe).arg(mode).stdin(Stdio::null());
+            let out = c.output().expect("run credchange.py");
+            assert!(
+                out.status.success(),
+                "credchange.py {mode} {joyride_args:?}: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        };
+        let kernel = run(&[]);
+        // The run must show what it is there to show: the changes took.
+        let step = |lines: &[String], name: &str| -> String {
+            lines
+                .iter()
+                .find(|l| l.contains(&format!("\"step\": \"{name}\"")))
+                .cloned()
+                .unwrap_or_default()
+        };
+        match mode {
+            "ns" => {
+                assert!(step(&kernel, "connect_before").contains("\"ok\""), "{kernel:?}");
+                assert!(
+                    step(&kernel, "connect_after_unshare_net").contains("ENETUNREACH"),
+                    "{kernel:?}"
+                );
+                assert!(
+                    step(&kernel, "bind80_after_unshare_user").contains("EACCES"),
+                    "{kernel:?}"
+                );
+            }
+            _ => {
+                assert!(
+                    step(&kernel, "peer_groups_before").contains("[4242, 4243]"),
+                    "{kernel:?}"
+                );
+                assert!(
+                    step(&kernel, "peer_groups_after").contains("\"groups\": []"),
+                    "{kernel:?}"
+                );
+            }
+        }
+        for joyride_args in [&["trace", "-o", "/dev/null"][..], &["exec"][..]] {
+            let got = run(joyride_args);
+            assert_eq!(
+                got, kernel,
+                "credchange.py {mode} under joyride {joyride_args:?} differs from the kernel"
+            );
+        }
     }
 }

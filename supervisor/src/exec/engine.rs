@@ -216,7 +216,11 @@ impl Exec {
 
     /// Another shard: it serves the calls shard 0 forwards to it.
     pub fn worker(parts: Parts) -> anyhow::Result<Exec> {
-        Exec::with_tree(Tree::without_program()?, parts)
+        let exec = Exec::with_tree(Tree::without_program()?, parts)?;
+        // Credential calls reach shard 0 only: this shard cannot know when
+        // to forget what it read.
+        exec.ctx.never_keep_creds();
+        Ok(exec)
     }
 
     fn with_tree(tree: Tree, parts: Parts) -> anyhow::Result<Exec> {
@@ -558,6 +562,9 @@ impl Exec {
             return;
         };
         self.stats.trapped += 1;
+        let Some(notif) = kernel::pass_credential_call(&self.ctx, notif) else {
+            return;
+        };
         if notif.is_native() {
             self.serve(notif);
         } else if let Some(r) = kernel::refuse_foreign(notif) {

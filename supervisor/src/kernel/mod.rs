@@ -30,7 +30,7 @@ pub use ops::{has_progress, interrupted, resume_op, start, timed_out, Op, DATA_M
 pub use stash::Stash;
 
 use crate::agent::{Act, Direct, Own, Pool, TargetNetns};
-use crate::cred::Creds;
+use crate::cred::{Creds, Glance};
 use crate::record::Record;
 
 /// What a parked call waits for.
@@ -117,6 +117,14 @@ pub struct Ctx {
     /// Threads whose pidfd was cached since the engine last looked: it
     /// watches those pidfds and drops each entry when its thread exits.
     fresh: RefCell<Vec<(u32, Rc<OwnedFd>)>>,
+    /// Credentials read from `/proc` for threads with a cached pidfd, kept
+    /// while a [`Glance`] agrees and until a credential call forgets them
+    /// (see [`Ctx::caller_creds`]).
+    creds: RefCell<HashMap<u32, Rc<Creds>>>,
+    /// Whether credentials may be kept: the kernel has `PIDFD_GET_INFO`,
+    /// and this engine sees every call that must forget them (shard 0, or
+    /// `joyride trace`; a shard that receives forwarded calls does not).
+    keep_creds: std::cell::Cell<bool>,
 }
 
 /// Who performs calls for the targets: the supervisor and its agents.
@@ -137,7 +145,7 @@ const PIDFD_CACHE_MAX: usize = 4096;
 pub struct Actor<'a> {
     how: How<'a>,
     /// The caller's credentials, as read for this call (its umask among them).
-    pub creds: Creds,
+    pub creds: Rc<Creds>,
 }
 
 enum How<'a> {
@@ -176,18 +184,93 @@ impl Ctx {
             stash: Stash::default(),
             pidfds: RefCell::new(HashMap::new()),
             fresh: RefCell::new(Vec::new()),
+            creds: RefCell::new(HashMap::new()),
+            keep_creds: std::cell::Cell::new(true),
         })
+    }
+
+    /// Never keeps credentials between calls: for an engine that does not
+    /// receive the calls that must forget them.
+    pub fn never_keep_creds(&self) {
+        self.keep_creds.set(false);
+        self.creds.borrow_mut().clear();
+    }
+
+    /// Forgets every thread's credentials: a traced thread is changing its
+    /// groups or namespaces (`setgroups`, `setns`, `unshare`), which neither
+    /// its ids nor its capabilities show. Its next call reads `/proc` again.
+    pub fn forget_creds(&self) {
+        self.creds.borrow_mut().clear();
+    }
+
+    /// The power of `notif`'s thread for one decision.
+    ///
+    /// Read from `/proc` ([`Creds::of_thread`], about 30 us), unless it was
+    /// read for an earlier call of the same thread and still holds: the
+    /// thread's ids and capability sets, read through its pidfd in two
+    /// system calls ([`Glance`], about 1 us), are what was read then, and no
+    /// call that changes the rest without changing those (`setgroups`,
+    /// `setns`, `unshare`, on any ABI) came since — those are trapped and
+    /// make the engine [`Ctx::forget_creds`]. A thread makes one call at a
+    /// time, so its own change is complete before its next call is decided;
+    /// changes that touch other threads' power too (`chroot`, `pivot_root`,
+    /// `umask`) concern only path names, and `path` is set for calls naming
+    /// an `AF_UNIX` path, which always read `/proc`.
+    pub fn caller_creds(&self, notif: &Notification, path: bool) -> Result<Rc<Creds>, i32> {
+        let keep = self.keep_creds.get() && !path;
+        if keep {
+            let known = self.creds.borrow().get(&notif.pid).cloned();
+            let pidfd = self.pidfds.borrow().get(&notif.pid).cloned();
+            if let (Some(c), Some(pidfd)) = (known, pidfd) {
+                match Glance::of(pidfd.as_fd(), notif.pid) {
+                    Ok(g) if c.agrees_with(&g) => return Ok(c),
+                    Ok(_) => {}
+                    // ENOTTY/EINVAL: no PIDFD_GET_INFO on this kernel.
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => self.never_keep_creds(),
+                    // The thread is gone (its tid may come back as another).
+                    Err(_) => {}
+                }
+            }
+        }
+        let c = Rc::new(Creds::of_thread(notif.pid).map_err(|_| libc::ESRCH)?);
+        if !notif.is_valid() {
+            return Err(libc::ESRCH);
+        }
+        // Kept only for a thread whose pidfd is cached: the engine forgets
+        // both when the thread exits.
+        if keep && self.keep_creds.get() && self.pidfds.borrow().contains_key(&notif.pid) {
+            self.creds.borrow_mut().insert(notif.pid, Rc::clone(&c));
+        }
+        Ok(c)
     }
 
     /// Who is to perform a call for the calling thread of `notif` (see
     /// [`Acting::actor`]).
     pub fn actor<'a>(&'a self, notif: &'a Notification) -> Result<Actor<'a>, i32> {
-        self.acting.actor(notif)
+        self.acting.actor(notif, self.caller_creds(notif, false)?)
+    }
+
+    /// [`Ctx::actor`] for a call naming address `addr`: an `AF_UNIX` path
+    /// is judged with credentials read afresh (see [`Ctx::caller_creds`]).
+    pub fn actor_at<'a>(&'a self, notif: &'a Notification, addr: &[u8]) -> Result<Actor<'a>, i32> {
+        let path = crate::agent::unix_path(addr);
+        self.acting.actor(notif, self.caller_creds(notif, path)?)
     }
 
     /// Performs `f` with the caller's power (see [`Acting::actor`]).
     pub fn act<T>(&self, notif: &Notification, f: impl FnOnce(&mut dyn Act) -> Result<T, i32>) -> Result<T, i32> {
         let mut actor = self.actor(notif)?;
+        f(actor.act())
+    }
+
+    /// [`Ctx::act`] for a call naming address `addr`.
+    pub fn act_at<T>(
+        &self,
+        notif: &Notification,
+        addr: &[u8],
+        f: impl FnOnce(&mut dyn Act) -> Result<T, i32>,
+    ) -> Result<T, i32> {
+        let mut actor = self.actor_at(notif, addr)?;
         f(actor.act())
     }
 
@@ -216,8 +299,9 @@ impl Ctx {
         std::mem::take(&mut *self.fresh.borrow_mut())
     }
 
-    /// Drops the cached pidfd of thread `tid` (it exited).
+    /// Drops the cached pidfd and credentials of thread `tid` (it exited).
     pub fn forget_pidfd(&self, tid: u32) -> Option<Rc<OwnedFd>> {
+        self.creds.borrow_mut().remove(&tid);
         self.pidfds.borrow_mut().remove(&tid)
     }
 
@@ -228,7 +312,7 @@ impl Ctx {
             Ok(sock) => Ok((pidfd, sock)),
             Err(libc::ESRCH) => {
                 // The cached thread is gone: open the caller afresh.
-                self.pidfds.borrow_mut().remove(&notif.pid);
+                self.forget_pidfd(notif.pid);
                 let pidfd = self.pidfd(notif)?;
                 let sock = notif.dup_fd(pidfd.as_fd(), fd)?;
                 Ok((pidfd, sock))
@@ -265,18 +349,12 @@ impl Ctx {
 }
 
 impl Acting {
-    /// Who is to perform a call for the calling thread of `notif`, with its
-    /// power as of now: its credentials are read afresh (a thread may change
-    /// them at any moment without a trap), checked with `ID_VALID` (so they
-    /// are the caller's and not a recycled tid's), and the supervisor acts
+    /// Who is to perform a call for the calling thread of `notif`, given its
+    /// power as of now (`creds`, from [`Ctx::caller_creds`]): the supervisor acts
     /// itself if they give the same power as its own, or else an agent
     /// holding that power does. Call it where a call is performed, not
     /// before: the answer holds for that call only.
-    pub fn actor<'a>(&'a self, notif: &'a Notification) -> Result<Actor<'a>, i32> {
-        let creds = Creds::of_thread(notif.pid).map_err(|_| libc::ESRCH)?;
-        if !notif.is_valid() {
-            return Err(libc::ESRCH);
-        }
+    pub fn actor<'a>(&'a self, notif: &'a Notification, creds: Rc<Creds>) -> Result<Actor<'a>, i32> {
         if creds.same_power(&self.own_creds) {
             let target = TargetNetns {
                 tid: notif.pid,
@@ -296,6 +374,23 @@ impl Acting {
             creds,
         })
     }
+}
+
+/// Serves a credential-changing call (`setgroups`, `setns`, `unshare`, on
+/// any ABI; see [`joyride_notify::changes_credentials`]): forgets what is
+/// known of every thread's credentials and lets the kernel run the call.
+/// Continuing is safe: the decision read only the call number, and the
+/// kernel runs the call in the program's context. Gives any other
+/// notification back.
+pub fn pass_credential_call(ctx: &Ctx, notif: Notification) -> Option<Notification> {
+    if !joyride_notify::changes_credentials(notif.arch, notif.nr) {
+        return Some(notif);
+    }
+    ctx.forget_creds();
+    if let Err(e) = notif.answer_continue() {
+        tracing::debug!(error = %e, "a credential call vanished before it continued");
+    }
+    None
 }
 
 /// The errno of an I/O error (EIO if it carries none).

@@ -183,7 +183,7 @@ fn show_addr(bytes: &[u8]) -> String {
 /// One non-blocking `connect` attempt with the caller's power.
 fn connect_now(ctx: &Ctx, notif: &Notification, sock: BorrowedFd<'_>, addr: &[u8]) -> Result<(), i32> {
     let cwd = ctx.cwd_for(notif, addr)?;
-    ctx.act(notif, |a| {
+    ctx.act_at(notif, addr, |a| {
         sys::with_nonblocking(sock, || a.connect(sock, addr, cwd.as_ref().map(|c| c.as_fd()))).map_err(errno_of)?
     })
 }
@@ -467,7 +467,7 @@ fn bind(ctx: &mut Ctx, notif: Notification, sc: Syscall, started: Instant) -> Pr
         let addr = read_addr(&notif, c.addr, c.addrlen)?;
         let (_p, s) = ctx.target_socket(&notif, c.fd)?;
         let r = ctx.cwd_for(&notif, &addr).and_then(|cwd| {
-            let mut actor = ctx.actor(&notif)?;
+            let mut actor = ctx.actor_at(&notif, &addr)?;
             let umask = actor.creds.umask;
             actor
                 .act()
@@ -1356,7 +1356,10 @@ fn send_one<'a>(
     flags: i32,
 ) -> Result<usize, i32> {
     if actor.is_none() {
-        *actor = Some(ctx.actor(notif)?);
+        *actor = Some(match name {
+            Some(n) => ctx.actor_at(notif, n)?,
+            None => ctx.actor(notif)?,
+        });
     }
     let a = actor.as_mut().expect("set above");
     let cwd = match name {
@@ -1496,7 +1499,13 @@ fn resume_recv(
                     // SCM_CREDENTIALS are shown in the receiver's user
                     // namespace: the kernel must see the caller receive.
                     if actor.is_none() {
-                        match ctx.acting.actor(&notif) {
+                        // Only `acting` stays borrowed: the stash is used
+                        // again on the next message.
+                        let chosen = match ctx.caller_creds(&notif, false) {
+                            Ok(c) => ctx.acting.actor(&notif, c),
+                            Err(e) => Err(e),
+                        };
+                        match chosen {
                             Ok(a) => actor = Some(a),
                             Err(e) => {
                                 err = Some(e);
