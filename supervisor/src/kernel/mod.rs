@@ -223,7 +223,9 @@ impl Ctx {
             let pidfd = self.pidfds.borrow().get(&notif.pid).cloned();
             if let (Some(c), Some(pidfd)) = (known, pidfd) {
                 match Glance::of(pidfd.as_fd(), notif.pid) {
-                    Ok(g) if c.agrees_with(&g) => return Ok(c),
+                    // Still pending, so the thread that holds the tid (the
+                    // one `capget` read) is the pidfd's.
+                    Ok(g) if c.agrees_with(&g) && notif.is_valid() => return Ok(c),
                     Ok(_) => {}
                     // ENOTTY/EINVAL: no PIDFD_GET_INFO on this kernel.
                     Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => self.never_keep_creds(),
