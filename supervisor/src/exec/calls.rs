@@ -123,6 +123,12 @@ impl Exec {
             Syscall::Getsockopt(c) => self.getsockopt(&notif, ino, c.level, c.optname, c.optval, c.optlen),
             Syscall::Setsockopt(c) => self.setsockopt(&notif, ino, dup.as_fd(), c.level, c.optname, c.optval, c.optlen),
             Syscall::Shutdown(c) => self.shutdown(ino, c.how),
+            Syscall::Sendto(_) | Syscall::Sendmsg(_) | Syscall::Sendmmsg(_)
+                if self.sends_to_kernel(&notif, ino, &sc) =>
+            {
+                // The kernel performs the send on the socket it became.
+                self.move_to_kernel(&notif, ino, fd)
+            }
             // Data calls run on the bridge.
             _ => return self.kernel_call(notif, sc),
         };
@@ -792,6 +798,27 @@ impl Exec {
         Ok(res.map(|()| 0).map_err(|e| e.errno()))
     }
 
+    /// Whether a send on socket `ino` moves it to the kernel first: a UDP
+    /// socket the stack has not bound yet, sending to a destination the
+    /// kernel serves (loopback, `--kernel`). Like a first `connect`, the
+    /// first destination decides; a socket with a port in the stack stays.
+    /// The decision read the program's memory, so a racing thread can
+    /// change which stack carries the socket, never whose power the kernel
+    /// judges the send with (`SECURITY.md`, *Races*).
+    fn sends_to_kernel(&self, notif: &Notification, ino: u64, sc: &Syscall) -> bool {
+        let Some(s) = self.socks.get(ino) else { return false };
+        if s.proto != Proto::Udp || !matches!(s.phase, Phase::Fresh) {
+            return false;
+        }
+        if self.iface.udp_local_addr(s.handle).ok().flatten().is_some() {
+            return false;
+        }
+        let Some(name) = kernel::send_destination(notif, sc) else {
+            return false;
+        };
+        matches!(addr::parse(&name, s.domain), Ok(Some(a)) if self.policy.kernel_serves(a.ip()))
+    }
+
     /// Policy: socket `ino` (the target's fd `fd`) goes to the kernel. A
     /// kernel socket of the same kind is made in the target's network
     /// namespace, given the options set so far, and installed over `fd`;
@@ -806,6 +833,15 @@ impl Exec {
         };
         let (domain, protocol) = (s.domain, s.protocol);
         let opts = s.opts.clone();
+        // A port the program bound in the stack (a wildcard bind, then a
+        // loopback connect) comes along: the kernel socket is bound to it.
+        let bound = match s.proto {
+            Proto::Tcp => self.iface.tcp_local_addr(s.handle),
+            Proto::Udp => self.iface.udp_local_addr(s.handle),
+        }
+        .ok()
+        .flatten()
+        .map(|a| addr::encode(a, domain));
         let ours = match self.ctx.target_socket(notif, fd) {
             Ok((_p, d)) => d,
             Err(e) => return Ok(Err(e)),
@@ -827,6 +863,9 @@ impl Exec {
                         "an option did not carry over to the kernel socket"
                     );
                 }
+            }
+            if let Some(name) = &bound {
+                a.bind(k.as_fd(), name, None, 0)?;
             }
             Ok(k)
         });

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use joyride_notify::{MemError, Notification, Syscall};
 
-pub use ops::{has_progress, interrupted, resume_op, start, timed_out, Op, DATA_MAX};
+pub use ops::{has_progress, interrupted, resume_op, send_destination, start, timed_out, Op, DATA_MAX};
 pub use stash::Stash;
 
 use crate::agent::{Act, Direct, Own, Pool, TargetNetns};

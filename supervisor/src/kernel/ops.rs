@@ -180,6 +180,27 @@ fn show_addr(bytes: &[u8]) -> String {
     }
 }
 
+/// The destination a send names, read from the program's memory: the
+/// address of `sendto`, the first message's `msg_name` of `sendmsg` /
+/// `sendmmsg`; `None` for other calls, no name, or memory that cannot be
+/// read (the call itself then reports it). For policy only: what the call
+/// sends is read again when it is served.
+pub fn send_destination(notif: &Notification, sc: &Syscall) -> Option<Vec<u8>> {
+    let hdr = match sc {
+        Syscall::Sendto(c) if c.addr != 0 => return read_addr(notif, c.addr, c.addrlen).ok(),
+        Syscall::Sendmsg(c) => read_msghdr(notif, c.msg).ok()?,
+        Syscall::Sendmmsg(c) if c.vlen > 0 => {
+            let b = notif.read_bytes(c.msgvec, MmsgHdr::SIZE as u64, MmsgHdr::SIZE).ok()?;
+            MmsgHdr::parse(&b)?.hdr
+        }
+        _ => return None,
+    };
+    if hdr.name == 0 {
+        return None;
+    }
+    read_addr(notif, hdr.name, hdr.namelen as i32).ok()
+}
+
 /// One non-blocking `connect` attempt with the caller's power.
 fn connect_now(ctx: &Ctx, notif: &Notification, sock: BorrowedFd<'_>, addr: &[u8]) -> Result<(), i32> {
     let cwd = ctx.cwd_for(notif, addr)?;
