@@ -153,6 +153,12 @@ fn set_rcvbuf(fd: BorrowedFd<'_>, value: usize) -> io::Result<()> {
     }
 }
 
+/// A stream end's buffers: [`STREAM_BUFFER`] each way, best effort.
+pub(crate) fn set_buffers(fd: BorrowedFd<'_>) {
+    let _ = set_sndbuf(fd, STREAM_BUFFER);
+    let _ = set_rcvbuf(fd, STREAM_BUFFER);
+}
+
 fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let flags = fcntl_getfl(fd)?;
     let flags = if on {
@@ -208,10 +214,8 @@ impl Bridge {
         }
         match kind {
             Kind::Stream => {
-                for end in [ours.as_fd(), theirs.as_fd()] {
-                    let _ = set_sndbuf(end, STREAM_BUFFER);
-                    let _ = set_rcvbuf(end, STREAM_BUFFER);
-                }
+                set_buffers(ours.as_fd());
+                set_buffers(theirs.as_fd());
             }
             Kind::Datagram => {
                 for end in [ours.as_fd(), theirs.as_fd()] {
@@ -223,8 +227,21 @@ impl Bridge {
             }
         }
         let ino = fstat(&theirs)?.st_ino as u64;
+        let bridge = Bridge::with_ends(ours, kind, ino)?;
+        Ok((bridge, theirs))
+    }
+
+    /// A stream bridge over `ours`, an accepted connection whose peer is
+    /// the target's socket with inode `ino` (see [`Hub::attach`](crate::Hub::attach)).
+    pub(crate) fn adopt_stream(ours: OwnedFd, ino: u64) -> io::Result<Bridge> {
+        set_nonblocking(ours.as_fd(), true)?;
+        set_buffers(ours.as_fd());
+        Bridge::with_ends(ours, Kind::Stream, ino)
+    }
+
+    fn with_ends(ours: OwnedFd, kind: Kind, ino: u64) -> io::Result<Bridge> {
         let our_ino = fstat(&ours)?.st_ino as u64;
-        let bridge = Bridge {
+        Ok(Bridge {
             fd: ours,
             kind,
             ino,
@@ -237,8 +254,7 @@ impl Bridge {
             gone_seen: AtomicBool::new(false),
             pushed: VecDeque::new(),
             pushed_bytes: 0,
-        };
-        Ok((bridge, theirs))
+        })
     }
 
     /// The transport this pair stands for.

@@ -56,6 +56,8 @@
 
 mod bridge;
 mod diag;
+mod lobby;
 mod sys;
 
 pub use bridge::{Bridge, Kind, Peer, DATAGRAM_BUFFER, MAX_DATAGRAM, STREAM_BUFFER};
+pub use lobby::{unconnected, Hub, Lobby};

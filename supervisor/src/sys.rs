@@ -327,6 +327,17 @@ pub fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     Ok((st.st_dev, st.st_ino))
 }
 
+/// A duplicate of thread `tid`'s fd `fd` (`pidfd_open` with
+/// `PIDFD_THREAD`, then `pidfd_getfd`); `None` if the thread or the fd is
+/// gone. The caller checks that it is still the object it expects.
+pub fn thread_fd(tid: u32, fd: i32) -> Option<OwnedFd> {
+    use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
+    let pid = Pid::from_raw(i32::try_from(tid).ok()?)?;
+    let thread = PidfdFlags::from_bits_retain(libc::O_EXCL as u32);
+    let pidfd = pidfd_open(pid, thread).ok()?;
+    pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()).ok()
+}
+
 /// Whether `fd` polls readable right now (a listener: a connection waits).
 pub fn readable_now(fd: BorrowedFd<'_>) -> bool {
     let mut p = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];

@@ -5,7 +5,7 @@
 //! kernel's, served as `joyride trace` serves them.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use joyride_netstack::iface::{Family, SocketError};
@@ -117,7 +117,7 @@ impl Exec {
         }
         let served = match sc {
             Syscall::Bind(c) => self.bind(&notif, ino, c.fd, c.addr, c.addrlen),
-            Syscall::Listen(c) => self.listen(&notif, ino, c.backlog),
+            Syscall::Listen(c) => self.listen(&notif, ino, dup.as_fd(), c.backlog),
             Syscall::Getsockname(c) => self.name(&notif, ino, false, c.addr, c.addrlen),
             Syscall::Getpeername(c) => self.name(&notif, ino, true, c.addr, c.addrlen),
             Syscall::Getsockopt(c) => self.getsockopt(&notif, ino, c.level, c.optname, c.optval, c.optlen),
@@ -203,7 +203,14 @@ impl Exec {
         let args = vec![domain.to_string(), ty.to_string(), protocol.to_string()];
         let nonblocking = ty & libc::SOCK_NONBLOCK != 0;
         let cloexec = ty & libc::SOCK_CLOEXEC != 0;
-        let (bridge, theirs, ino) = match new_bridge(proto, nonblocking) {
+        // TCP: the unconnected object a connect or listen turns into a
+        // connection or a listener (`joyride_fd_bridge::Hub`); UDP: its
+        // bridge at once.
+        let made = match proto {
+            Proto::Tcp => joyride_fd_bridge::unconnected(nonblocking).map(|(fd, ino)| (None, fd, ino)),
+            Proto::Udp => new_bridge(proto, nonblocking).map(|(b, fd, ino)| (Some(b), fd, ino)),
+        };
+        let (bridge, theirs, ino) = match made {
             Ok(b) => b,
             Err(e) => {
                 let errno = crate::kernel::errno_of(e);
@@ -222,7 +229,9 @@ impl Exec {
         };
         match notif.answer_with_fd(theirs.as_fd(), AddFd { cloexec, at: None }) {
             Ok(fd) => {
-                self.socks.insert(ino, Sock::new(proto, domain, protocol, h, bridge));
+                let mut sock = Sock::new(proto, domain, protocol, h, bridge);
+                sock.seen_at = Some((pid, fd));
+                self.socks.insert(ino, sock);
                 self.watch_bridge(ino);
                 self.emit(&Record::new(pid, "socket", args, Ok(i64::from(fd)), started.elapsed()));
             }
@@ -256,10 +265,17 @@ impl Exec {
         if let Err(e) = super::privilege::check_bind_port(notif, a.port()) {
             return Ok(Err(e));
         }
-        let res = match proto {
+        let mut res = match proto {
             Proto::Tcp => self.iface.tcp_bind(h, a),
             Proto::Udp => self.iface.udp_bind(h, a),
         };
+        if proto == Proto::Tcp && res.as_ref().err().is_some_and(|e| e.errno() == libc::EADDRINUSE) {
+            // Maybe a listener the program closed since the last look
+            // (nothing hangs up when a listening object is closed).
+            if self.reap_closed() > 0 {
+                res = self.iface.tcp_bind(h, a);
+            }
+        }
         Ok(res.map(|_| 0).map_err(|e| e.errno()))
     }
 
@@ -407,22 +423,52 @@ impl Exec {
             Phase::Connecting { .. } if !blocking => return self.connect_reply(notif, Err(libc::EALREADY), started),
             Phase::Connecting { .. } => {}
             Phase::Fresh => {
+                // A non-blocking connect shows its progress on the target's
+                // object at once: attached to a bridge, writes held.
+                let bridge = if blocking {
+                    None
+                } else {
+                    match self.hub.attach(dup.as_fd()) {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot attach a connecting socket");
+                            return self.connect_reply(notif, Err(crate::kernel::errno_of(e)), started);
+                        }
+                    }
+                };
                 if let Err(e) = self.iface.tcp_connect(h, a) {
+                    if bridge.is_some() {
+                        // Attached already: the object is connected for
+                        // good, so the socket is too, in error.
+                        let s = self.socks.get_mut(ino).expect("looked up by the caller");
+                        s.bridge = bridge;
+                        if let Some(b) = self.socks.kill(&mut self.iface, ino, e.errno()) {
+                            b.reset_with(dup.as_fd());
+                        }
+                    }
                     return self.connect_reply(notif, Err(e.errno()), started);
                 }
                 let s = self.socks.get_mut(ino).expect("looked up by the caller");
-                if blocking {
-                    s.phase = Phase::Connecting { held: None };
-                } else {
-                    let held = s.bridge.as_mut().map(|b| b.hold_writes(dup.as_fd()));
-                    if let Some(Err(e)) = held {
+                s.seen_at = Some((notif.pid, fd));
+                s.phase = Phase::Connecting { held: Some(dup) };
+                if let Some(mut b) = bridge {
+                    if let Err(e) = b.hold_writes(s.held().expect("just set")) {
                         tracing::warn!(error = %e, "cannot hold a connecting socket's writes");
                     }
-                    s.phase = Phase::Connecting { held: Some(dup) };
+                    s.bridge = Some(b);
+                    self.watch_bridge(ino);
                     return self.connect_reply(notif, Err(libc::EINPROGRESS), started);
                 }
+                // Blocking: the call waits below, `dup` is kept for the
+                // attach when the handshake ends.
+                return self.wait_connect(notif, ino, fd, started);
             }
         }
+        self.wait_connect(notif, ino, fd, started)
+    }
+
+    /// Parks a blocking connect until the handshake ends.
+    fn wait_connect(&mut self, notif: Notification, ino: u64, fd: i32, started: Instant) -> Result<(), Moved> {
         let deadline = send_deadline(&notif, fd, &self.ctx, started);
         self.stack_waits.push(StackWait {
             notif,
@@ -440,7 +486,7 @@ impl Exec {
         Ok(())
     }
 
-    fn listen(&mut self, notif: &Notification, ino: u64, backlog: i32) -> Served {
+    fn listen(&mut self, notif: &Notification, ino: u64, dup: BorrowedFd<'_>, backlog: i32) -> Served {
         let s = self.socks.get(ino).expect("looked up by the caller");
         if s.proto != Proto::Tcp {
             return Ok(Err(libc::EOPNOTSUPP));
@@ -454,6 +500,19 @@ impl Exec {
         let backlog = backlog.clamp(0, 4096) as u32;
         if let Err(e) = self.iface.tcp_listen(h, backlog) {
             return Ok(Err(e.errno()));
+        }
+        if self.socks.get(ino).is_some_and(|s| s.lobby.is_none()) {
+            match self.hub.lobby(dup) {
+                Ok(l) => {
+                    if let Some(s) = self.socks.get_mut(ino) {
+                        s.lobby = Some(l);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot make a listening socket's object listen");
+                    return Ok(Err(crate::kernel::errno_of(e)));
+                }
+            }
         }
         let loopback = match self.iface.tcp_local_addr(h) {
             Ok(Some(a)) if a.ip().is_unspecified() => self.loopback_listeners(notif, ino, a, backlog),
@@ -629,8 +688,9 @@ impl Exec {
         match w.notif.answer_with_fd(theirs.as_fd(), AddFd { cloexec, at: None }) {
             Ok(fd) => {
                 let protocol = self.socks.get(ino).map_or(0, |s| s.protocol);
-                let mut sock = Sock::new(Proto::Tcp, domain, protocol, child, bridge);
+                let mut sock = Sock::new(Proto::Tcp, domain, protocol, child, Some(bridge));
                 sock.phase = Phase::Connected;
+                sock.seen_at = Some((pid, fd));
                 self.socks.insert(cino, sock);
                 self.watch_bridge(cino);
                 self.pump(cino);
@@ -710,17 +770,18 @@ impl Exec {
         Ok(())
     }
 
-    /// Takes the doorbell byte of listener `ino` out of the target's end.
+    /// Takes the doorbell connection of listener `ino` off the target's
+    /// listening object.
     fn unring(&mut self, ino: u64, dup: Option<OwnedFd>) {
-        let Some(b) = self.socks.get_mut(ino).and_then(|s| s.bridge.as_mut()) else {
+        let Some(l) = self.socks.get_mut(ino).and_then(|s| s.lobby.as_mut()) else {
             return;
         };
-        if b.rung() == 0 {
+        if l.rung() == 0 {
             return;
         }
         let Some(dup) = dup else { return };
-        if let Err(e) = b.unring(dup.as_fd()) {
-            tracing::debug!(error = %e, "cannot take a listener's doorbell byte");
+        if let Err(e) = l.unring(dup.as_fd()) {
+            tracing::debug!(error = %e, "cannot take a listener's doorbell");
         }
     }
 
@@ -747,9 +808,16 @@ impl Exec {
                 }
             }
             WaitFor::Accept(_) => {
-                // A duplicate of the listener for the doorbell: any thread
-                // of the caller's process has the fd.
-                self.try_accept(w, None, false);
+                // A duplicate of the listener for the doorbell, from the
+                // caller's own fd.
+                let fd = w.notif.args[0] as i32;
+                let dup = self
+                    .ctx
+                    .target_socket(&w.notif, fd)
+                    .ok()
+                    .map(|(_, d)| d)
+                    .filter(|d| self.socks.lookup(d.as_fd()) == Ok(w.ino));
+                self.try_accept(w, dup, false);
             }
         }
     }

@@ -18,10 +18,11 @@
 //! longer spin would have saved the wake-up), a longer gap halves it (the
 //! work comes in separate requests; spinning after each one only burns CPU).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use joyride_fd_bridge::Hub;
 use joyride_netstack::iface::{Interface, SocketEvent};
 use joyride_netstack::time::{Clock, SystemClock};
 use joyride_notify::{Child, Listener, Notification};
@@ -63,6 +64,8 @@ const SPIN_MAX: Duration = Duration::from_micros(500);
 const MAX_BURSTS: usize = 8;
 /// After the program is gone: how long unsent data and FINs may take.
 const LINGER: Duration = Duration::from_secs(10);
+/// How often TCP sockets without a bridge are checked for a close.
+const REAP: Duration = Duration::from_secs(1);
 
 /// Counters `--stats` also shows per shard when there are several.
 const PER_SHARD: [&str; 4] = ["rx_frames", "tx_frames", "tcp_active_opens", "tcp_passive_opens"];
@@ -133,6 +136,10 @@ pub struct Exec {
     pub(super) shared: Arc<Shared>,
     pub(super) clock: SystemClock,
     pub(super) socks: Socks,
+    /// Where this shard connects its programs' TCP sockets.
+    pub(super) hub: Hub,
+    /// When sockets without a bridge were last checked for a close.
+    reaped: Instant,
     pub(super) stack_waits: Vec<StackWait>,
     /// When `stack_waits` were last checked for signals and vanished calls.
     stack_swept: Instant,
@@ -264,6 +271,8 @@ impl Exec {
             shared,
             clock: SystemClock::new(),
             socks,
+            hub: Hub::new()?,
+            reaped: Instant::now(),
             stack_waits: Vec::new(),
             stack_swept: Instant::now(),
             policy,
@@ -371,6 +380,9 @@ impl Exec {
                 }
             }
             self.sweep_stack_waits(now);
+            if now.duration_since(self.reaped) >= REAP {
+                self.reap_closed();
+            }
             self.ctx.stash.expire(now);
         }
         self.waits.abandon_all();
@@ -612,13 +624,7 @@ impl Exec {
             (Phase::Listening, _) => {
                 let readable = self.iface.tcp_readiness(h).is_ok_and(|r| r.readable);
                 if readable {
-                    if let Some(b) = self.socks.get_mut(ino).and_then(|s| s.bridge.as_mut()) {
-                        if b.rung() == 0 {
-                            if let Err(e) = b.ring() {
-                                tracing::debug!(error = %e, "cannot ring a listener's doorbell");
-                            }
-                        }
-                    }
+                    self.ring(ino);
                     self.retry_waiters(ino);
                 }
             }
@@ -650,8 +656,14 @@ impl Exec {
             },
         };
         if let Some(e) = err {
+            // The program's next read says ECONNRESET (after what arrived
+            // before), as on Linux: our end closes with a byte unread.
+            let target = self.find_target(ino);
             if let Some(b) = self.socks.kill(&mut self.iface, ino, e) {
-                b.reset();
+                match target {
+                    Some(t) => b.reset_with(t.as_fd()),
+                    None => b.reset(),
+                }
             }
         }
     }
@@ -666,10 +678,27 @@ impl Exec {
             Some(State::Established | State::CloseWait) => {
                 let s = self.socks.get_mut(ino).expect("looked up above");
                 if let Phase::Connecting { held } = std::mem::replace(&mut s.phase, Phase::Connected) {
-                    if let (Some(held), Some(b)) = (held, s.bridge.as_mut()) {
-                        if let Err(e) = b.release_writes(held.as_fd()) {
-                            tracing::warn!(error = %e, "cannot release a connected socket's writes");
+                    match (held, s.bridge.as_mut()) {
+                        (Some(held), Some(b)) => {
+                            if let Err(e) = b.release_writes(held.as_fd()) {
+                                tracing::warn!(error = %e, "cannot release a connected socket's writes");
+                            }
                         }
+                        // A blocking connect: the object is attached now.
+                        (Some(held), None) => match self.hub.attach(held.as_fd()) {
+                            Ok(b) => {
+                                s.bridge = Some(b);
+                                self.watch_bridge(ino);
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot attach a connected socket");
+                                let errno = crate::kernel::errno_of(e);
+                                self.socks.kill(&mut self.iface, ino, errno);
+                                self.fail_waiters(ino, errno);
+                                return;
+                            }
+                        },
+                        _ => {}
                     }
                 }
                 self.retry_waiters(ino);
@@ -684,15 +713,22 @@ impl Exec {
                     .flatten()
                     .map_or(libc::ECONNREFUSED, |e| e.errno());
                 let s = self.socks.get_mut(ino).expect("looked up above");
-                let held = matches!(s.phase, Phase::Connecting { held: Some(_) });
                 if !matches!(s.phase, Phase::Connecting { .. }) {
                     return;
                 }
-                if held {
+                if s.bridge.is_some() {
                     // A non-blocking connect failed: SO_ERROR tells, and the
-                    // program sees the socket readable, writable and in error.
+                    // program sees the socket readable, writable and in error
+                    // (the held filler makes its first read ECONNRESET).
+                    let held = match std::mem::replace(&mut s.phase, Phase::Dead) {
+                        Phase::Connecting { held } => held,
+                        _ => None,
+                    };
                     if let Some(b) = self.socks.kill(&mut self.iface, ino, err) {
-                        b.reset();
+                        match held {
+                            Some(t) => b.reset_with(t.as_fd()),
+                            None => b.reset(),
+                        }
                     }
                 } else {
                     // A blocking connect failed: the call returns the error;
@@ -830,14 +866,50 @@ impl Exec {
 
     /// A connection waits on a loopback listener of listener `ino`.
     fn on_loopback(&mut self, ino: u64) {
-        if let Some(b) = self.socks.get_mut(ino).and_then(|s| s.bridge.as_mut()) {
-            if b.rung() == 0 {
-                if let Err(e) = b.ring() {
+        self.ring(ino);
+        self.retry_waiters(ino);
+    }
+
+    /// Listener `ino` polls readable: a connection waits.
+    fn ring(&mut self, ino: u64) {
+        if let Some(l) = self.socks.get_mut(ino).and_then(|s| s.lobby.as_mut()) {
+            if l.rung() == 0 {
+                if let Err(e) = l.ring() {
                     tracing::debug!(error = %e, "cannot ring a listener's doorbell");
                 }
             }
         }
-        self.retry_waiters(ino);
+    }
+
+    /// Forgets the TCP sockets without a bridge (fresh, listening, in a
+    /// blocking connect) whose target object is gone: the program closed
+    /// every fd of it, and no hang-up said so. Every [`REAP`], and at once
+    /// when a bind finds its port taken (a listener closed and bound again).
+    pub(super) fn reap_closed(&mut self) -> usize {
+        self.reaped = Instant::now();
+        let mut n = 0;
+        for ino in self.socks.bridgeless() {
+            if self.hub.exists(ino) == Some(false) {
+                if self
+                    .socks
+                    .get(ino)
+                    .is_some_and(|s| matches!(s.phase, Phase::Connecting { .. }))
+                {
+                    self.fail_waiters(ino, libc::ECONNABORTED);
+                }
+                self.socks.close(&mut self.iface, ino);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// A duplicate of socket `ino`'s target object, from where the target
+    /// was last seen holding it.
+    fn find_target(&self, ino: u64) -> Option<OwnedFd> {
+        let (tid, fd) = self.socks.get(ino)?.seen_at?;
+        let dup = crate::sys::thread_fd(tid, fd)?;
+        (self.socks.lookup(dup.as_fd()) == Ok(ino)).then_some(dup)
     }
 
     /// Watches a new bridge.

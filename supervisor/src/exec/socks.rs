@@ -1,9 +1,11 @@
 //! The user-space sockets of the supervised programs, and the pumps that
 //! carry their bytes between each socket's bridge and the stack.
 //!
-//! A socket is known by the inode of the target's end of its bridge: that is
-//! what `fstat` of any duplicate of the target's fd shows, whatever fd number,
-//! process or `dup` it went through.
+//! A socket is known by the inode of the target's object (the target's end
+//! of its bridge, or the unconnected object of a fresh or listening TCP
+//! socket, which becomes that end): that is what `fstat` of any duplicate
+//! of the target's fd shows, whatever fd number, process or `dup` it went
+//! through.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -11,7 +13,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use std::sync::Arc;
 
-use joyride_fd_bridge::{Bridge, Kind, Peer};
+use joyride_fd_bridge::{Bridge, Kind, Lobby, Peer};
 use joyride_netstack::iface::{Datagram, Interface, SocketError, SocketHandle};
 
 use super::shard::Shared;
@@ -36,10 +38,12 @@ pub enum Proto {
 pub enum Phase {
     /// Created, maybe bound.
     Fresh,
-    /// A non-blocking connect in progress: the target's end is held not
-    /// writable through this duplicate until the handshake ends.
+    /// A connect in progress. Non-blocking: the target's object is
+    /// attached to a bridge and held not writable through this duplicate
+    /// until the handshake ends. Blocking: the object is attached through
+    /// it when the handshake succeeds (and stays unconnected if it fails).
     Connecting {
-        /// Duplicate of the target's end while writes are held.
+        /// Duplicate of the target's object.
         held: Option<OwnedFd>,
     },
     /// Connected (TCP) or associated (UDP).
@@ -60,8 +64,15 @@ pub struct Sock {
     pub protocol: i32,
     /// The stack's socket.
     pub handle: SocketHandle,
-    /// The bridge; `None` once reset.
+    /// The bridge: from `socket()` on for UDP; for TCP from the connect
+    /// or the accept that made the connection; `None` once reset.
     pub bridge: Option<Bridge>,
+    /// A listening TCP socket's doorbell.
+    pub lobby: Option<Lobby>,
+    /// Where the target holds the socket (thread, fd), as installed or
+    /// last seen in a trapped call: how a duplicate is found when the
+    /// connection is reset.
+    pub seen_at: Option<(u32, i32)>,
     /// Life phase.
     pub phase: Phase,
     /// Options set by the program, in order (level, name, value), replayed
@@ -94,14 +105,16 @@ pub struct Sock {
 }
 
 impl Sock {
-    /// A new socket over `bridge`.
-    pub fn new(proto: Proto, domain: i32, protocol: i32, handle: SocketHandle, bridge: Bridge) -> Sock {
+    /// A new socket, over `bridge` if it has one yet.
+    pub fn new(proto: Proto, domain: i32, protocol: i32, handle: SocketHandle, bridge: Option<Bridge>) -> Sock {
         Sock {
             proto,
             domain,
             protocol,
             handle,
-            bridge: Some(bridge),
+            bridge,
+            lobby: None,
+            seen_at: None,
             phase: Phase::Fresh,
             opts: Vec::new(),
             error: None,
@@ -115,6 +128,14 @@ impl Sock {
             closed: false,
             loopback: Vec::new(),
             kept: VecDeque::new(),
+        }
+    }
+
+    /// The duplicate of the target's object a connect in progress holds.
+    pub fn held(&self) -> Option<BorrowedFd<'_>> {
+        match &self.phase {
+            Phase::Connecting { held: Some(d) } => Some(d.as_fd()),
+            _ => None,
         }
     }
 
@@ -242,6 +263,16 @@ impl Socks {
         } else {
             Err(Some(ino))
         }
+    }
+
+    /// TCP sockets whose target object has no bridge to hang up when the
+    /// program closes it (fresh, listening, in a blocking connect).
+    pub fn bridgeless(&self) -> Vec<u64> {
+        self.by_ino
+            .iter()
+            .filter(|(_, s)| s.proto == Proto::Tcp && s.bridge.is_none() && !matches!(s.phase, Phase::Dead))
+            .map(|(ino, _)| *ino)
+            .collect()
     }
 
     /// The socket's bridge broke for good (reset or refused): the program
