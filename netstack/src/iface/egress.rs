@@ -1,5 +1,6 @@
 //! Output: source address selection, routing, neighbor resolution,
-//! fragmentation (IPv4 and IPv6), checksum offload, and the transmit queue.
+//! fragmentation (IPv4 and IPv6), checksum offload, and the transmit queue
+//! (or the loopback queue, for packets to local addresses).
 
 use core::num::NonZeroU16;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -25,6 +26,8 @@ pub(crate) enum LinkDst {
     Direct(EthernetAddress),
     /// Resolve this next hop through the neighbor cache.
     Resolve(IpAddr),
+    /// A local address: loop it back (see [`super::loopback`]).
+    Loopback,
 }
 
 /// Per-socket options that shape a UDP datagram on the wire.
@@ -49,7 +52,12 @@ pub(crate) struct IpOut {
 
 impl Interface {
     /// Our address to send from towards `dst`, if we can reach it at all.
+    /// Loopback destinations only when loopback is on; a local address is
+    /// its own source, as on Linux.
     pub(crate) fn source_for(&self, dst: IpAddr) -> Option<IpAddr> {
+        if dst.is_loopback() {
+            return self.loopback_source(dst);
+        }
         match dst {
             IpAddr::V4(d) => {
                 let c = self.config.ipv4?;
@@ -63,7 +71,7 @@ impl Interface {
                 if v6addr::is_link_local(&d) || (d.is_multicast() && d.segments()[0] & 0x000f <= 2) {
                     return Some(IpAddr::V6(self.link_local));
                 }
-                if d.is_loopback() || d.is_unspecified() {
+                if d.is_unspecified() {
                     return None;
                 }
                 let on_link = self.config.ipv6.iter().find(|c| c.contains(d));
@@ -105,6 +113,9 @@ impl Interface {
 
     /// Remembers a smaller path MTU towards `dst` (RFC 1191, RFC 8201).
     pub(crate) fn learn_pmtu(&mut self, now: crate::time::Instant, dst: IpAddr, mtu: usize) {
+        if self.is_local_addr(dst) {
+            return;
+        }
         let floor = if dst.is_ipv4() { ipv4::MIN_MTU } else { ipv6::MIN_MTU };
         let mtu = mtu.max(floor);
         if mtu >= self.path_mtu(now, dst) {
@@ -137,7 +148,14 @@ impl Interface {
     where
         F: FnOnce(&mut [u8], ChecksumMode),
     {
+        let local = self.is_local_addr(ip.dst);
+        if !local && ip.src.is_loopback() {
+            // Linux's ip_route_output_key: a loopback source never leaves.
+            self.counters.drop_tx_no_route += 1;
+            return Err(SocketError::InvalidArgument);
+        }
         let link = match ip.link {
+            _ if local => LinkDst::Loopback,
             Some(m) => LinkDst::Direct(m),
             None => match self.link_dst(ip.dst) {
                 Some(l) => l,
@@ -157,7 +175,18 @@ impl Interface {
             return Err(SocketError::MessageTooLong);
         }
         let mtu = self.path_mtu(now, ip.dst);
-        let caps = self.caps_checksum;
+        let caps = if local {
+            // Looped back: left undone as by a device that offloads them,
+            // unless another shard may have to verify them.
+            let skip = !self.loopback_checksums();
+            crate::nic::ChecksumCaps {
+                ipv4_tx: skip,
+                l4_tx: skip,
+                ..Default::default()
+            }
+        } else {
+            self.caps_checksum
+        };
         if hl + ip.l4_len <= mtu {
             let l4_offload = matches!(ip.proto, ip_proto::TCP | ip_proto::UDP) && caps.l4_tx;
             let l4_mode = if l4_offload {
@@ -307,6 +336,11 @@ impl Interface {
     /// Sends a built frame towards `link`, resolving the next hop if needed.
     fn dispatch(&mut self, now: crate::time::Instant, link: LinkDst, mut frame: OutFrame) {
         let outcome = match link {
+            LinkDst::Loopback => {
+                EthernetFrame::new_unchecked(&mut frame.data[..]).set_dst_addr(self.config.mac);
+                self.push_looped(frame.data, false);
+                return;
+            }
             LinkDst::Direct(mac) => {
                 EthernetFrame::new_unchecked(&mut frame.data[..]).set_dst_addr(mac);
                 self.push_outbox(frame);

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::egress::IpOut;
+use super::loopback::Origin;
 use super::udp::Datagram;
 use super::{IcmpError, IcmpErrorKind, Interface, PmtuDiscovery, EV_ERROR, EV_READABLE};
 use crate::neighbor::Evidence;
@@ -54,7 +55,10 @@ struct Upper<'a> {
 }
 
 impl Interface {
-    pub(crate) fn process_frame(&mut self, now: Instant, frame: &[u8], meta: RxMeta) {
+    /// Processes one received frame; `origin` says whether it came from
+    /// the device or was looped back (which only then may carry loopback
+    /// or our own source addresses).
+    pub(crate) fn process_frame(&mut self, now: Instant, frame: &[u8], meta: RxMeta, origin: Origin) {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.counters.drop_eth_truncated += 1;
             return;
@@ -66,8 +70,8 @@ impl Interface {
         }
         match eth.ethertype() {
             EtherType::Arp => self.process_arp(now, eth.payload()),
-            EtherType::Ipv4 => self.process_ipv4(now, eth.payload(), meta),
-            EtherType::Ipv6 => self.process_ipv6(now, eth.payload(), meta),
+            EtherType::Ipv4 => self.process_ipv4(now, eth.payload(), meta, origin),
+            EtherType::Ipv6 => self.process_ipv6(now, eth.payload(), meta, origin),
             EtherType::Unknown(_) => self.counters.drop_eth_unknown_type += 1,
         }
     }
@@ -127,7 +131,7 @@ impl Interface {
         a.is_broadcast() || self.config.ipv4.and_then(|c| c.broadcast()) == Some(a)
     }
 
-    fn process_ipv4(&mut self, now: Instant, p: &[u8], meta: RxMeta) {
+    fn process_ipv4(&mut self, now: Instant, p: &[u8], meta: RxMeta, origin: Origin) {
         let pkt = match Ipv4Packet::new_checked(p) {
             Ok(pkt) => pkt,
             Err(_) => {
@@ -159,13 +163,18 @@ impl Interface {
         }
         let (src, dst) = (repr.src_addr, repr.dst_addr);
         let group = self.is_ipv4_broadcast(dst) || dst.is_multicast();
+        let looped = origin == Origin::Loopback;
         let ours = self.has_ipv4(dst)
+            || (looped && self.is_loopback_addr(IpAddr::V4(dst)))
             || (self.config.ipv4.is_some() && (self.is_ipv4_broadcast(dst) || dst == Ipv4Addr::new(224, 0, 0, 1)));
         if !ours {
             self.counters.drop_ipv4_not_for_us += 1;
             return;
         }
-        if src.is_multicast() || self.is_ipv4_broadcast(src) || self.has_ipv4(src) {
+        // From the wire, our own and loopback sources are martians (Linux
+        // fib_validate_source, without route_localnet).
+        let martian = !looped && (self.has_ipv4(src) || src.is_loopback());
+        if src.is_multicast() || self.is_ipv4_broadcast(src) || martian {
             self.counters.drop_ipv4_bad_src += 1;
             return;
         }
@@ -238,7 +247,7 @@ impl Interface {
             || self.config.ipv6.iter().any(|c| v6addr::solicited_node(&c.addr) == d)
     }
 
-    fn process_ipv6(&mut self, now: Instant, p: &[u8], meta: RxMeta) {
+    fn process_ipv6(&mut self, now: Instant, p: &[u8], meta: RxMeta, origin: Origin) {
         let Ok(pkt) = Ipv6Packet::new_checked(p) else {
             self.counters.drop_ipv6_malformed += 1;
             return;
@@ -248,11 +257,15 @@ impl Interface {
             return;
         };
         let (src, dst) = (repr.src_addr, repr.dst_addr);
-        if !self.accepts_ipv6_dst(dst) {
+        let looped = origin == Origin::Loopback;
+        let ours = self.accepts_ipv6_dst(dst) || (looped && self.is_loopback_addr(IpAddr::V6(dst)));
+        if !ours {
             self.counters.drop_ipv6_not_for_us += 1;
             return;
         }
-        if src.is_multicast() {
+        // Linux ipv6_rcv: "RFC4291 2.5.3 ... packets with loopback source
+        // or destination must be dropped" when not received on `lo`.
+        if src.is_multicast() || (!looped && src.is_loopback()) {
             self.counters.drop_ipv6_bad_src += 1;
             return;
         }
@@ -422,6 +435,10 @@ impl Interface {
         };
         let repr = match UdpRepr::parse(&pkt, &ph, up.l4_mode) {
             Ok(r) => r,
+            Err(Error::Checksum) if pkt.is_partial_checksum(&ph) => {
+                self.counters.drop_partial_checksum += 1;
+                return;
+            }
             Err(Error::Checksum) => {
                 self.counters.drop_udp_checksum += 1;
                 return;
@@ -474,6 +491,9 @@ impl Interface {
         };
         match TcpRepr::parse(&pkt, &ph, up.l4_mode) {
             Ok(seg) => self.process_tcp(now, up.src, up.dst, &seg),
+            // Never accepted: on a real wire a corrupted segment may match
+            // by chance (one in 65536).
+            Err(Error::Checksum) if pkt.is_partial_checksum(&ph) => self.counters.drop_partial_checksum += 1,
             Err(Error::Checksum) => self.tcp_counters.drop_checksum += 1,
             Err(_) => self.tcp_counters.drop_malformed += 1,
         }
@@ -540,7 +560,9 @@ impl Interface {
                 return;
             }
         }
-        if !self.icmp_limit.allow(now) {
+        // Linux icmpv4_xrlim_allow/icmpv6_xrlim_allow: "No rate limit on
+        // loopback".
+        if !self.is_local_addr(up.src) && !self.icmp_limit.allow(now) {
             self.counters.icmp_errors_rate_limited += 1;
             return;
         }
@@ -812,7 +834,7 @@ impl Interface {
             self.counters.drop_icmp_malformed += 1;
             return;
         };
-        if !self.has_ip(orig_src) {
+        if !self.is_local_addr(orig_src) {
             self.counters.drop_icmp_error_no_socket += 1;
             return;
         }

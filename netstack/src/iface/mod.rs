@@ -42,6 +42,10 @@
 //! }
 //! ```
 //!
+//! Packets to the interface's own addresses, and with [`Config::loopback`]
+//! to 127.0.0.0/8 and `::1`, never reach the device: they are looped back
+//! inside the interface and processed by the next poll (see [`loopback`]).
+//!
 //! Readiness is edge-triggered: a socket is reported once per change (data
 //! arrived, queue has room again, error), and again only after the next
 //! drain and a new change.
@@ -63,11 +67,16 @@
 
 mod egress;
 mod ingress;
+pub mod loopback;
 mod ports;
 pub mod route;
 pub mod tcp;
 pub mod udp;
 
+#[cfg(test)]
+mod checksum_tests;
+#[cfg(test)]
+mod loopback_tests;
 #[cfg(test)]
 mod steer_tests;
 #[cfg(test)]
@@ -150,6 +159,14 @@ pub struct Config {
     /// `connect` picks an ephemeral port whose hash names this shard.
     /// `None` (the default): a single stack, owning every port.
     pub steering: Option<crate::steer::Steering>,
+    /// Serve loopback (see [`loopback`]): 127.0.0.0/8 and `::1` become
+    /// local addresses of the interface (bound, connected and sent to; a
+    /// wildcard socket receives on them), and packets to them are looped
+    /// back inside the interface as Linux's `lo` does. Off (the default):
+    /// binding them fails with `EADDRNOTAVAIL` and sending to them with
+    /// `ENETUNREACH`. Traffic to the interface's own configured addresses
+    /// is looped back either way.
+    pub loopback: bool,
 }
 
 impl Config {
@@ -182,6 +199,7 @@ impl Config {
             pmtu_entries: 1024,
             pmtu_timeout: core::time::Duration::from_secs(600),
             steering: None,
+            loopback: false,
         }
     }
 }
@@ -505,6 +523,12 @@ pub struct Counters {
     pub drop_udp_malformed: u64,
     /// Dropped: UDP checksum.
     pub drop_udp_checksum: u64,
+    /// Dropped: TCP or UDP (IPv4 or IPv6) whose checksum field held only
+    /// the pseudo-header sum, as a Linux sender leaves it for offload
+    /// (`CHECKSUM_PARTIAL`) when nothing completed it: typically a veth
+    /// peer with tx checksumming on (`ethtool -K <peer> tx off` fixes it).
+    /// Counted instead of `drop_udp_checksum` and TCP's `drop_checksum`.
+    pub drop_partial_checksum: u64,
     /// Dropped: no socket on the port.
     pub drop_udp_no_socket: u64,
     /// Dropped: the socket's receive queue was full.
@@ -524,6 +548,9 @@ pub struct Counters {
     pub drop_tx_queue_full: u64,
     /// Dropped on output: too big and DF set.
     pub drop_tx_too_big: u64,
+    /// Packets to a local address, looped back and processed as received
+    /// (counted in neither `rx_frames` nor `tx_frames`).
+    pub loopback_frames: u64,
 }
 
 /// A frame waiting for the device: Ethernet header and IP packet.
@@ -615,6 +642,8 @@ pub struct Interface {
     last_now: Instant,
     /// The start of first fragments of datagrams being reassembled.
     frag_quotes: FragQuotes,
+    /// Packets to local addresses, waiting to be processed as received.
+    loopback: loopback::Loopback,
 }
 
 /// Names a datagram being reassembled, of either version.
@@ -716,6 +745,7 @@ impl Interface {
             scratch: Vec::new(),
             last_now: Instant::ZERO,
             frag_quotes: FragQuotes::new(config.reassembly_v4.max_datagrams + config.reassembly_v6.max_datagrams),
+            loopback: loopback::Loopback::default(),
             config,
         }
     }
@@ -761,28 +791,31 @@ impl Interface {
         self.reasm_v6.stats()
     }
 
-    /// Whether `a` is one of our IPv4 addresses.
+    /// Whether `a` is one of our configured IPv4 addresses (loopback ones
+    /// not included: see [`Interface::is_local_addr`]).
     pub fn has_ipv4(&self, a: Ipv4Addr) -> bool {
         self.config.ipv4.is_some_and(|c| c.addr == a)
     }
 
-    /// Whether `a` is one of our IPv6 unicast addresses.
+    /// Whether `a` is one of our configured IPv6 unicast addresses (`::1`
+    /// not included: see [`Interface::is_local_addr`]).
     pub fn has_ipv6(&self, a: Ipv6Addr) -> bool {
         a == self.link_local || self.config.ipv6.iter().any(|c| c.addr == a)
-    }
-
-    fn has_ip(&self, a: IpAddr) -> bool {
-        match a {
-            IpAddr::V4(a) => self.has_ipv4(a),
-            IpAddr::V6(a) => self.has_ipv6(a),
-        }
     }
 
     /// The path MTU towards `dst`: what an ICMP "fragmentation needed" or
     /// "packet too big" taught us, or the link MTU.
     /// Never below the protocol's minimum (68 for IPv4, 1280 for IPv6), even
-    /// on a device that claims a smaller MTU.
+    /// on a device that claims a smaller MTU. Towards a local address, the
+    /// loopback MTU (Linux's `lo`: 65536, for IPv4 65535).
     pub fn path_mtu(&self, now: Instant, dst: IpAddr) -> usize {
+        if self.is_local_addr(dst) {
+            return if canonical_ip(dst).is_ipv4() {
+                loopback::LOOPBACK_MTU_V4
+            } else {
+                loopback::LOOPBACK_MTU_V6
+            };
+        }
         let floor = if dst.is_ipv4() {
             crate::wire::ipv4::MIN_MTU
         } else {
@@ -796,17 +829,21 @@ impl Interface {
     }
 
     /// One turn of the loop: receive up to one burst from `nic` and process
-    /// it, run timers due at `now`, send what sockets queued, transmit.
-    /// Returns the number of frames received.
+    /// it, process looped packets (see [`loopback`]), run timers due at
+    /// `now`, send what sockets queued, transmit. Returns the number of
+    /// frames received plus looped packets processed.
     pub fn poll<N: Nic>(&mut self, now: Instant, nic: &mut N) -> usize {
         self.last_now = self.last_now.max(now);
         let caps = nic.capabilities();
         self.mtu = self.config.mtu.min(caps.mtu);
         self.caps_checksum = caps.checksum;
         let max = caps.max_burst.max(1);
-        let n = nic.receive(max, |frame, meta| self.process_frame(now, frame, meta));
+        let n = nic.receive(max, |frame, meta| {
+            self.process_frame(now, frame, meta, loopback::Origin::Wire)
+        });
         self.counters.rx_frames += n as u64;
         self.tcp_after_burst(now);
+        let looped = self.process_looped(now);
         self.run_timers(now);
         self.send_blocked(now);
         // Resolution requests for what was just sent.
@@ -818,7 +855,7 @@ impl Interface {
             self.drain_neighbor_events(now);
             self.flush_outbox(nic);
         }
-        n
+        n + looped
     }
 
     /// Sends what waited for room in the transmit queue: TCP connections
@@ -833,15 +870,18 @@ impl Interface {
         !self.tx_pending.is_empty() || self.tcp.tx_blocked_any()
     }
 
-    /// Whether TCP connections and UDP sockets may queue another frame.
+    /// Whether TCP connections and UDP sockets may queue another frame
+    /// (for the device or looped back: both queues count).
     pub(crate) fn tx_room(&self) -> bool {
-        self.outbox.len() < self.config.tx_queue_frames.max(1)
+        self.outbox.len() + self.loopback.len() < self.config.tx_queue_frames.max(1)
     }
 
     /// When [`Interface::poll`] should run again even if no frame arrives:
     /// `Some(t)` at or after `t`, `None` only on new frames or socket calls.
+    /// [`Instant::ZERO`] (at once) while frames wait for the device, looped
+    /// packets wait to be processed, or sockets wait for room to send.
     pub fn poll_at(&self) -> Option<Instant> {
-        if !self.outbox.is_empty() || self.tx_waiting() {
+        if !self.outbox.is_empty() || self.loopback.len() > 0 || self.tx_waiting() {
             return Some(Instant::ZERO);
         }
         [
@@ -1037,7 +1077,7 @@ impl Interface {
         if matches!((family, a), (Family::V6 { v6only: true }, SocketAddr::V4(_))) {
             return Err(SocketError::AddressFamily);
         }
-        if !a.ip().is_unspecified() && !self.has_ip(a.ip()) {
+        if !a.ip().is_unspecified() && !self.is_local_addr(a.ip()) {
             return Err(SocketError::AddrNotAvailable);
         }
         Ok(a)
@@ -1063,6 +1103,9 @@ impl Interface {
         }
         if !s.broadcast && self.is_broadcast_v4(r.ip()) {
             return Err(SocketError::PermissionDenied);
+        }
+        if let Some(l) = s.ends.local {
+            self.check_loopback_source(l.ip(), r.ip())?;
         }
         let src = self.source_for(r.ip()).ok_or(SocketError::NetworkUnreachable)?;
         self.autobind(h)?;
@@ -1109,6 +1152,9 @@ impl Interface {
         }
         if !s.broadcast && self.is_broadcast_v4(dst.ip()) {
             return Err(SocketError::PermissionDenied);
+        }
+        if let Some(l) = s.ends.local {
+            self.check_loopback_source(l.ip(), dst.ip())?;
         }
         let max = match dst {
             SocketAddr::V4(_) => 65535 - 20 - 8,

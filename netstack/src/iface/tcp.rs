@@ -463,8 +463,12 @@ impl Interface {
         if !s.ends.can_reach(&r) {
             return Err(SocketError::AddressFamily);
         }
+        let bound = s.ends.local.map(|l| l.ip());
         if r.ip().is_unspecified() || r.ip().is_multicast() || self.is_broadcast_v4(r.ip()) {
             return Err(SocketError::NetworkUnreachable);
+        }
+        if let Some(l) = bound {
+            self.check_loopback_source(l, r.ip())?;
         }
         let src = self.source_for(r.ip()).ok_or(SocketError::NetworkUnreachable)?;
         let s = self.tcp.table.get(h)?;

@@ -1223,9 +1223,10 @@ fn checksum_offload_is_requested_and_honoured() {
             ipv4_csum_good: true,
             l4_csum_good: true,
         },
+        loopback::Origin::Wire,
     );
     assert!(i.udp_recv(r).is_ok());
-    i.process_frame(t(1), &bad, RxMeta::default());
+    i.process_frame(t(1), &bad, RxMeta::default(), loopback::Origin::Wire);
     assert!(i.udp_recv(r).is_err());
 }
 

@@ -150,6 +150,16 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         let b = self.buffer.as_ref();
         ph.sum(ip_proto::TCP, b.len()).add_bytes(b).fold() == 0xffff
     }
+
+    /// Whether the checksum field holds the pseudo-header sum alone (not
+    /// complemented): what a sender that left the checksum to offload put
+    /// there, as Linux does for `CHECKSUM_PARTIAL` (`__tcp_v4_send_check`:
+    /// `th->check = ~tcp_v4_check(skb->len, saddr, daddr, 0)`) and as
+    /// [`ChecksumMode::Offload`] writes it. Such a segment reaches us when
+    /// nothing on the way completed the checksum.
+    pub fn is_partial_checksum(&self, ph: &PseudoHeader) -> bool {
+        self.checksum() == ph.sum(ip_proto::TCP, self.buffer.as_ref().len()).fold()
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
@@ -664,6 +674,34 @@ mod tests {
             TcpRepr::parse(&p, &ph(), ChecksumMode::Compute).unwrap_err(),
             Error::Malformed
         );
+    }
+
+    /// A SYN 10.199.0.2:45696 -> 10.199.0.1:9 exactly as a Linux 6.18 veth
+    /// peer with tx checksumming on handed it to a packet socket on the
+    /// other end: `CHECKSUM_PARTIAL`, the field 0x15bf is the pseudo-header
+    /// sum alone.
+    const LINUX_PARTIAL_SYN: &str = "b280 0009 943369cf 00000000 a0 02 faf0 15bf 0000
+         020405b40402080a2edf4536000000000103030a";
+
+    fn linux_ph() -> PseudoHeader {
+        PseudoHeader::V4(Ipv4Addr::new(10, 199, 0, 2), Ipv4Addr::new(10, 199, 0, 1))
+    }
+
+    #[test]
+    fn partial_checksum_as_linux_leaves_it() {
+        let mut b = hex(LINUX_PARTIAL_SYN);
+        let p = TcpPacket::new_checked(&b[..]).unwrap();
+        assert!(!p.verify_checksum(&linux_ph()));
+        assert!(p.is_partial_checksum(&linux_ph()));
+        assert!(!p.is_partial_checksum(&ph()), "another pseudo-header");
+        // What our own offload mode leaves is the same value.
+        let mut q = TcpPacket::new_unchecked(&mut b[..]);
+        q.fill_checksum(&linux_ph(), ChecksumMode::Offload);
+        assert_eq!(q.checksum(), 0x15bf);
+        // Completed, it verifies and is no longer "partial".
+        q.fill_checksum(&linux_ph(), ChecksumMode::Compute);
+        assert!(q.verify_checksum(&linux_ph()));
+        assert!(!q.is_partial_checksum(&linux_ph()));
     }
 
     #[test]

@@ -87,6 +87,15 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         let d = &self.buffer.as_ref()[..self.len() as usize];
         ph.sum(ip_proto::UDP, d.len()).add_bytes(d).fold() == 0xffff
     }
+
+    /// Whether the checksum field holds the pseudo-header sum alone (not
+    /// complemented): what a sender that left the checksum to offload put
+    /// there, as Linux does for `CHECKSUM_PARTIAL` (`udp4_hwcsum`:
+    /// `uh->check = ~csum_tcpudp_magic(src, dst, len, IPPROTO_UDP, 0)`) and
+    /// as [`ChecksumMode::Offload`] writes it.
+    pub fn is_partial_checksum(&self, ph: &PseudoHeader) -> bool {
+        self.checksum() == ph.sum(ip_proto::UDP, self.len() as usize).fold()
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
@@ -193,6 +202,33 @@ mod tests {
 
     // 10.0.0.1:1234 -> 10.0.0.2:53, payload "hi".
     const DGRAM: &str = "04d2 0035 000a 7e67 6869";
+
+    /// "hello partial" 10.199.0.2:48703 -> 10.199.0.1:9 as a Linux 6.18
+    /// veth peer with tx checksumming on sent it: the field 0x15b7 is the
+    /// pseudo-header sum alone (`CHECKSUM_PARTIAL`).
+    const LINUX_PARTIAL: &str = "be3f 0009 0015 15b7 68656c6c6f207061727469616c";
+
+    #[test]
+    fn partial_checksum_as_linux_leaves_it() {
+        let linux = PseudoHeader::V4(Ipv4Addr::new(10, 199, 0, 2), Ipv4Addr::new(10, 199, 0, 1));
+        let b = hex(LINUX_PARTIAL);
+        let p = UdpPacket::new_checked(&b[..]).unwrap();
+        assert!(!p.verify_checksum(&linux));
+        assert!(p.is_partial_checksum(&linux));
+        assert!(!p.is_partial_checksum(&ph()));
+        let r = UdpRepr {
+            src_port: 48703,
+            dst_port: NonZeroU16::new(9).unwrap(),
+        };
+        let mut out = vec![0u8; b.len()];
+        let mut q = UdpPacket::new_unchecked(&mut out[..]);
+        r.emit(&mut q, &linux, b"hello partial", ChecksumMode::Offload);
+        assert_eq!(out, b, "our offload mode leaves the same bytes");
+        let mut q = UdpPacket::new_unchecked(&mut out[..]);
+        q.fill_checksum(&linux, ChecksumMode::Compute);
+        assert!(q.verify_checksum(&linux));
+        assert!(!q.is_partial_checksum(&linux));
+    }
 
     #[test]
     fn golden() {
