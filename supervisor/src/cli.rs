@@ -46,9 +46,9 @@ pub enum Command {
     /// The program and all its threads and children are trapped; each of
     /// their Internet sockets is a real kernel file descriptor (one end of an
     /// AF_UNIX socketpair) whose data the stack carries, so read, write,
-    /// poll, epoll, select, fork, dup and close run untrapped. Loopback,
-    /// AF_UNIX, netlink and the destinations named with --kernel stay with
-    /// the kernel.
+    /// poll, epoll, select, fork, dup and close run untrapped. Loopback
+    /// (unless --loopback stack), AF_UNIX, netlink and the destinations
+    /// named with --kernel stay with the kernel.
     ///
     /// Without --nic, Joyride brings up its own network: a veth pair whose
     /// host end `joyride0` gets 10.77.0.1/24 and fd77::1/64 in the kernel,
@@ -102,9 +102,17 @@ pub struct ExecArgs {
     pub cores: u16,
 
     /// Destinations served by the kernel's stack instead of Joyride's
-    /// (repeatable), e.g. `--kernel 192.168.0.0/16`. Loopback always is.
+    /// (repeatable), e.g. `--kernel 192.168.0.0/16`.
     #[arg(long = "kernel", value_name = "CIDR")]
     pub kernel: Vec<String>,
+
+    /// Who serves loopback (127.0.0.0/8, ::1): `kernel` (a socket bound or
+    /// connected there becomes a kernel socket, so the host's loopback
+    /// services are reached) or `stack` (Joyride's stack serves it, and the
+    /// programs under this `joyride exec` talk to each other through it;
+    /// the host's loopback is then out of their reach).
+    #[arg(long, value_enum, value_name = "WHO", default_value_t = Loopback::Kernel)]
+    pub loopback: Loopback,
 
     /// Print every trapped call as `joyride trace` does, to standard error.
     #[arg(long)]
@@ -122,6 +130,15 @@ pub struct ExecArgs {
     /// The program to run and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "PROG ARGS")]
     pub command: Vec<OsString>,
+}
+
+/// Who serves loopback under `joyride exec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Loopback {
+    /// The kernel's stack.
+    Kernel,
+    /// Joyride's stack.
+    Stack,
 }
 
 /// `joyride trace` options.

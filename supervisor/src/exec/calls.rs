@@ -326,11 +326,23 @@ impl Exec {
             // AF_UNSPEC on a TCP socket: nothing to dissolve before a connect.
             return self.connect_reply(notif, Ok(0), started);
         };
-        if let Some(k) = self.shard_for_connect(ino) {
+        // A connection to the stack itself stays in this shard, with the
+        // listener it reaches (loopback does not cross shards).
+        let to_self =
+            self.policy.loopback_on_stack() && (addr::canonical(a.ip()).is_loopback() || self.is_ours(a.ip()));
+        if let Some(k) = self.shard_for_connect(ino).filter(|_| !to_self) {
             self.move_to_shard(k, notif, ino, dup, fd, a, started);
             return Ok(());
         }
         self.connect_stack(notif, ino, dup, fd, a, started)
+    }
+
+    /// Whether `ip` is one of the stack's own addresses.
+    fn is_ours(&self, ip: std::net::IpAddr) -> bool {
+        match addr::canonical(ip) {
+            std::net::IpAddr::V4(v4) => self.iface.has_ipv4(v4),
+            std::net::IpAddr::V6(v6) => self.iface.has_ipv6(v6),
+        }
     }
 
     /// The shard a TCP socket moves to for its first connect, in turn over
@@ -515,7 +527,9 @@ impl Exec {
             }
         }
         let loopback = match self.iface.tcp_local_addr(h) {
-            Ok(Some(a)) if a.ip().is_unspecified() => self.loopback_listeners(notif, ino, a, backlog),
+            Ok(Some(a)) if a.ip().is_unspecified() && !self.policy.loopback_on_stack() => {
+                self.loopback_listeners(notif, ino, a, backlog)
+            }
             _ => Vec::new(),
         };
         if let Some(s) = self.socks.get_mut(ino) {

@@ -64,6 +64,13 @@ const SPIN_MAX: Duration = Duration::from_micros(500);
 const MAX_BURSTS: usize = 8;
 /// After the program is gone: how long unsent data and FINs may take.
 const LINGER: Duration = Duration::from_secs(10);
+/// Why `joyride exec` stops when TCP/UDP frames arrive with their checksum
+/// left to an offload that never ran.
+const PARTIAL_CHECKSUMS: &str = "frames from the link carry unfinished TCP/UDP checksums: the sender \
+     leaves them to checksum offload that no hardware performs (a Linux veth or tap peer with its \
+     default offloads); Joyride's stack drops them all. Turn the offload off on the sending interface: \
+     `ethtool -K PEER tx off`";
+
 /// How often TCP sockets without a bridge are checked for a close.
 const REAP: Duration = Duration::from_secs(1);
 
@@ -306,6 +313,12 @@ impl Exec {
             }
             let rx = self.nic.counters().rx_frames;
             let moved = self.turn();
+            if moved && self.iface.counters().drop_partial_checksum > 0 {
+                // Every such frame would be dropped: stop now rather than
+                // let the program hang.
+                self.tree.signal_child(rustix::process::Signal::Kill);
+                anyhow::bail!("{PARTIAL_CHECKSUMS}");
+            }
             if std::mem::take(&mut quiet_sleep) && self.nic.counters().rx_frames > rx && !self.doorbell_holds_frames() {
                 self.stats.doorbell_missed += 1;
             }
@@ -462,6 +475,7 @@ impl Exec {
             ("drop_ipv6_malformed", c.drop_ipv6_malformed),
             ("drop_tcp_malformed", t.drop_malformed),
             ("drop_tcp_checksum", t.drop_checksum),
+            ("drop_partial_checksum", c.drop_partial_checksum),
             ("drop_tcp_no_socket", t.no_socket),
             ("drop_udp_malformed", c.drop_udp_malformed),
             ("drop_udp_checksum", c.drop_udp_checksum),

@@ -38,7 +38,13 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         .map(|c| policy::Cidr::parse(c))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    let policy = policy::Policy::new(kernel);
+    let loopback_on_stack = args.loopback == crate::cli::Loopback::Stack;
+    if loopback_on_stack && args.cores > 1 {
+        // A looped packet stays in the stack instance that sent it, and
+        // steering may want it in another one.
+        anyhow::bail!("--loopback stack serves loopback from one stack instance: use it with --cores 1");
+    }
+    let policy = policy::Policy::new(kernel, loopback_on_stack);
     let filter = Filter::build(&FilterSpec {
         mode: Mode::Exec,
         allow_io_uring: args.allow_io_uring,
@@ -76,6 +82,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
             // steering keeps the shared seed.
             config.seed ^= (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             config.steering = steering.clone();
+            config.loopback = policy.loopback_on_stack();
             engine::Parts {
                 iface: Interface::new(config),
                 nic: shard::ShardNic::new(nic, steering, shared.clone()),

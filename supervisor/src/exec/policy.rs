@@ -53,20 +53,31 @@ fn prefix_eq(a: &[u8], b: &[u8], len: u8) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     kernel: Vec<Cidr>,
+    loopback_on_stack: bool,
 }
 
 impl Policy {
-    /// Loopback plus `kernel` go to the kernel.
-    pub fn new(kernel: Vec<Cidr>) -> Policy {
-        Policy { kernel }
+    /// `kernel` goes to the kernel, and loopback unless
+    /// `loopback_on_stack`.
+    pub fn new(kernel: Vec<Cidr>, loopback_on_stack: bool) -> Policy {
+        Policy {
+            kernel,
+            loopback_on_stack,
+        }
     }
 
     /// Whether a socket bound or connected to `ip` is the kernel's:
-    /// loopback (127.0.0.0/8, ::1, v4-mapped loopback) and the `--kernel`
-    /// prefixes. Wildcards stay with the user-space stack.
+    /// loopback (127.0.0.0/8, ::1, v4-mapped loopback) unless the stack
+    /// serves it, and the `--kernel` prefixes. Wildcards stay with the
+    /// user-space stack.
     pub fn kernel_serves(&self, ip: IpAddr) -> bool {
         let ip = super::addr::canonical(ip);
-        ip.is_loopback() || self.kernel.iter().any(|c| c.contains(ip))
+        (ip.is_loopback() && !self.loopback_on_stack) || self.kernel.iter().any(|c| c.contains(ip))
+    }
+
+    /// Whether the stack serves loopback.
+    pub fn loopback_on_stack(&self) -> bool {
+        self.loopback_on_stack
     }
 }
 
@@ -76,11 +87,14 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        let p = Policy::new(vec![
-            Cidr::parse("192.168.0.0/16").unwrap(),
-            Cidr::parse("fd00::/8").unwrap(),
-            Cidr::parse("10.1.2.3").unwrap(),
-        ]);
+        let p = Policy::new(
+            vec![
+                Cidr::parse("192.168.0.0/16").unwrap(),
+                Cidr::parse("fd00::/8").unwrap(),
+                Cidr::parse("10.1.2.3").unwrap(),
+            ],
+            false,
+        );
         for yes in [
             "127.0.0.1",
             "127.9.9.9",
@@ -95,6 +109,11 @@ mod tests {
         for no in ["10.1.2.4", "192.169.0.1", "fe80::1", "0.0.0.0", "::", "8.8.8.8"] {
             assert!(!p.kernel_serves(no.parse().unwrap()), "{no}");
         }
+        let on_stack = Policy::new(vec![Cidr::parse("192.168.0.0/16").unwrap()], true);
+        for no in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
+            assert!(!on_stack.kernel_serves(no.parse().unwrap()), "{no}");
+        }
+        assert!(on_stack.kernel_serves("192.168.7.7".parse().unwrap()));
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("nonsense/8").is_err());
         assert!(Cidr::parse("10.0.0.0/7")
