@@ -24,6 +24,9 @@ packages=(
     # time; the policy below keeps it from starting and the test uses its
     # own data directory and port.
     postgresql postgresql-15 postgresql-client-15
+    # CPython's own test_socket and test_selectors for /usr/bin/python3
+    # (tests/tests/cpython.rs), openssl for the HTTPS server's certificate.
+    libpython3.11-testsuite openssl
 )
 # nginx-light where the release still has it (bookworm), nginx otherwise.
 if apt-cache show nginx-light >/dev/null 2>&1; then

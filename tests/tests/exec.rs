@@ -237,6 +237,53 @@ fn python_http_server_and_urllib() {
     net.assert_stats(&ran.stderr, &[Served::ActiveOpens]);
 }
 
+/// 4b. A Python HTTPS server that wraps its *listening* socket in TLS
+///     (`SSLContext.wrap_socket`, which probes the not-connected socket with
+///     `recv(1)` and must get `ENOTCONN` or `EINVAL`, not `EAGAIN`) serves
+///     20 MB intact to the peer's `curl -k`.
+#[test]
+fn python_https_server_on_a_wrapped_listener() {
+    let net = ExecNet::new();
+    let dir = TempDir::new();
+    let file = dir.path("file");
+    let want = random_file(&file, 20 << 20, 11);
+    let (key, cert) = (dir.path("key.pem"), dir.path("cert.pem"));
+    let mut gen = std::process::Command::new(need("openssl"));
+    gen.args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=joyride-test"])
+        .args(["-keyout", s(&key), "-out", s(&cert)]);
+    run(gen, SHORT).assert_ok("openssl req");
+
+    let mut c = net.under_joyride(PYTHON);
+    c.args([
+        "-u",
+        "-c",
+        "import functools, http.server, ssl, sys\n\
+         ip, port, root, cert, key = sys.argv[1:6]\n\
+         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)\n\
+         httpd = http.server.ThreadingHTTPServer((ip, int(port)), handler)\n\
+         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+         ctx.load_cert_chain(cert, key)\n\
+         httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)\n\
+         print('serving', flush=True)\n\
+         httpd.serve_forever()",
+        &net.ip,
+        "8443",
+        s(&dir.0),
+        s(&cert),
+        s(&key),
+    ]);
+    let mut server = Program::spawn(c, Stdio::null());
+    net.wait_served(&mut server, 8443, 20);
+    let got = dir.path("got");
+    let mut curl = net.peer(need("curl"));
+    curl.args(["-k", "-sS", "--fail", "--max-time", "60", "-o", s(&got)])
+        .arg(format!("https://{}:8443/file", net.ip));
+    run(curl, LONG).assert_ok("curl -k from the peer");
+    assert_eq!(sha256_file(&got), want, "the HTTPS server sent another body");
+    let ran = server.stop("INT", net.kernel, SHORT);
+    net.assert_stats(&ran.stderr, &[Served::PassiveOpens]);
+}
+
 /// 5. nginx (2 workers, epoll, sendfile) under Joyride: `wrk` from the peer
 ///    gets no errors, and a 10 MB file (the sendfile path) arrives intact.
 #[test]
