@@ -119,7 +119,6 @@ pub struct Bridge {
     stash: Vec<u8>,
     stash_pos: usize,
     hold: Option<Hold>,
-    rung: usize,
     /// We saw `ECONNRESET` (it is cleared by the read that reports it).
     reset_seen: AtomicBool,
     /// sock_diag said the target's end is gone (it cannot come back).
@@ -249,7 +248,6 @@ impl Bridge {
             stash: Vec::new(),
             stash_pos: 0,
             hold: None,
-            rung: 0,
             reset_seen: AtomicBool::new(false),
             gone_seen: AtomicBool::new(false),
             pushed: VecDeque::new(),
@@ -397,8 +395,7 @@ impl Bridge {
 
     /// Bytes queued at the target's end and not read yet: `SIOCINQ` on
     /// `target_end` (a duplicate of it), which for streams and seqpackets
-    /// sums the whole receive queue (`unix_inq_len`). Includes doorbell
-    /// bytes (see [`ring`](Self::ring)).
+    /// sums the whole receive queue (`unix_inq_len`).
     pub fn unread_by_target_exact(&self, target_end: BorrowedFd<'_>) -> io::Result<usize> {
         sys::queue_ioctl(target_end, QueueIoctl::Inq)
     }
@@ -528,45 +525,6 @@ impl Bridge {
     /// [`release_writes`](Self::release_writes) yet).
     pub fn is_holding(&self) -> bool {
         self.hold.is_some()
-    }
-
-    /// Listeners: one more pending connection. Writes one doorbell byte so
-    /// the target's end polls readable (`EPOLLIN`), as a listening socket
-    /// with a non-empty accept queue does. `WouldBlock` if the pair is full.
-    /// Stream pairs only.
-    pub fn ring(&mut self) -> io::Result<()> {
-        self.expect(Kind::Stream, "ring on a datagram bridge")?;
-        send(&self.fd, &[0u8], SendFlags::NOSIGNAL)?;
-        self.rung += 1;
-        Ok(())
-    }
-
-    /// At `accept`: consumes one doorbell byte from the target's end
-    /// (`target_end` is a duplicate of it; `MSG_DONTWAIT`). `Ok(false)` if
-    /// none was there (the count [`rung`](Self::rung) is then reset to 0:
-    /// the target must have read them itself).
-    pub fn unring(&mut self, target_end: BorrowedFd<'_>) -> io::Result<bool> {
-        self.expect(Kind::Stream, "unring on a datagram bridge")?;
-        let mut byte = [0u8];
-        loop {
-            return match recv(target_end, &mut byte, RecvFlags::DONTWAIT) {
-                Ok(1) => {
-                    self.rung = self.rung.saturating_sub(1);
-                    Ok(true)
-                }
-                Ok(_) | Err(Errno::AGAIN) => {
-                    self.rung = 0;
-                    Ok(false)
-                }
-                Err(Errno::INTR) => continue,
-                Err(e) => Err(e.into()),
-            };
-        }
-    }
-
-    /// Doorbell bytes rung and not yet unrung.
-    pub fn rung(&self) -> usize {
-        self.rung
     }
 
     /// Queues a datagram for the target, remembering its source address for

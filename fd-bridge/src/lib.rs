@@ -26,10 +26,19 @@
 //!
 //! # What the target sees
 //!
+//! A TCP socket starts as an unconnected `AF_UNIX` stream socket
+//! ([`unconnected`]) that becomes the target's end of its bridge when the
+//! supervisor connects it to its [`Hub`], or a listening socket when it
+//! listens ([`Lobby`]): one open file for the socket's whole life (the
+//! `lobby` module says why, and what differs from TCP before a
+//! connection). Accepted connections and UDP sockets are socketpairs.
+//!
 //! | state (supervisor side) | target's end polls | target's calls |
 //! |---|---|---|
-//! | fresh, nothing written | `EPOLLOUT` | `read`: `EAGAIN`/blocks |
-//! | [`Bridge::write`] / [`Bridge::ring`] | `EPOLLIN \| EPOLLOUT` | `read` gets the bytes |
+//! | TCP, fresh ([`unconnected`]) | `EPOLLOUT \| EPOLLHUP` | `read`: `EINVAL`; `write`: `ENOTCONN` |
+//! | TCP, listening ([`Hub::lobby`]); [`Lobby::ring`] | nothing; `EPOLLIN` | `read`: `EINVAL` |
+//! | connected, nothing written | `EPOLLOUT` | `read`: `EAGAIN`/blocks |
+//! | [`Bridge::write`] | `EPOLLIN \| EPOLLOUT` | `read` gets the bytes |
 //! | [`Bridge::hold_writes`] (connect in progress) | no `EPOLLOUT` | `write`: `EAGAIN`/blocks |
 //! | [`Bridge::release_writes`] | `EPOLLOUT` fires | `write` proceeds |
 //! | [`Bridge::shut_write`] (FIN) | `EPOLLIN \| EPOLLRDHUP \| EPOLLOUT` | `read`: data then 0; `write` works |
@@ -49,9 +58,11 @@
 //!
 //! The supervisor must not keep a copy of the target's end beyond a short
 //! operation ([`Bridge::new`] hands it over for `ADDFD`; `pidfd_getfd`
-//! duplicates for [`Bridge::hold_writes`], [`Bridge::unring`],
-//! [`Bridge::sync_sources`]): a copy keeps the socket open, and the target's
-//! close would never show.
+//! duplicates for [`Bridge::hold_writes`], [`Lobby::unring`],
+//! [`Bridge::sync_sources`], [`Bridge::reset_with`]): a copy keeps the
+//! socket open, and the target's close would never show. A fresh or
+//! listening object has no bridge to hang up: [`Hub::exists`] asks
+//! sock_diag whether it is still open.
 #![deny(unsafe_code)]
 
 mod bridge;

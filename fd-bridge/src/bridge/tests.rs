@@ -122,7 +122,6 @@ fn wrong_kind_is_invalid_input() {
     assert!(inval(d.read(&mut [0; 4]).map(drop)));
     assert!(inval(d.write(b"x").map(drop)));
     assert!(inval(d.hold_writes(dt.as_fd())));
-    assert!(inval(d.ring()));
     assert!(inval(s.push_datagram(b"x", addr(1))));
     assert!(inval(s.pull_datagram(&mut [0; 4]).map(drop)));
     assert!(inval(s.sync_sources(st.as_fd())));
@@ -629,41 +628,6 @@ fn closing_one_copy_is_not_closed() {
     assert_eq!(rustix::io::read(&child, &mut buf).unwrap(), 6);
     drop(child);
     assert_eq!(b.peer().unwrap(), Peer::Closed);
-}
-
-// ---------------------------------------------------------------- doorbell
-
-#[test]
-fn doorbell() {
-    let (mut b, t) = Bridge::new(Kind::Stream, true).unwrap();
-    let d = dup(&t).unwrap();
-    assert!(!target_sees(t.as_fd()).contains(IN));
-    assert!(!b.unring(d.as_fd()).unwrap());
-    b.ring().unwrap();
-    assert!(target_sees(t.as_fd()).contains(IN));
-    b.ring().unwrap();
-    assert_eq!(b.rung(), 2);
-    assert_eq!(b.unread_by_target_exact(d.as_fd()).unwrap(), 2);
-    assert!(b.unring(d.as_fd()).unwrap());
-    assert_eq!(b.rung(), 1);
-    assert!(target_sees(t.as_fd()).contains(IN));
-    assert!(b.unring(d.as_fd()).unwrap());
-    assert_eq!(b.rung(), 0);
-    assert!(!target_sees(t.as_fd()).contains(IN));
-    assert!(!b.unring(d.as_fd()).unwrap());
-    // A listener held so that it never polls writable, like a listening
-    // TCP socket: readable exactly while rung.
-    b.hold_writes(d.as_fd()).unwrap();
-    assert_eq!(target_sees(t.as_fd()), PollFlags::empty());
-    b.ring().unwrap();
-    assert_eq!(target_sees(t.as_fd()), IN);
-    assert!(b.unring(d.as_fd()).unwrap());
-    assert_eq!(target_sees(t.as_fd()), PollFlags::empty());
-    // Works on a blocking target end too (MSG_DONTWAIT).
-    let (mut b, t) = Bridge::new(Kind::Stream, false).unwrap();
-    assert!(!b.unring(t.as_fd()).unwrap());
-    b.ring().unwrap();
-    assert!(b.unring(t.as_fd()).unwrap());
 }
 
 // ---------------------------------------------------------------- datagrams
