@@ -237,6 +237,24 @@ def refused(addr):
     c.close()
 
 
+def epoll_before_connect(addr):
+    # nginx registers an upstream socket with epoll before connecting it.
+    c = socket.socket()
+    c.setblocking(False)
+    ep = select.epoll()
+    ep.register(c, select.EPOLLIN | select.EPOLLOUT | select.EPOLLET | FLAGS[-1][1])
+    report("epoll before connect", call(lambda: c.connect(addr)))
+    got = 0
+    end = time.monotonic() + 5
+    while not got & select.EPOLLOUT and time.monotonic() < end:
+        for _, ev in ep.poll(0.5):
+            got |= ev
+    report("epoll before connect sees", "|".join(n for n, f in FLAGS if got & f) or "-")
+    c.sendall(b"close\n")
+    ep.close()
+    c.close()
+
+
 def probes(addr):
     fresh()
     listener(addr)
@@ -245,6 +263,7 @@ def probes(addr):
     shut(addr)
     flags_on_data(addr)
     refused(addr)
+    epoll_before_connect(addr)
 
 
 def main():

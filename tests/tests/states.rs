@@ -31,6 +31,12 @@ const KNOWN: &[(&str, &str, &str)] = &[
     ("listen send", "EPIPE+SIGPIPE", "ENOTCONN"),
 ];
 
+/// With loopback left to the kernel, a socket that connects to 127.0.0.1
+/// becomes a kernel socket installed over its fd (`ADDFD`): a new open
+/// file, so an `epoll` registration made before the connect stays with the
+/// old one and never fires.
+const KNOWN_LOOPBACK_KERNEL: &[(&str, &str, &str)] = &[("epoll before connect sees", "OUT", "-")];
+
 /// Lines `name: result` of one run.
 fn lines(out: &str) -> Vec<(String, String)> {
     out.lines()
@@ -43,13 +49,18 @@ fn lines(out: &str) -> Vec<(String, String)> {
 /// that is not a known one (and with a known one that did not come out as
 /// documented).
 fn compare(what: &str, kernel: &str, joyride: &str) {
+    compare_with(what, kernel, joyride, &[]);
+}
+
+/// [`compare`], with `more` differences known for this way of running.
+fn compare_with(what: &str, kernel: &str, joyride: &str, more: &[(&str, &str, &str)]) {
     let k = lines(kernel);
     let j = lines(joyride);
     assert!(k.len() > 40, "the kernel run printed too little:\n{kernel}");
     let mut bad = Vec::new();
     for (name, want) in &k {
         let got = j.iter().find(|(n, _)| n == name).map(|(_, r)| r.as_str());
-        let known = KNOWN.iter().find(|(n, _, _)| n == name);
+        let known = KNOWN.iter().chain(more).find(|(n, _, _)| n == name);
         match (got, known) {
             (Some(g), _) if g == want && known.is_none() => {}
             (Some(g), Some((_, kw, jw))) if want == kw && g == *jw => {}
@@ -106,7 +117,7 @@ fn states_on_loopback_in_the_kernel_match_the_kernel() {
     }
     let cmd = joyride_exec(&[]);
     let j = states_self(&cmd.iter().map(String::as_str).collect::<Vec<_>>());
-    compare("--loopback kernel", &kernel, &j);
+    compare_with("--loopback kernel", &kernel, &j, KNOWN_LOOPBACK_KERNEL);
 }
 
 /// A program under Joyride against a kernel peer over a veth pair; the

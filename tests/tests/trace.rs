@@ -612,3 +612,406 @@ fn ctrl_c_reaches_a_program_blocked_in_accept() {
     assert!(err.contains("KeyboardInterrupt"), "{err}");
     assert_eq!(status.code(), Some(128 + libc::SIGINT), "{err}");
 }
+
+/// An HTTP server that answers every request with HELLO in one write and
+/// closes: python3 -c ONE_WRITE_HTTP IP PORT. One segment per answer keeps
+/// the clients' receive calls the same from run to run.
+const ONE_WRITE_HTTP: &str = "import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind((sys.argv[1],int(sys.argv[2]))); s.listen(64)
+body=b'hello from the kernel peer\\n'
+resp=b'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n%s'%(len(body),body)
+while True:
+    c,_=s.accept()
+    d=b''
+    while b'\\r\\n\\r\\n' not in d:
+        x=c.recv(65536)
+        if not x: break
+        d+=x
+    c.sendall(resp); c.close()";
+
+/// Starts ONE_WRITE_HTTP on `port` in the server namespace.
+fn one_write_http(net: &Net, port: u16) -> Bg {
+    let mut srv = net.server("python3");
+    srv.args(["-c", ONE_WRITE_HTTP, &net.server_ip, &port.to_string()]);
+    let bg = Bg::spawn(srv);
+    net.wait_tcp(port);
+    bg
+}
+
+/// `joyride trace ARGS...` run in the client namespace (add `--` and the
+/// program).
+fn joyride_in(net: &Net, args: &[&str]) -> Command {
+    let mut c = net.client(joyride().to_str().unwrap());
+    c.arg("trace").args(args);
+    c
+}
+
+/// `(syscall, (calls, errors))` rows of a `strace -c` table (strace's or
+/// ours), without the total.
+fn summary_rows(table: &str) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut rows = std::collections::BTreeMap::new();
+    let mut rules = 0;
+    for line in table.lines() {
+        if line.starts_with("------") {
+            rules += 1;
+            continue;
+        }
+        if rules != 1 {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let name = f.last().unwrap().to_string();
+        let calls: u64 = f[3].parse().unwrap_or_else(|_| panic!("bad row {line:?}"));
+        let errors: u64 = if f.len() == 6 { f[4].parse().unwrap() } else { 0 };
+        rows.insert(name, (calls, errors));
+    }
+    assert_eq!(rules, 2, "not a -c table:\n{table}");
+    rows
+}
+
+#[test]
+fn summary_counts_match_strace_c() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = one_write_http(&net, 8090);
+    let url = format!("http://{}:8090/hello.txt", net.server_ip);
+    let go = build_go(&dir, "httpget.go");
+    let urllib = "import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode(), end='')";
+    let runs: [(&str, Vec<&str>, &str); 3] = [
+        ("curl", vec!["curl", "-sS", &url], HELLO),
+        ("urllib", vec!["python3", "-c", urllib, &url], HELLO),
+        ("go", vec![go.to_str().unwrap(), &url, "1", HELLO], "ok 1\n"),
+    ];
+    for (what, argv, want) in runs {
+        let st = dir.path("strace.txt");
+        let out = net
+            .client("strace")
+            .args(["-f", "-c", "-e", "trace=%network", "-o"])
+            .arg(&st)
+            .args(&argv)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{what} under strace: {}", text(&out).1);
+        let jr = dir.path("joyride.txt");
+        let out = joyride_in(&net, &["-f", "-c", "-o", jr.to_str().unwrap(), "--"])
+            .args(&argv)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{what} under joyride: {stderr}");
+        assert_eq!(stdout, want, "{what}");
+        let ours = std::fs::read_to_string(&jr).unwrap();
+        assert!(ours.starts_with("% time     seconds  usecs/call     calls    errors syscall\n"), "{ours}");
+        assert!(!ours.contains("[pid"), "-c prints no calls:\n{ours}");
+        let theirs = std::fs::read_to_string(&st).unwrap();
+        assert_eq!(summary_rows(&ours), summary_rows(&theirs), "{what}:\nours:\n{ours}\nstrace's:\n{theirs}");
+        // The total line adds the rows up.
+        let total = ours.lines().last().unwrap();
+        let calls: u64 = summary_rows(&ours).values().map(|r| r.0).sum();
+        assert!(total.starts_with("100.00 ") && total.ends_with(" total"), "{ours}");
+        assert_eq!(total.split_whitespace().nth(3), Some(calls.to_string().as_str()), "{ours}");
+    }
+
+    // -C: the calls and the table, both to the -o file.
+    let both = dir.path("both.txt");
+    let out = joyride_in(&net, &["-C", "-S", "calls", "-o", both.to_str().unwrap(), "--", "curl", "-sS", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let both = std::fs::read_to_string(&both).unwrap();
+    let (lines, table) = both.split_once("% time ").expect("a table after the calls");
+    let connects = lines.lines().filter(|l| l.contains("] connect(")).count() as u64;
+    assert!(connects >= 1, "{both}");
+    assert_eq!(summary_rows(&format!("% time {table}"))["connect"].0, connects, "{both}");
+    let by_calls: Vec<u64> = summary_rows(&format!("% time {table}")).values().map(|r| r.0).collect();
+    assert!(!by_calls.is_empty());
+    let order: Vec<u64> = table
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.starts_with("---"))
+        .map(|l| l.split_whitespace().nth(3).unwrap().parse().unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] >= w[1]), "-S calls sorts by calls: {table}");
+}
+
+#[test]
+fn status_selects_what_is_printed() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = one_write_http(&net, 8091);
+    let url = format!("http://{}:8091/hello.txt", net.server_ip);
+    // A refused connect besides whatever else fails (EINPROGRESS, nscd).
+    let closed = format!("http://{}:8092/", net.server_ip);
+    let script = format!("curl -sS {url}; curl -sS {closed}; true");
+    let all = dir.path("all.json");
+    let out = joyride_in(&net, &["--json", "-o", all.to_str().unwrap(), "--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let all = read_trace(&all);
+    let failures = all.iter().filter(|c| c.errno.is_some()).count();
+    assert!(failures >= 1 && failures < all.len(), "{}", dump(&all));
+    for (flags, want_failed) in [
+        (&["-e", "status=failed"][..], true),
+        (&["-Z"][..], true),
+        (&["-e", "status=successful"][..], false),
+        (&["-z"][..], false),
+        (&["-e", "status=!failed"][..], false),
+    ] {
+        let t = dir.path("t.json");
+        let mut args = vec!["--json", "-o", t.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        args.extend(["--", "sh", "-c", &script]);
+        let out = joyride_in(&net, &args).output().unwrap();
+        assert!(out.status.success(), "{flags:?}: {}", text(&out).1);
+        let t = read_trace(&t);
+        assert!(!t.is_empty(), "{flags:?}");
+        assert!(
+            t.iter().all(|c| c.errno.is_some() == want_failed),
+            "{flags:?} printed other calls:\n{}",
+            dump(&t)
+        );
+        if want_failed {
+            assert!(
+                t.iter()
+                    .any(|c| c.call == "connect" && c.errno.as_deref() == Some("ECONNREFUSED")),
+                "{}",
+                dump(&t)
+            );
+        }
+    }
+    // The text form too, combined with trace=.
+    let out = joyride_in(&net, &["-e", "trace=connect", "-e", "status=failed", "--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stderr = text(&out).1;
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("[pid")).collect();
+    assert!(!lines.is_empty(), "{stderr}");
+    assert!(
+        lines.iter().all(|l| l.contains("] connect(") && l.contains(") = -1 E")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn decode_fds_names_endpoints() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let mut srv = net.server("python3");
+    srv.args(["-c", ECHO_SERVER, &net.server_ip, "9020"]);
+    let _srv = Bg::spawn(srv);
+    net.wait_tcp(9020);
+    let mut srv6 = net.server("python3");
+    srv6.args([
+        "-c",
+        &ECHO_SERVER.replace("socket.socket()", "socket.socket(socket.AF_INET6)"),
+        &net.server_ip6,
+        "9021",
+    ]);
+    let _srv6 = Bg::spawn(srv6);
+    net.wait_tcp(9021);
+    let client = "import socket,sys
+for fam,ip,port in ((socket.AF_INET,sys.argv[1],9020),(socket.AF_INET6,sys.argv[2],9021)):
+    s=socket.socket(fam); s.connect((ip,port)); me=s.getsockname()
+    print(me[0], me[1], s.fileno()); s.sendall(b'ping'); s.recv(4)
+a,b=socket.socketpair(); print('pair', a.fileno(), b.fileno())
+d=open('/dev/null'); print('null', d.fileno())
+try: socket.socket().connect(('127.0.0.1', 1))
+except OSError: pass";
+    let trace = dir.path("trace.txt");
+    let out = joyride_in(&net, &["-y", "-o", trace.to_str().unwrap(), "--", "python3", "-c", client])
+        .args([&net.server_ip, &net.server_ip6])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let mut lines = stdout.lines();
+    for (server, proto) in [(format!("{}:9020", net.server_ip), "TCP"), (format!("[{}]:9021", net.server_ip6), "TCPv6")] {
+        let me: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        let local = if proto == "TCP" {
+            format!("{}:{}", me[0], me[1])
+        } else {
+            format!("[{}]:{}", me[0], me[1])
+        };
+        let fd = me[2];
+        let want = format!("{fd}<{proto}:[{local}->{server}]>");
+        for call in ["connect", "getsockname", "sendto", "recvfrom"] {
+            assert!(
+                trace
+                    .lines()
+                    .any(|l| l.contains(&format!("] {call}({want}, "))),
+                "no {call}({want}, ...) in:\n{trace}"
+            );
+        }
+        // socket()'s result names the protocol before there are endpoints.
+        let fresh = format!("= {fd}<{proto}:[");
+        assert!(
+            trace.lines().any(|l| l.contains("] socket(AF_INET") && l.contains(&fresh)),
+            "no socket(...) {fresh}...]> in:\n{trace}"
+        );
+    }
+    let pair: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let pair_line = trace
+        .lines()
+        .find(|l| l.contains("] socketpair("))
+        .unwrap_or_else(|| panic!("{trace}"));
+    assert!(
+        pair_line.contains(&format!("[{}<UNIX-STREAM:[", pair[1])) && pair_line.contains(&format!(", {}<UNIX-STREAM:[", pair[2])),
+        "{pair_line}"
+    );
+    // The refused connect's socket is still open when its line is printed.
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.contains("] connect(") && l.contains("<TCP:[") && l.contains("ECONNREFUSED")),
+        "{trace}"
+    );
+    // Without -y, plain numbers.
+    let plain = dir.path("plain.txt");
+    let out = joyride_in(&net, &["-o", plain.to_str().unwrap(), "--", "python3", "-c", client])
+        .args([&net.server_ip, &net.server_ip6])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!std::fs::read_to_string(&plain).unwrap().contains("<TCP"));
+}
+
+/// The `[pid N] STAMP ` prefix's STAMP of a text line.
+fn stamp(line: &str) -> &str {
+    line.split_once("] ").unwrap().1.split(' ').next().unwrap()
+}
+
+#[test]
+fn timestamps_are_the_calls_start_times() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = one_write_http(&net, 8093);
+    let url = format!("http://{}:8093/hello.txt", net.server_ip);
+    // Python is one thread: each call starts after the previous one ends.
+    let client = "import sys,urllib.request
+for _ in range(3): urllib.request.urlopen(sys.argv[1]).read()";
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64
+    };
+    let before = now();
+    let t = dir.path("tt.txt");
+    let out = joyride_in(&net, &["-ttt", "-T", "-o", t.to_str().unwrap(), "--", "python3", "-c", client, &url])
+        .output()
+        .unwrap();
+    let after = now();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let ttt = std::fs::read_to_string(&t).unwrap();
+    let starts: Vec<i64> = ttt
+        .lines()
+        .map(|l| {
+            let (s, us) = stamp(l).split_once('.').unwrap_or_else(|| panic!("no -ttt stamp: {l}"));
+            assert_eq!(us.len(), 6, "{l}");
+            s.parse::<i64>().unwrap() * 1_000_000 + us.parse::<i64>().unwrap()
+        })
+        .collect();
+    assert!(starts.len() >= 9, "{ttt}");
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "start times go back:\n{ttt}");
+    assert!(before <= starts[0] && *starts.last().unwrap() <= after, "{before} {after}\n{ttt}");
+
+    // -tt with -r: local time of day (UTC here), and each relative stamp is
+    // the difference of consecutive starts.
+    let t = dir.path("ttr.txt");
+    let out = joyride_in(&net, &["-tt", "-r", "-o", t.to_str().unwrap(), "--", "python3", "-c", client, &url])
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let ttr = std::fs::read_to_string(&t).unwrap();
+    let mut prev: Option<i64> = None;
+    for l in ttr.lines() {
+        let day = stamp(l);
+        let (hms, us) = day.split_once('.').unwrap();
+        let hms: Vec<i64> = hms.split(':').map(|v| v.parse().unwrap()).collect();
+        assert!(hms.len() == 3 && hms[0] < 24 && hms[1] < 60 && hms[2] < 60, "{l}");
+        let micros = ((hms[0] * 60 + hms[1]) * 60 + hms[2]) * 1_000_000 + us.parse::<i64>().unwrap();
+        let today = now() % 86_400_000_000;
+        assert!((today - micros).rem_euclid(86_400_000_000) < 60_000_000, "{l} is not UTC now");
+        let rel = l.split_once("(+").unwrap_or_else(|| panic!("no -r stamp: {l}")).1;
+        let rel = rel.split_once(')').unwrap().0.trim();
+        let (s, u) = rel.split_once('.').unwrap();
+        let rel = s.parse::<i64>().unwrap() * 1_000_000 + u.parse::<i64>().unwrap();
+        assert_eq!(rel, prev.map_or(0, |p| micros - p), "{l}\n{ttr}");
+        prev = Some(micros);
+    }
+}
+
+#[test]
+fn strsize_cuts_strings() {
+    let net = Net::new();
+    let dir = TempDir::new();
+    let _srv = one_write_http(&net, 8094);
+    let url = format!("http://{}:8094/hello.txt", net.server_ip);
+    let t = dir.path("s.txt");
+    let out = joyride_in(&net, &["-s", "8", "-o", t.to_str().unwrap(), "--", "curl", "-sS", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(text(&out).0, HELLO);
+    let s = std::fs::read_to_string(&t).unwrap();
+    assert!(s.contains("sendto(5, \"GET /hel\"..., ") || s.contains(", \"GET /hel\"..., "), "{s}");
+    assert!(s.contains(", \"HTTP/1.1\"..., "), "{s}");
+    // Addresses stay whole.
+    assert!(s.contains(&format!("inet_addr(\"{}\")", net.server_ip)), "{s}");
+    // The default is strace's 32.
+    let out = joyride_in(&net, &["-o", t.to_str().unwrap(), "--", "curl", "-sS", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = std::fs::read_to_string(&t).unwrap();
+    let sent = s.lines().find(|l| l.contains("] sendto(")).unwrap();
+    let quoted = sent.split_once(", \"").unwrap().1.split_once("\"...").unwrap().0;
+    assert_eq!(quoted, "GET /hello.txt HTTP/1.1\\r\\nHost: 1", "{sent}");
+}
+
+#[test]
+fn strace_flags_accepted_unknown_ones_named() {
+    let dir = TempDir::new();
+    let t = dir.path("t.txt");
+    let out = Command::new(joyride())
+        .args(["trace", "-f", "-T", "-w", "-o"])
+        .arg(&t)
+        .args(["--", "sh", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out).1);
+    for bad in [&["-k"][..], &["-X", "raw"], &["-p", "1"]] {
+        let out = Command::new(joyride())
+            .arg("trace")
+            .args(bad)
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        let stderr = text(&out).1;
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(stderr.contains(&format!("unexpected argument '{}'", bad[0])), "{stderr}");
+        for supported in ["-f", "-c | -C", "-e EXPR", "-t | -tt | -ttt", "-s STRSIZE", "-y", "-z | -Z", "-o FILE"] {
+            assert!(stderr.contains(supported), "{bad:?}: `{supported}` not named in: {stderr}");
+        }
+    }
+    for (bad, says) in [
+        (&["-ff"][..], "-ff"),
+        (&["-e", "abbrev=all"], "-e trace=SET and -e status=SET"),
+        (&["-e", "status=weird"], "not a status"),
+        (&["-S", "calls"], "give -c or -C"),
+        (&["-c", "-C"], "cannot be used with"),
+    ] {
+        let out = Command::new(joyride())
+            .arg("trace")
+            .args(bad)
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(text(&out).1.contains(says), "{bad:?}: {}", text(&out).1);
+    }
+}
