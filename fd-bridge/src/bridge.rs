@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -94,11 +94,27 @@ struct Hold {
     saved_sndbuf: usize,
 }
 
+/// What the supervisor knows of a datagram it pushes to the target, kept
+/// beside it until the target reads it: what a trapped receive shows
+/// besides the bytes (the source address, and the control messages the
+/// program asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatagramMeta {
+    /// Sender.
+    pub from: SocketAddr,
+    /// The local address it was sent to.
+    pub to: IpAddr,
+    /// IPv4 TTL / IPv6 hop limit it arrived with.
+    pub hop_limit: u8,
+    /// IPv4 TOS byte / IPv6 traffic class it arrived with.
+    pub traffic_class: u8,
+}
+
 /// One datagram pushed to the target and maybe not read yet.
 #[derive(Debug, Clone, Copy)]
 struct Pushed {
     len: usize,
-    from: SocketAddr,
+    meta: DatagramMeta,
 }
 
 /// The supervisor's end of a socketpair whose other end is a user-space
@@ -527,16 +543,16 @@ impl Bridge {
         self.hold.is_some()
     }
 
-    /// Queues a datagram for the target, remembering its source address for
-    /// [`head_source`](Self::head_source). `WouldBlock` when the pair is full
+    /// Queues a datagram for the target, remembering what is known of it
+    /// for [`head_meta`](Self::head_meta). `WouldBlock` when the pair is full
     /// (our `sk_sndbuf` holds the truesize of every datagram the target has
     /// not read; for a socketpair `unix_dgram_sendmsg` skips the receiver's
     /// backlog check since the receiver's peer is us): drop the datagram, as
     /// a UDP socket whose receive buffer is full does. Datagram pairs only.
-    pub fn push_datagram(&mut self, data: &[u8], from: SocketAddr) -> io::Result<()> {
+    pub fn push_datagram(&mut self, data: &[u8], meta: DatagramMeta) -> io::Result<()> {
         self.expect(Kind::Datagram, "push_datagram on a stream bridge")?;
         send(&self.fd, data, SendFlags::NOSIGNAL)?;
-        self.pushed.push_back(Pushed { len: data.len(), from });
+        self.pushed.push_back(Pushed { len: data.len(), meta });
         self.pushed_bytes += data.len();
         Ok(())
     }
@@ -664,7 +680,14 @@ impl Bridge {
     /// Source of the datagram at the head of the target's queue (after
     /// [`sync_sources`](Self::sync_sources)); `None` if none is queued.
     pub fn head_source(&self) -> Option<SocketAddr> {
-        self.pushed.front().map(|p| p.from)
+        self.head_meta().map(|m| m.from)
+    }
+
+    /// What was pushed with the datagram at the head of the target's queue
+    /// (after [`sync_sources`](Self::sync_sources), with its limitation);
+    /// `None` if none is queued.
+    pub fn head_meta(&self) -> Option<DatagramMeta> {
+        self.pushed.front().map(|p| p.meta)
     }
 
     /// Datagrams pushed and not yet read by the target (after

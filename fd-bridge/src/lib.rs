@@ -70,5 +70,5 @@ mod diag;
 mod lobby;
 mod sys;
 
-pub use bridge::{Bridge, Kind, Peer, DATAGRAM_BUFFER, MAX_DATAGRAM, STREAM_BUFFER};
+pub use bridge::{Bridge, DatagramMeta, Kind, Peer, DATAGRAM_BUFFER, MAX_DATAGRAM, STREAM_BUFFER};
 pub use lobby::{unconnected, Hub, Lobby};

@@ -64,6 +64,21 @@ fn addr(n: u16) -> SocketAddr {
     }
 }
 
+/// What datagram `n` is pushed with: source `addr(n)`, the rest derived
+/// from `n` too.
+fn meta(n: u16) -> DatagramMeta {
+    let from = addr(n);
+    DatagramMeta {
+        from,
+        to: match from {
+            SocketAddr::V4(_) => Ipv4Addr::new(192, 0, 2, 200).into(),
+            SocketAddr::V6(_) => Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xc8).into(),
+        },
+        hop_limit: n as u8,
+        traffic_class: !(n as u8),
+    }
+}
+
 fn sndbuf(fd: impl AsFd) -> usize {
     sockopt::get_socket_send_buffer_size(fd).unwrap()
 }
@@ -122,7 +137,7 @@ fn wrong_kind_is_invalid_input() {
     assert!(inval(d.read(&mut [0; 4]).map(drop)));
     assert!(inval(d.write(b"x").map(drop)));
     assert!(inval(d.hold_writes(dt.as_fd())));
-    assert!(inval(s.push_datagram(b"x", addr(1))));
+    assert!(inval(s.push_datagram(b"x", meta(1))));
     assert!(inval(s.pull_datagram(&mut [0; 4]).map(drop)));
     assert!(inval(s.sync_sources(st.as_fd())));
 }
@@ -653,9 +668,9 @@ fn datagrams_keep_boundaries_and_eof() {
     assert_eq!(b.peer().unwrap(), Peer::WriteShut);
 
     // Push: the target reads whole datagrams, boundaries kept.
-    b.push_datagram(b"one", addr(1)).unwrap();
-    b.push_datagram(b"", addr(2)).unwrap();
-    b.push_datagram(b"three", addr(3)).unwrap();
+    b.push_datagram(b"one", meta(1)).unwrap();
+    b.push_datagram(b"", meta(2)).unwrap();
+    b.push_datagram(b"three", meta(3)).unwrap();
     assert_eq!(target_sees(t.as_fd()), IN | OUT);
     assert_eq!(rustix::io::read(&t, &mut buf).unwrap(), 3);
     assert_eq!(rustix::io::read(&t, &mut buf).unwrap(), 0);
@@ -687,7 +702,7 @@ fn oversized_datagram_is_emsgsize_and_dropped() {
 fn siocinq_sums_seqpacket_queue() {
     let (mut b, t) = Bridge::new(Kind::Datagram, true).unwrap();
     for (i, n) in [10usize, 0, 20, 30].into_iter().enumerate() {
-        b.push_datagram(&vec![1u8; n], addr(i as u16)).unwrap();
+        b.push_datagram(&vec![1u8; n], meta(i as u16)).unwrap();
     }
     assert_eq!(inq(&t), 60);
     assert_eq!(b.unread_by_target_exact(t.as_fd()).unwrap(), 60);
@@ -701,7 +716,7 @@ fn sources_follow_untrapped_reads() {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     // A(5, s1) B(0, s2) C(7, s3) D(0, s4) E(0, s5) F(3, s6)
     for (i, n) in [5usize, 0, 7, 0, 0, 3].into_iter().enumerate() {
-        b.push_datagram(&vec![i as u8; n], addr(i as u16 + 1)).unwrap();
+        b.push_datagram(&vec![i as u8; n], meta(i as u16 + 1)).unwrap();
     }
     b.sync_sources(d.as_fd()).unwrap();
     assert_eq!((b.head_source(), b.queued_datagrams()), (Some(addr(1)), 6));
@@ -724,7 +739,7 @@ fn sources_follow_untrapped_reads() {
     b.sync_sources(d.as_fd()).unwrap();
     assert_eq!((b.head_source(), b.queued_datagrams()), (Some(addr(6)), 1));
     // A datagram pushed meanwhile goes behind.
-    b.push_datagram(b"G", addr(7)).unwrap();
+    b.push_datagram(b"G", meta(7)).unwrap();
     assert_eq!(rustix::io::read(&t, &mut buf).unwrap(), 3);
     b.sync_sources(d.as_fd()).unwrap();
     assert_eq!((b.head_source(), b.queued_datagrams()), (Some(addr(7)), 1));
@@ -732,8 +747,8 @@ fn sources_follow_untrapped_reads() {
     b.sync_sources(d.as_fd()).unwrap();
     assert_eq!((b.head_source(), b.queued_datagrams()), (None, 0));
     // Trailing empty datagrams are dropped once the queue is empty.
-    b.push_datagram(b"", addr(8)).unwrap();
-    b.push_datagram(b"", addr(9)).unwrap();
+    b.push_datagram(b"", meta(8)).unwrap();
+    b.push_datagram(b"", meta(9)).unwrap();
     rustix::io::read(&t, &mut buf).unwrap();
     rustix::io::read(&t, &mut buf).unwrap();
     b.sync_sources(d.as_fd()).unwrap();
@@ -751,7 +766,7 @@ fn datagram_backpressure_and_matching() {
     while next_read < 3000 {
         loop {
             let len = (next_push as usize * 37) % 1500;
-            match b.push_datagram(&vec![next_push as u8; len], addr(next_push)) {
+            match b.push_datagram(&vec![next_push as u8; len], meta(next_push)) {
                 Ok(()) => next_push += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     full_seen += 1;
@@ -766,6 +781,7 @@ fn datagram_backpressure_and_matching() {
             if k % 2 == 0 {
                 b.sync_sources(t.as_fd()).unwrap();
                 assert_eq!(b.head_source(), Some(addr(next_read)));
+                assert_eq!(b.head_meta(), Some(meta(next_read)));
                 assert_eq!(b.queued_datagrams(), usize::from(next_push - next_read));
             }
             let n = rustix::io::read(&t, &mut buf).unwrap();
@@ -781,7 +797,7 @@ fn datagram_backpressure_and_matching() {
 fn peer_classification_datagram() {
     let (mut b, t) = Bridge::new(Kind::Datagram, true).unwrap();
     assert_eq!(b.peer().unwrap(), Peer::Open);
-    b.push_datagram(b"never read", addr(1)).unwrap();
+    b.push_datagram(b"never read", meta(1)).unwrap();
     drop(t);
     assert_eq!(b.peer().unwrap(), Peer::ClosedUnread);
     assert_eq!(b.pull_datagram(&mut [0; 64]).unwrap(), None);
@@ -797,7 +813,7 @@ fn peer_classification_datagram() {
 #[test]
 fn passcred_side_effects() {
     let (mut b, t) = Bridge::new(Kind::Datagram, true).unwrap();
-    b.push_datagram(b"x", addr(1)).unwrap();
+    b.push_datagram(b"x", meta(1)).unwrap();
     rustix::io::write(&t, b"y").unwrap();
     let name = |fd: BorrowedFd<'_>| match rustix::net::getsockname(fd).unwrap() {
         rustix::net::SocketAddrAny::Unix(u) => (u.abstract_name().map(<[u8]>::len), u.path().is_some()),

@@ -30,11 +30,14 @@ pub(crate) enum LinkDst {
     Loopback,
 }
 
-/// Per-socket options that shape a UDP datagram on the wire.
+/// Per-socket options (or one datagram's ancillary data) that shape a UDP
+/// datagram on the wire.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct UdpOpts {
     pub(crate) pmtu_discovery: PmtuDiscovery,
     pub(crate) hop_limit: Option<u8>,
+    /// IPv4 TOS byte / IPv6 traffic class.
+    pub(crate) traffic_class: u8,
 }
 
 /// An IP packet to send.
@@ -148,6 +151,14 @@ impl Interface {
     where
         F: FnOnce(&mut [u8], ChecksumMode),
     {
+        self.output_ip_tc(now, ip, 0, fill)
+    }
+
+    /// [`Interface::output_ip`] with IPv4 TOS byte / IPv6 traffic class `tc`.
+    fn output_ip_tc<F>(&mut self, now: crate::time::Instant, ip: IpOut, tc: u8, fill: F) -> Result<(), SocketError>
+    where
+        F: FnOnce(&mut [u8], ChecksumMode),
+    {
         let local = self.is_local_addr(ip.dst);
         if !local && ip.src.is_loopback() {
             // Linux's ip_route_output_key: a loopback source never leaves.
@@ -198,7 +209,17 @@ impl Interface {
             let mut f = self.take_buf(ETH + hl + ip.l4_len);
             let ident = if v4 { self.next_ipv4_ident() } else { 0 };
             self.write_eth(&mut f, v4);
-            self.write_ip_header(&mut f[ETH..], &ip, ip.l4_len, ident, ip.dont_frag, false, 0, v4_mode);
+            self.write_ip_header(
+                &mut f[ETH..],
+                &ip,
+                tc,
+                ip.l4_len,
+                ident,
+                ip.dont_frag,
+                false,
+                0,
+                v4_mode,
+            );
             fill(&mut f[ETH + hl..], l4_mode);
             let meta = TxMeta {
                 l2_len: ETH as u16,
@@ -235,7 +256,7 @@ impl Interface {
                 let more = off + len < payload.len();
                 let mut f = self.take_buf(ETH + hl + len);
                 self.write_eth(&mut f, true);
-                self.write_ip_header(&mut f[ETH..], &ip, len, ident, false, more, off as u16, v4_mode);
+                self.write_ip_header(&mut f[ETH..], &ip, tc, len, ident, false, more, off as u16, v4_mode);
                 f[ETH + hl..].copy_from_slice(&payload[off..off + len]);
                 let meta = TxMeta {
                     l2_len: ETH as u16,
@@ -260,7 +281,7 @@ impl Interface {
                     proto: ip_proto::IPV6_FRAG,
                     ..ip
                 };
-                self.write_ip_header(&mut f[ETH..], &frag_ip, fh + len, 0, false, false, 0, v4_mode);
+                self.write_ip_header(&mut f[ETH..], &frag_ip, tc, fh + len, 0, false, false, 0, v4_mode);
                 Ipv6FragmentHeader {
                     next_header: ip.proto,
                     offset: off as u16,
@@ -295,6 +316,7 @@ impl Interface {
         &self,
         b: &mut [u8],
         ip: &IpOut,
+        tc: u8,
         payload_len: usize,
         ident: u16,
         df: bool,
@@ -313,6 +335,7 @@ impl Interface {
                     hop_limit: ip.hop_limit,
                 }
                 .emit(&mut p, mode);
+                p.set_dscp_ecn(tc);
                 p.set_ident(ident);
                 p.set_frag(df, more, offset);
                 p.fill_checksum(mode);
@@ -327,6 +350,7 @@ impl Interface {
                     hop_limit: ip.hop_limit,
                 }
                 .emit(&mut p);
+                p.set_traffic_class(tc);
             }
             // Callers pick the source for the destination's family.
             _ => debug_assert!(false, "mixed address families"),
@@ -517,7 +541,7 @@ impl Interface {
             link: None,
         };
         let repr = UdpRepr { src_port, dst_port };
-        self.output_ip(now, ip, |b, mode| {
+        self.output_ip_tc(now, ip, opts.traffic_class, |b, mode| {
             repr.emit(&mut UdpPacket::new_unchecked(b), &ph, data, mode)
         })
     }
@@ -578,14 +602,25 @@ impl Interface {
                 s.tx_bytes -= d.data.len();
                 let unblocked = core::mem::take(&mut s.tx_blocked);
                 let Some(local) = s.ends.local else { break };
+                // The datagram's ancillary data first, then the socket's.
                 let opts = UdpOpts {
-                    pmtu_discovery: s.pmtu_discovery,
-                    hop_limit: s.hop_limit,
+                    pmtu_discovery: if d.opts.dont_fragment {
+                        PmtuDiscovery::Do
+                    } else {
+                        s.pmtu_discovery
+                    },
+                    hop_limit: d.opts.hop_limit.or(s.hop_limit),
+                    traffic_class: d
+                        .opts
+                        .traffic_class
+                        .unwrap_or(if d.dst.is_ipv4() { s.tos } else { s.tclass }),
                 };
                 if unblocked {
                     self.notify(i, EV_WRITABLE);
                 }
-                let src = if local.ip().is_unspecified() || local.is_ipv4() != d.dst.is_ipv4() {
+                let src = if d.opts.src.is_some() {
+                    d.opts.src
+                } else if local.ip().is_unspecified() || local.is_ipv4() != d.dst.is_ipv4() {
                     self.source_for(d.dst.ip())
                 } else {
                     Some(local.ip())

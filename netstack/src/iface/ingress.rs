@@ -54,6 +54,17 @@ struct Upper<'a> {
     nh_pointer: Option<u32>,
 }
 
+/// The TOS byte (IPv4) or traffic class (IPv6) of a datagram, from its IP
+/// header. `up.header` always holds at least the fixed header of
+/// `up.src`'s version (checked before any `Upper` is made), so the
+/// unchecked views read inside it.
+fn traffic_class(up: &Upper<'_>) -> u8 {
+    match up.src {
+        IpAddr::V4(_) => Ipv4Packet::new_unchecked(up.header).dscp_ecn(),
+        IpAddr::V6(_) => Ipv6Packet::new_unchecked(up.header).traffic_class(),
+    }
+}
+
 impl Interface {
     /// Processes one received frame; `origin` says whether it came from
     /// the device or was looped back (which only then may carry loopback
@@ -453,7 +464,7 @@ impl Interface {
         let data = pkt.payload();
         if !up.group {
             match self.udp.lookup(from, to) {
-                Some(i) => self.deliver_udp(i, from, up.dst, data),
+                Some(i) => self.deliver_udp(i, from, &up, data),
                 None => {
                     self.counters.drop_udp_no_socket += 1;
                     let code = if up.src.is_ipv4() {
@@ -472,7 +483,7 @@ impl Interface {
             self.counters.drop_udp_no_socket += 1;
         }
         for &i in &out {
-            self.deliver_udp(i, from, up.dst, data);
+            self.deliver_udp(i, from, &up, data);
         }
         self.scratch = out;
     }
@@ -499,7 +510,7 @@ impl Interface {
         }
     }
 
-    fn deliver_udp(&mut self, i: u32, from: SocketAddr, to: IpAddr, data: &[u8]) {
+    fn deliver_udp(&mut self, i: u32, from: SocketAddr, up: &Upper<'_>, data: &[u8]) {
         let max_dgrams = self.udp.config.rx_queue_datagrams;
         let Some(s) = self.udp.by_index_mut(i) else { return };
         if s.rx.len() >= max_dgrams || s.rx_bytes + data.len() > s.rx_limit {
@@ -509,7 +520,9 @@ impl Interface {
         s.rx_bytes += data.len();
         s.rx.push_back(Datagram {
             from,
-            to,
+            to: up.dst,
+            hop_limit: up.hop_limit,
+            traffic_class: traffic_class(up),
             data: data.to_vec(),
         });
         self.counters.udp_rx_datagrams += 1;

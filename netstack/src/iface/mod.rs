@@ -94,7 +94,7 @@ use crate::wire::EthernetAddress;
 
 pub use route::{Ipv4Cidr, Ipv4Route, Ipv4Routes, Ipv6Cidr};
 pub use tcp::{TcpConfig, TcpCounters};
-pub use udp::{Datagram, Family, RecvMeta, UdpConfig};
+pub use udp::{Datagram, Family, RecvMeta, SendOpts, UdpConfig};
 
 use udp::{canonical, TxDatagram, UdpTable};
 
@@ -1026,6 +1026,19 @@ impl Interface {
         Ok(())
     }
 
+    /// Sets the TOS byte of the socket's IPv4 datagrams (`IP_TOS`).
+    pub fn udp_set_tos(&mut self, h: SocketHandle, tos: u8) -> Result<(), SocketError> {
+        self.udp.get_mut(h)?.tos = tos;
+        Ok(())
+    }
+
+    /// Sets the traffic class of the socket's IPv6 datagrams
+    /// (`IPV6_TCLASS`).
+    pub fn udp_set_tclass(&mut self, h: SocketHandle, tclass: u8) -> Result<(), SocketError> {
+        self.udp.get_mut(h)?.tclass = tclass;
+        Ok(())
+    }
+
     /// Sets `SO_BROADCAST`: without it, sending or connecting to a broadcast
     /// address fails with `EACCES`, as on Linux.
     pub fn udp_set_broadcast(&mut self, h: SocketHandle, on: bool) -> Result<(), SocketError> {
@@ -1135,6 +1148,21 @@ impl Interface {
     /// It leaves on the next [`Interface::poll`]. A pending error
     /// (`SO_ERROR`) is returned once, as Linux does.
     pub fn udp_send_to(&mut self, h: SocketHandle, data: &[u8], to: Option<SocketAddr>) -> Result<usize, SocketError> {
+        self.udp_send_with(h, data, to, SendOpts::default())
+    }
+
+    /// [`Interface::udp_send_to`] with what this datagram's ancillary data
+    /// asks for. A source in `opts` that is not ours fails as Linux's route
+    /// lookup does: `NetworkUnreachable` for IPv4, `InvalidArgument` for
+    /// IPv6 (`ip6_datagram_send_ctl`), or if its family is not the
+    /// destination's.
+    pub fn udp_send_with(
+        &mut self,
+        h: SocketHandle,
+        data: &[u8],
+        to: Option<SocketAddr>,
+        opts: SendOpts,
+    ) -> Result<usize, SocketError> {
         if let Some(e) = self.udp.get_mut(h)?.error.take() {
             return Err(e);
         }
@@ -1156,12 +1184,28 @@ impl Interface {
         if let Some(l) = s.ends.local {
             self.check_loopback_source(l.ip(), dst.ip())?;
         }
+        let opts = SendOpts {
+            src: opts.src.map(canonical_ip),
+            ..opts
+        };
+        if let Some(src) = opts.src {
+            if src.is_ipv4() != dst.is_ipv4() {
+                return Err(SocketError::InvalidArgument);
+            }
+            if !self.is_local_addr(src) || src.is_multicast() {
+                return Err(match src {
+                    IpAddr::V4(_) => SocketError::NetworkUnreachable,
+                    IpAddr::V6(_) => SocketError::InvalidArgument,
+                });
+            }
+            self.check_loopback_source(src, dst.ip())?;
+        }
         let max = match dst {
             SocketAddr::V4(_) => 65535 - 20 - 8,
             SocketAddr::V6(_) => 65535 - 8,
         };
         let headers = if dst.is_ipv4() { 28 } else { 48 };
-        let never_fragment = s.pmtu_discovery == PmtuDiscovery::Do;
+        let never_fragment = s.pmtu_discovery == PmtuDiscovery::Do || opts.dont_fragment;
         if data.len() > max || (never_fragment && headers + data.len() > self.path_mtu(self.last_now, dst.ip())) {
             return Err(SocketError::MessageTooLong);
         }
@@ -1180,6 +1224,7 @@ impl Interface {
         s.tx.push_back(TxDatagram {
             dst,
             data: data.to_vec(),
+            opts,
         });
         if !s.tx_listed {
             s.tx_listed = true;
@@ -1201,6 +1246,8 @@ impl Interface {
             datagram_len: d.data.len(),
             from: s.present(d.from),
             to: d.to,
+            hop_limit: d.hop_limit,
+            traffic_class: d.traffic_class,
         })
     }
 
@@ -1238,6 +1285,8 @@ impl Interface {
             datagram_len: d.data.len(),
             from: s.present(d.from),
             to: d.to,
+            hop_limit: d.hop_limit,
+            traffic_class: d.traffic_class,
         })
     }
 

@@ -123,6 +123,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
         put32(self.buffer.as_mut(), field::VER_TC_FLOW, 0x6000_0000);
     }
 
+    /// Sets the traffic class, keeping the version and flow label.
+    pub fn set_traffic_class(&mut self, v: u8) {
+        let w = be32(self.buffer.as_ref(), field::VER_TC_FLOW);
+        put32(
+            self.buffer.as_mut(),
+            field::VER_TC_FLOW,
+            (w & 0xf00f_ffff) | (u32::from(v) << 20),
+        );
+    }
+
     /// Sets the payload length.
     pub fn set_payload_len(&mut self, v: u16) {
         put16(self.buffer.as_mut(), field::LENGTH, v)
@@ -472,6 +482,16 @@ mod tests {
             payload_len: 8,
             hop_limit: 64,
         }
+    }
+
+    #[test]
+    fn traffic_class_between_version_and_flow_label() {
+        let mut b = hex(FIXED);
+        b[..4].copy_from_slice(&0x6000_abcdu32.to_be_bytes());
+        Ipv6Packet::new_unchecked(&mut b[..]).set_traffic_class(0xb9);
+        assert_eq!(&b[..4], &[0x6b, 0x90, 0xab, 0xcd]);
+        let p = Ipv6Packet::new_checked(&b[..]).unwrap();
+        assert_eq!((p.version(), p.traffic_class(), p.flow_label()), (6, 0xb9, 0xabcd));
     }
 
     #[test]

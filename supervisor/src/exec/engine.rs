@@ -185,8 +185,12 @@ pub(super) struct BridgeHooks<'a> {
 }
 
 impl Hooks for BridgeHooks<'_> {
-    fn datagram_source(&mut self, sock: std::os::fd::BorrowedFd<'_>) -> Option<Vec<u8>> {
-        self.socks.datagram_source(sock)
+    fn datagram_head(
+        &mut self,
+        sock: std::os::fd::BorrowedFd<'_>,
+        control: bool,
+    ) -> Option<crate::kernel::DatagramHead> {
+        self.socks.datagram_head(self.iface, sock, control)
     }
 
     fn ignores_send_name(&mut self, sock: std::os::fd::BorrowedFd<'_>) -> bool {
@@ -198,8 +202,9 @@ impl Hooks for BridgeHooks<'_> {
         sock: std::os::fd::BorrowedFd<'_>,
         name: Option<&[u8]>,
         data: &[u8],
+        control: &[u8],
     ) -> Option<Result<usize, i32>> {
-        self.socks.send_datagram(self.iface, sock, name, data)
+        self.socks.send_datagram(self.iface, sock, name, data, control)
     }
 }
 

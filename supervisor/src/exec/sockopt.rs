@@ -4,10 +4,16 @@
 //! Options the stack implements are applied to it and read back from it.
 //! Timeouts and low-water marks (`SO_RCVTIMEO`, `SO_SNDTIMEO`,
 //! `SO_RCVLOWAT`) are set on the target's end of the bridge too, where the
-//! untrapped `read`/`write` honour them. Options that change nothing for a
-//! user-space socket but that programs set routinely (`SO_PRIORITY`,
-//! `IP_TOS`, `TCP_QUICKACK`...) are accepted and read back. Anything else is
-//! `ENOPROTOOPT`.
+//! untrapped `read`/`write` honour them. The receive options of UDP sockets
+//! (`IP_PKTINFO`, `IP_RECVTTL`, `IP_RECVTOS`, `IPV6_RECVPKTINFO`,
+//! `IPV6_RECVHOPLIMIT`, `IPV6_RECVTCLASS`) are remembered and make a
+//! trapped receive return their control messages ([`ancillary`]). Options
+//! that change nothing for a user-space socket but that programs set
+//! routinely (`SO_PRIORITY`, a TCP socket's `IP_TOS`, `TCP_QUICKACK`...)
+//! are accepted and read back. Anything else is `ENOPROTOOPT`. Values are
+//! kept as Linux keeps them, so that `getsockopt` reads back what Linux
+//! would (a receive option as 0 or 1, `IP_TOS` as a byte, an IP-level
+//! option given as one byte as that byte).
 
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
@@ -19,6 +25,8 @@ use super::calls::Served;
 use super::engine::Exec;
 use super::privilege;
 use super::socks::{Phase, Proto};
+
+pub(super) mod ancillary;
 
 /// Longest option value read.
 const OPT_MAX: usize = 256;
@@ -72,7 +80,7 @@ fn kind(proto: Proto, level: i32, name: i32) -> Option<Kind> {
             | TCP_WINDOW_CLAMP
             | TCP_THIN_LINEAR_TIMEOUTS,
         ) => Kind::Kept,
-        (IPPROTO_IP, IP_TTL | IP_MTU_DISCOVER | IP_RECVERR) if !tcp => Kind::Stack,
+        (IPPROTO_IP, IP_TTL | IP_TOS | IP_MTU_DISCOVER | IP_RECVERR) if !tcp => Kind::Stack,
         (
             IPPROTO_IP,
             IP_TOS
@@ -89,11 +97,11 @@ fn kind(proto: Proto, level: i32, name: i32) -> Option<Kind> {
             | IP_MULTICAST_LOOP,
         ) => Kind::Kept,
         (IPPROTO_IPV6, IPV6_V6ONLY) => Kind::Stack,
-        (IPPROTO_IPV6, IPV6_UNICAST_HOPS | IPV6_MTU_DISCOVER | IPV6_RECVERR) if !tcp => Kind::Stack,
+        (IPPROTO_IPV6, IPV6_UNICAST_HOPS | IPV6_TCLASS | IPV6_MTU_DISCOVER | IPV6_RECVERR) if !tcp => Kind::Stack,
         (
             IPPROTO_IPV6,
-            IPV6_UNICAST_HOPS | IPV6_MTU_DISCOVER | IPV6_RECVERR | IPV6_TCLASS | IPV6_RECVPKTINFO | IPV6_RECVTCLASS
-            | IPV6_MULTICAST_HOPS | IPV6_MULTICAST_LOOP | IPV6_TRANSPARENT,
+            IPV6_UNICAST_HOPS | IPV6_MTU_DISCOVER | IPV6_RECVERR | IPV6_TCLASS | IPV6_RECVPKTINFO | IPV6_RECVHOPLIMIT
+            | IPV6_RECVTCLASS | IPV6_MULTICAST_HOPS | IPV6_MULTICAST_LOOP | IPV6_TRANSPARENT,
         ) => Kind::Kept,
         _ => return None,
     })
@@ -101,6 +109,62 @@ fn kind(proto: Proto, level: i32, name: i32) -> Option<Kind> {
 
 fn int_of(v: &[u8]) -> Option<i32> {
     (v.len() >= 4).then(|| i32::from_ne_bytes([v[0], v[1], v[2], v[3]]))
+}
+
+/// The value Linux keeps for an IP- or IPv6-level option set to `val`,
+/// as `getsockopt` reads it back (`Ok(None)`: not one of these, keep `val`
+/// as given), or the errno `do_ip_setsockopt`/`do_ipv6_setsockopt`
+/// answer. `old` is the value kept before.
+///
+/// IP level: an int, or one byte when fewer are given, or 0 when none is.
+/// IPv6 level: an int; fewer bytes are `EINVAL` (left to the caller).
+fn kept_value(tcp: bool, level: i32, name: i32, val: &[u8], old: Option<&[u8]>) -> Result<Option<Vec<u8>>, i32> {
+    use libc::*;
+    let keep = |v: i32| Ok(Some(v.to_ne_bytes().to_vec()));
+    let old = old.and_then(int_of).unwrap_or(0);
+    // A stream socket's ECN bits are TCP's, not the program's.
+    let ecn_kept = |v: i32| if tcp { (v & !3) | (old & 3) } else { v };
+    match level {
+        IPPROTO_IP => {
+            let v = match val.len() {
+                0 => 0,
+                1..=3 => i32::from(val[0]),
+                _ => int_of(val).expect("4 bytes"),
+            };
+            match name {
+                IP_PKTINFO
+                | IP_RECVTTL
+                | IP_RECVTOS
+                | IP_RECVERR
+                | IP_FREEBIND
+                | IP_BIND_ADDRESS_NO_PORT
+                | IP_TRANSPARENT => keep((v != 0) as i32),
+                IP_MULTICAST_LOOP if !val.is_empty() => keep((v != 0) as i32),
+                IP_TOS => keep(ecn_kept(i32::from(v as u8))),
+                IP_TTL if !val.is_empty() && (v == -1 || (1..=255).contains(&v)) => keep(v),
+                IP_MULTICAST_TTL if !tcp && !val.is_empty() && (-1..=255).contains(&v) => {
+                    keep(if v == -1 { 1 } else { v })
+                }
+                IP_MTU_DISCOVER if (IP_PMTUDISC_DONT..=IP_PMTUDISC_OMIT).contains(&v) => keep(v),
+                IP_TTL | IP_MULTICAST_LOOP | IP_MULTICAST_TTL | IP_MTU_DISCOVER => Err(EINVAL),
+                _ => Ok(None),
+            }
+        }
+        IPPROTO_IPV6 => {
+            let Some(v) = int_of(val) else { return Ok(None) };
+            match name {
+                IPV6_RECVPKTINFO | IPV6_RECVHOPLIMIT | IPV6_RECVTCLASS | IPV6_RECVERR | IPV6_TRANSPARENT => {
+                    keep((v != 0) as i32)
+                }
+                // RFC 3542 section 6.5: -1 is the default, 0.
+                IPV6_TCLASS if (-1..=255).contains(&v) => keep(ecn_kept(v.max(0))),
+                IPV6_UNICAST_HOPS if (-1..=255).contains(&v) => keep(v),
+                IPV6_TCLASS | IPV6_UNICAST_HOPS => Err(EINVAL),
+                _ => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Linux's `TCP_*` state number.
@@ -170,6 +234,12 @@ impl Exec {
         }
         let Some(kind) = kind else {
             return Ok(Err(libc::ENOPROTOOPT));
+        };
+        let old = s.opt(level, name);
+        let val = match kept_value(s.proto == Proto::Tcp, level, name, &val, old) {
+            Ok(Some(v)) => v,
+            Ok(None) => val,
+            Err(e) => return Ok(Err(e)),
         };
         let res = match kind {
             Kind::Stack => self.apply_opt(ino, level, name, &val),
@@ -316,13 +386,16 @@ impl Exec {
                 e(self.iface.tcp_set_max_seg(h, v as u16))
             }
             (IPPROTO_IP, IP_TTL) | (IPPROTO_IPV6, IPV6_UNICAST_HOPS) => {
+                // Checked by kept_value: IPv6 allows 0, IPv4 does not.
                 let hops = match v {
                     -1 => None,
-                    1..=255 => Some(v as u8),
+                    0..=255 => Some(v as u8),
                     _ => return Err(EINVAL),
                 };
                 e(self.iface.udp_set_hop_limit(h, hops))
             }
+            (IPPROTO_IP, IP_TOS) => e(self.iface.udp_set_tos(h, v as u8)),
+            (IPPROTO_IPV6, IPV6_TCLASS) => e(self.iface.udp_set_tclass(h, v as u8)),
             (IPPROTO_IP, IP_RECVERR) | (IPPROTO_IPV6, IPV6_RECVERR) => e(self.iface.udp_set_recv_err(h, on)),
             (IPPROTO_IP, IP_MTU_DISCOVER) | (IPPROTO_IPV6, IPV6_MTU_DISCOVER) => {
                 use joyride_netstack::iface::PmtuDiscovery;
@@ -360,10 +433,17 @@ impl Exec {
             Ok(l) => l as usize,
             Err(e) => return Ok(Err(e.errno())),
         };
-        let val = match self.opt_value(ino, level, name) {
+        let mut val = match self.opt_value(ino, level, name) {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
+        // do_ip_getsockopt: asked for less than an int, a value that fits
+        // comes as one byte.
+        if level == libc::IPPROTO_IP && (1..4).contains(&user_len) {
+            if let Some(v) = int_of(&val).filter(|v| (0..=255).contains(v)) {
+                val = vec![v as u8];
+            }
+        }
         // Linux truncates to the caller's length (an int option may be read
         // into fewer bytes) and reports the bytes written.
         let n = user_len.min(val.len());
@@ -443,7 +523,13 @@ impl Exec {
         if kind(proto, level, name).is_none() || (level == IPPROTO_IPV6 && domain == AF_INET) {
             return Err(ENOPROTOOPT);
         }
+        let hops = (level, name) == (IPPROTO_IP, IP_TTL) || (level, name) == (IPPROTO_IPV6, IPV6_UNICAST_HOPS);
+        let default_hops = int(self.iface.config().hop_limit.into());
         if let Some(v) = s.opt(level, name) {
+            // -1 is "the default", which is what reads back.
+            if hops && int_of(v) == Some(-1) {
+                return Ok(default_hops);
+            }
             return Ok(v.to_vec());
         }
         // Never set: Linux's defaults.
@@ -451,7 +537,9 @@ impl Exec {
             (SOL_SOCKET, SO_LINGER) => vec![0; 8],
             (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO) => vec![0; 16],
             (SOL_SOCKET, SO_RCVLOWAT | SO_SNDLOWAT) => int(1),
-            (IPPROTO_IP, IP_TTL) | (IPPROTO_IPV6, IPV6_UNICAST_HOPS) => int(64),
+            _ if hops => default_hops,
+            (IPPROTO_IP, IP_MULTICAST_TTL | IP_MULTICAST_LOOP)
+            | (IPPROTO_IPV6, IPV6_MULTICAST_HOPS | IPV6_MULTICAST_LOOP) => int(1),
             (IPPROTO_IP, IP_MTU_DISCOVER) | (IPPROTO_IPV6, IPV6_MTU_DISCOVER) => int(if tcp { 1 } else { 0 }),
             _ => int(0),
         })

@@ -13,8 +13,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use std::sync::Arc;
 
-use joyride_fd_bridge::{Bridge, Kind, Lobby, Peer};
-use joyride_netstack::iface::{Datagram, Interface, SocketError, SocketHandle};
+use joyride_fd_bridge::{Bridge, DatagramMeta, Kind, Lobby, Peer};
+use joyride_netstack::iface::{udp::canonical, Datagram, Interface, SocketError, SocketHandle};
+
+use super::sockopt::ancillary::{self, RecvOpts, SendRules};
+use crate::kernel::DatagramHead;
 
 use super::shard::Shared;
 
@@ -351,14 +354,15 @@ impl Socks {
     }
 
     /// Handles a trapped send on a bridge: `Some` when `sock` is a
-    /// user-space datagram socket (the datagram goes to the stack), else
-    /// `None`.
+    /// user-space datagram socket (the datagram goes to the stack, with
+    /// what its control messages `control` ask for), else `None`.
     pub fn send_datagram(
         &mut self,
         iface: &mut Interface,
         sock: BorrowedFd<'_>,
         name: Option<&[u8]>,
         data: &[u8],
+        control: &[u8],
     ) -> Option<Result<usize, i32>> {
         let ino = self.lookup(sock).ok()?;
         let s = self.by_ino.get_mut(&ino)?;
@@ -382,26 +386,58 @@ impl Socks {
                 Err(e) => return Some(Err(e)),
             },
         };
-        Some(iface.udp_send_to(s.handle, data, to).map_err(|e| e.errno()))
+        // Control messages follow the rules of the destination's family
+        // (a connected socket's peer when none is given); with no
+        // destination at all, the send fails before they are looked at.
+        let dst = to.or_else(|| iface.udp_peer_addr(s.handle).ok().flatten());
+        let opts = match dst {
+            Some(d) if !control.is_empty() => {
+                let rules = match canonical(d) {
+                    std::net::SocketAddr::V6(_) => SendRules::Ipv6,
+                    std::net::SocketAddr::V4(_) => SendRules::Ipv4 {
+                        mapped: s.domain == libc::AF_INET6,
+                    },
+                };
+                match ancillary::send_opts(control, rules) {
+                    Ok(o) => o,
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            _ => Default::default(),
+        };
+        Some(iface.udp_send_with(s.handle, data, to, opts).map_err(|e| e.errno()))
     }
 
-    /// The source of the next datagram of a user-space datagram socket's
-    /// bridge, `sock` being a duplicate of the target's end.
-    pub fn datagram_source(&mut self, sock: BorrowedFd<'_>) -> Option<Vec<u8>> {
+    /// What the next datagram of a user-space datagram socket's bridge
+    /// comes with, `sock` being a duplicate of the target's end: its source,
+    /// and with `control` the control messages its socket's receive options
+    /// ask for.
+    pub fn datagram_head(&mut self, iface: &Interface, sock: BorrowedFd<'_>, control: bool) -> Option<DatagramHead> {
         let ino = self.lookup(sock).ok()?;
         let s = self.by_ino.get_mut(&ino)?;
         if s.proto != Proto::Udp {
             return None;
         }
         let domain = s.domain;
+        // Kept as ints, 0 or 1 (see sockopt).
+        let on = RecvOpts::of(|level, name| s.opt(level, name).is_some_and(|v| v == 1i32.to_ne_bytes()));
         let b = s.bridge.as_mut()?;
         if let Err(e) = b.sync_sources(sock) {
             tracing::debug!(error = %e, "cannot reconcile a datagram socket's sources");
         }
-        Some(match b.head_source() {
-            Some(a) => crate::exec::addr::encode(a, domain),
-            // Nothing queued (the receive will say so): an empty name.
-            None => Vec::new(),
+        // Nothing queued (the receive will say so): an empty name.
+        let Some(meta) = b.head_meta() else {
+            return Some(DatagramHead::default());
+        };
+        let control = if control && on.any() {
+            let local_v4 = iface.config().ipv4.map(|c| c.addr);
+            ancillary::recv_cmsgs(on, domain == libc::AF_INET6, &meta, local_v4)
+        } else {
+            Vec::new()
+        };
+        Some(DatagramHead {
+            name: crate::exec::addr::encode(meta.from, domain),
+            control,
         })
     }
 
@@ -578,7 +614,13 @@ fn pump_udp(iface: &mut Interface, s: &mut Sock, scratch: &mut [u8], stats: &mut
             }
         }
         let Some(d) = s.dgrams.front() else { break };
-        match b.push_datagram(&d.data, d.from) {
+        let meta = DatagramMeta {
+            from: d.from,
+            to: d.to,
+            hop_limit: d.hop_limit,
+            traffic_class: d.traffic_class,
+        };
+        match b.push_datagram(&d.data, meta) {
             Ok(()) => {
                 s.dgrams.pop_front();
             }

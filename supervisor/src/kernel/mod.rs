@@ -13,6 +13,7 @@
 //! thread that vanished before the answer (an accepted connection, received
 //! bytes) is kept in a [`Stash`] and handed to the next call on that socket.
 
+pub mod cmsg;
 mod ops;
 mod stash;
 
@@ -70,14 +71,28 @@ pub enum Progress {
     Vanished,
 }
 
+/// What a receive from a user-space datagram socket's bridge shows besides
+/// the bytes of the datagram at its head.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatagramHead {
+    /// The source address (`struct sockaddr` bytes); empty when nothing is
+    /// queued (the receive will say so).
+    pub name: Vec<u8>,
+    /// The control messages the program asked for with its socket's
+    /// options, in the kernel's order, whole: the receive lays them out in
+    /// the caller's buffer ([`cmsg::put_cmsgs`]).
+    pub control: Vec<cmsg::Cmsg>,
+}
+
 /// What a call served on a kernel socket must know about sockets that are
 /// bridges to the user-space stack (`joyride exec`); `joyride trace` has none.
 pub trait Hooks {
-    /// The source address (`struct sockaddr` bytes) of the datagram at the
-    /// head of `sock`, when `sock` is the target's end of a user-space
-    /// datagram socket's bridge; `None` for any other socket.
-    fn datagram_source(&mut self, sock: BorrowedFd<'_>) -> Option<Vec<u8>> {
-        let _ = sock;
+    /// What the datagram at the head of `sock` comes with, when `sock` is
+    /// the target's end of a user-space datagram socket's bridge; `None`
+    /// for any other socket. `control`: the receive has a control buffer
+    /// (`recvmsg`, `recvmmsg`), so its control messages are wanted.
+    fn datagram_head(&mut self, sock: BorrowedFd<'_>, control: bool) -> Option<DatagramHead> {
+        let _ = (sock, control);
         None
     }
 
@@ -91,9 +106,17 @@ pub trait Hooks {
 
     /// Sends one datagram through the user-space stack when `sock` is the
     /// target's end of a user-space datagram socket's bridge: `Some` with
-    /// the bytes sent or the errno; `None` for any other socket.
-    fn send_datagram(&mut self, sock: BorrowedFd<'_>, name: Option<&[u8]>, data: &[u8]) -> Option<Result<usize, i32>> {
-        let _ = (sock, name, data);
+    /// the bytes sent or the errno; `None` for any other socket. `control`
+    /// is the send's control buffer as the program gave it (`msg_control`,
+    /// `msg_controllen` bytes).
+    fn send_datagram(
+        &mut self,
+        sock: BorrowedFd<'_>,
+        name: Option<&[u8]>,
+        data: &[u8],
+        control: &[u8],
+    ) -> Option<Result<usize, i32>> {
+        let _ = (sock, name, data, control);
         None
     }
 }

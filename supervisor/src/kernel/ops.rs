@@ -53,7 +53,11 @@ struct OutMsg {
     name: Option<Vec<u8>>,
     data: Vec<u8>,
     iov_lens: Vec<u64>,
+    /// The control messages for the kernel (our fds for `SCM_RIGHTS`).
     control: Vec<u8>,
+    /// The control buffer as the program gave it, for a send the stack
+    /// serves ([`Hooks::send_datagram`]).
+    given_control: Vec<u8>,
     /// Our duplicates of fds passed with `SCM_RIGHTS`, alive until sent.
     _passed: Vec<OwnedFd>,
     raw: RawMsgHdr,
@@ -443,7 +447,12 @@ pub fn start(ctx: &mut Ctx, notif: Notification, sc: Syscall, hooks: &mut dyn Ho
         }
         Syscall::Sendto(_) | Syscall::Sendmsg(_) | Syscall::Sendmmsg(_) => match prepare_send(ctx, &notif, sc) {
             Err((e, args)) => finish!(args, Err(e)),
-            Ok((op, sock)) if op.msgs.iter().any(|m| carries_credentials(&m.control)) => {
+            Ok((op, sock))
+                if op.msgs.iter().any(|m| carries_credentials(&m.control))
+                    // A user-space UDP socket ignores them, as Linux's UDP
+                    // does: its sends are the stack's.
+                    && hooks.datagram_head(sock.as_fd(), false).is_none() =>
+            {
                 // SCM_CREDENTIALS names the sender's own pid, which only the
                 // program itself may send (the kernel checks it against the
                 // sender). Left to the kernel: whatever the message holds by
@@ -695,7 +704,7 @@ fn out_msg(notif: &Notification, pidfd: BorrowedFd<'_>, h: RawMsgHdr) -> Result<
     };
     let mut passed = Vec::new();
     let control = if raw_control.is_empty() {
-        raw_control
+        Vec::new()
     } else {
         let mut msgs = sys::parse_cmsgs(&raw_control);
         for (level, ty, data) in msgs.iter_mut() {
@@ -717,6 +726,7 @@ fn out_msg(notif: &Notification, pidfd: BorrowedFd<'_>, h: RawMsgHdr) -> Result<
         iov_lens: iov.iter().map(|v| v.len).collect(),
         data,
         control,
+        given_control: raw_control,
         _passed: passed,
         raw: h,
     })
@@ -756,6 +766,7 @@ fn prepare_send(ctx: &Ctx, notif: &Notification, sc: Syscall) -> Prep<SendOp> {
                     iov_lens: vec![c.len],
                     data,
                     control: Vec::new(),
+                    given_control: Vec::new(),
                     _passed: Vec::new(),
                     raw: RawMsgHdr::default(),
                 };
@@ -1293,7 +1304,7 @@ fn resume_send(
         let m = &op.msgs[op.done];
         let data = &m.data[op.partial..];
         let name = m.name.as_deref().filter(|_| keep_names);
-        let sent = match hooks.send_datagram(sock.as_fd(), name, data) {
+        let sent = match hooks.send_datagram(sock.as_fd(), name, data, &m.given_control) {
             Some(r) => r,
             None => send_one(ctx, &notif, &mut actor, sock.as_fd(), name, data, &m.control, flags),
         };
@@ -1428,9 +1439,14 @@ fn deliver(
         notif.write_bytes(m.name_len_ptr, &0u32.to_ne_bytes())?;
     }
     if let Some(h) = m.hdr_ptr {
-        // Install fds received with SCM_RIGHTS in the target.
-        if !g.control.is_empty() {
-            let mut msgs = sys::parse_cmsgs(&g.control);
+        // Install fds received with SCM_RIGHTS in the target. Messages
+        // are rebuilt only then: they are laid out as the caller gets them
+        // (truncated as put_cmsg does).
+        let mut msgs = sys::parse_cmsgs(&g.control);
+        if msgs
+            .iter()
+            .any(|(level, ty, _)| *level == libc::SOL_SOCKET && *ty == libc::SCM_RIGHTS)
+        {
             for (level, ty, data) in msgs.iter_mut() {
                 if *level == libc::SOL_SOCKET && *ty == libc::SCM_RIGHTS {
                     let mut out = Vec::with_capacity(data.len());
@@ -1468,6 +1484,8 @@ fn resume_recv(
     let pid = notif.pid;
     let blocking = may_block(sock.as_fd(), op.flags);
     let peek = op.flags & libc::MSG_PEEK as u32 != 0;
+    // sock_recv_errqueue never blocks.
+    let errqueue = op.flags & libc::MSG_ERRQUEUE as u32 != 0;
     let waitall = op.flags & libc::MSG_WAITALL as u32 != 0 && op.stream && blocking && !peek;
     let id = sys::file_id(sock.as_fd()).ok();
     let flags =
@@ -1512,9 +1530,18 @@ fn resume_recv(
                     .hdr_ptr
                     .map(|_| (m.raw.controllen as usize).min(CMSG_MAX))
                     .unwrap_or(0);
-                // A user-space datagram socket's source comes from its bridge.
-                let source = hooks.datagram_source(sock.as_fd());
-                let received = if stream_bridge || source.is_some() {
+                // A user-space datagram socket's source and control
+                // messages come from its bridge's record of the datagram;
+                // the bridge itself carries none.
+                let head = hooks.datagram_head(sock.as_fd(), m.hdr_ptr.is_some());
+                let received = if head.is_some() && errqueue {
+                    // The stack's ICMP errors are not queued for the
+                    // program: its error queue is empty (and the bridge's
+                    // datagrams are not errors).
+                    Err(libc::EAGAIN)
+                } else if head.is_some() {
+                    sys::recvmsg(sock.as_fd(), &mut buf, 0, flags).map_err(errno_of)
+                } else if stream_bridge {
                     sys::recvmsg(sock.as_fd(), &mut buf, control_cap, flags).map_err(errno_of)
                 } else {
                     // SCM_CREDENTIALS are shown in the receiver's user
@@ -1537,22 +1564,33 @@ fn resume_recv(
                     let a = actor.as_mut().expect("set above");
                     a.act().recvmsg(sock.as_fd(), &mut buf, control_cap, flags)
                 };
-                received.map(|r| {
+                received.map(|mut r| {
                     buf.truncate(r.n.min(want));
-                    let name = match source {
-                        Some(src) => {
-                            let len = src.len() as u32;
-                            (src, len)
-                        }
-                        None => (r.name, r.namelen),
+                    // ___sys_recvmsg shows MSG_CMSG_CLOEXEC in msg_flags
+                    // when it was passed: ours is not the caller's.
+                    r.flags = (r.flags & !libc::MSG_CMSG_CLOEXEC) | (op.flags as i32 & libc::MSG_CMSG_CLOEXEC);
+                    let Some(head) = head else {
+                        return GotMsg {
+                            user_namelen: 0,
+                            n: r.n,
+                            data: buf,
+                            name: (r.name, r.namelen),
+                            control: r.control,
+                            flags: r.flags,
+                        };
                     };
+                    // No buffer at all counts as no room (put_cmsg).
+                    let cap = if m.raw.control == 0 { 0 } else { control_cap };
+                    let (control, cut) = super::cmsg::put_cmsgs(&head.control, cap);
+                    let flags = (r.flags & !libc::MSG_CTRUNC) | if cut { libc::MSG_CTRUNC } else { 0 };
+                    let len = head.name.len() as u32;
                     GotMsg {
                         user_namelen: 0,
                         n: r.n,
                         data: buf,
-                        name,
-                        control: r.control,
-                        flags: r.flags,
+                        name: (head.name, len),
+                        control,
+                        flags,
                     }
                 })
             }
@@ -1584,7 +1622,7 @@ fn resume_recv(
         }
     }
     drop(actor);
-    if err == Some(libc::EAGAIN) && blocking && op.got.is_empty() {
+    if err == Some(libc::EAGAIN) && blocking && !errqueue && op.got.is_empty() {
         return park(notif, sock, Op::Recv(op), Interest::Read, started, false);
     }
     if !op.accumulated.is_empty() {
