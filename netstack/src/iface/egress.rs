@@ -594,52 +594,71 @@ impl Interface {
                     self.tx_pending.push_front(i);
                     return;
                 }
-                let Some(s) = self.udp.by_index_mut(i) else { break };
-                let Some(d) = s.tx.pop_front() else {
-                    s.tx_listed = false;
+                if !self.send_one_queued(now, i) {
                     break;
-                };
-                s.tx_bytes -= d.data.len();
-                let unblocked = core::mem::take(&mut s.tx_blocked);
-                let Some(local) = s.ends.local else { break };
-                // The datagram's ancillary data first, then the socket's.
-                let opts = UdpOpts {
-                    pmtu_discovery: if d.opts.dont_fragment {
-                        PmtuDiscovery::Do
-                    } else {
-                        s.pmtu_discovery
-                    },
-                    hop_limit: d.opts.hop_limit.or(s.hop_limit),
-                    traffic_class: d
-                        .opts
-                        .traffic_class
-                        .unwrap_or(if d.dst.is_ipv4() { s.tos } else { s.tclass }),
-                };
-                if unblocked {
-                    self.notify(i, EV_WRITABLE);
                 }
-                let src = if d.opts.src.is_some() {
-                    d.opts.src
-                } else if local.ip().is_unspecified() || local.is_ipv4() != d.dst.is_ipv4() {
-                    self.source_for(d.dst.ip())
-                } else {
-                    Some(local.ip())
-                };
-                let r = match src {
-                    Some(src) => self.output_udp(now, src, local.port(), d.dst, &d.data, opts),
-                    None => Err(SocketError::NetworkUnreachable),
-                };
-                match r {
-                    Ok(()) => self.counters.udp_tx_datagrams += 1,
-                    Err(e) => {
-                        if let Some(s) = self.udp.by_index_mut(i) {
-                            s.error = Some(e);
-                        }
-                        self.notify(i, EV_ERROR);
-                    }
-                }
-                self.recycle(d.data);
             }
         }
+    }
+
+    /// Sends every datagram socket `i` still has queued, room or not: it is
+    /// being closed, and its sends were accepted (Linux's `sendto` hands a
+    /// datagram to the device queue before it returns, and a close after
+    /// it loses nothing).
+    pub(crate) fn flush_udp(&mut self, now: crate::time::Instant, i: u32) {
+        while self.send_one_queued(now, i) {}
+    }
+
+    /// Sends the next datagram queued on UDP socket `i`; false when it has
+    /// none (or is gone).
+    fn send_one_queued(&mut self, now: crate::time::Instant, i: u32) -> bool {
+        let Some(s) = self.udp.by_index_mut(i) else {
+            return false;
+        };
+        let Some(d) = s.tx.pop_front() else {
+            s.tx_listed = false;
+            return false;
+        };
+        s.tx_bytes -= d.data.len();
+        let unblocked = core::mem::take(&mut s.tx_blocked);
+        let Some(local) = s.ends.local else { return false };
+        // The datagram's ancillary data first, then the socket's.
+        let opts = UdpOpts {
+            pmtu_discovery: if d.opts.dont_fragment {
+                PmtuDiscovery::Do
+            } else {
+                s.pmtu_discovery
+            },
+            hop_limit: d.opts.hop_limit.or(s.hop_limit),
+            traffic_class: d
+                .opts
+                .traffic_class
+                .unwrap_or(if d.dst.is_ipv4() { s.tos } else { s.tclass }),
+        };
+        if unblocked {
+            self.notify(i, EV_WRITABLE);
+        }
+        let src = if d.opts.src.is_some() {
+            d.opts.src
+        } else if local.ip().is_unspecified() || local.is_ipv4() != d.dst.is_ipv4() {
+            self.source_for(d.dst.ip())
+        } else {
+            Some(local.ip())
+        };
+        let r = match src {
+            Some(src) => self.output_udp(now, src, local.port(), d.dst, &d.data, opts),
+            None => Err(SocketError::NetworkUnreachable),
+        };
+        match r {
+            Ok(()) => self.counters.udp_tx_datagrams += 1,
+            Err(e) => {
+                if let Some(s) = self.udp.by_index_mut(i) {
+                    s.error = Some(e);
+                }
+                self.notify(i, EV_ERROR);
+            }
+        }
+        self.recycle(d.data);
+        true
     }
 }

@@ -286,6 +286,25 @@ fn udp_over_loopback_both_ways_with_the_right_addresses() {
     }
 }
 
+/// A datagram a send accepted goes out even when its socket is closed
+/// before the next poll (a client that sends and closes at once, as
+/// CPython's test_socket does; the datagram used to be discarded).
+#[test]
+fn a_datagram_survives_its_socket_closing_before_the_poll() {
+    let mut i = lo_iface();
+    let mut nic = TestNic::new();
+    let srv = i.udp_open(Family::V4);
+    i.udp_bind(srv, sa(LO, 5354)).unwrap();
+    let cli = i.udp_open(Family::V4);
+    i.udp_send_to(cli, b"last words", Some(sa(LO, 5354))).unwrap();
+    i.udp_close(cli).unwrap();
+    settle(&mut i, &mut nic);
+    let mut buf = [0u8; 64];
+    let m = i.udp_recv_from(srv, &mut buf).unwrap();
+    assert_eq!(&buf[..m.len], b"last words");
+    assert_eq!(i.counters().udp_tx_datagrams, 1);
+}
+
 #[test]
 fn a_closed_loopback_port_refuses_at_once() {
     let mut i = lo_iface();

@@ -958,8 +958,12 @@ impl Interface {
         self.udp.open(family)
     }
 
-    /// Closes a socket; what it had queued is discarded.
+    /// Closes a socket. Datagrams its sends queued go out first (the sends
+    /// succeeded); what it received and nobody read is discarded.
     pub fn udp_close(&mut self, h: SocketHandle) -> Result<(), SocketError> {
+        if self.udp.get(h).is_ok_and(|s| !s.tx.is_empty()) {
+            self.flush_udp(self.last_now, h.index);
+        }
         self.udp.close(h)
     }
 

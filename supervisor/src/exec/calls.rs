@@ -222,6 +222,7 @@ impl Exec {
                 return;
             }
         };
+        let cookie = rustix::net::sockopt::get_socket_cookie(&theirs).unwrap_or(0);
         let family = family_of(domain, None);
         let h = match proto {
             Proto::Tcp => self.iface.tcp_open(family),
@@ -229,9 +230,9 @@ impl Exec {
         };
         match notif.answer_with_fd(theirs.as_fd(), AddFd { cloexec, at: None }) {
             Ok(fd) => {
-                let mut sock = Sock::new(proto, domain, protocol, h, bridge);
+                let mut sock = Sock::new(proto, domain, protocol, h, cookie, bridge);
                 sock.seen_at = Some((pid, fd));
-                self.socks.insert(ino, sock);
+                self.socks.insert(&mut self.iface, ino, sock);
                 self.watch_bridge(ino);
                 self.emit(&Record::new(pid, "socket", args, Ok(i64::from(fd)), started.elapsed()));
             }
@@ -404,7 +405,7 @@ impl Exec {
         } = m;
         let family = family_of(sock.domain, sock.opt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY));
         sock.handle = self.iface.tcp_open(family);
-        self.socks.adopt(ino, sock);
+        self.socks.adopt(&mut self.iface, ino, sock);
         self.replay_opts(ino);
         self.watch_bridge(ino);
         let _ = self.connect_stack(notif, ino, dup, fd, to, started);
@@ -698,14 +699,15 @@ impl Exec {
             Ok(b) => b,
             Err(e) => return fail(self, crate::kernel::errno_of(e), w.notif),
         };
+        let cookie = rustix::net::sockopt::get_socket_cookie(&theirs).unwrap_or(0);
         let (pid, call, started) = (w.notif.pid, args.call, w.started);
         match w.notif.answer_with_fd(theirs.as_fd(), AddFd { cloexec, at: None }) {
             Ok(fd) => {
                 let protocol = self.socks.get(ino).map_or(0, |s| s.protocol);
-                let mut sock = Sock::new(Proto::Tcp, domain, protocol, child, Some(bridge));
+                let mut sock = Sock::new(Proto::Tcp, domain, protocol, child, cookie, Some(bridge));
                 sock.phase = Phase::Connected;
                 sock.seen_at = Some((pid, fd));
-                self.socks.insert(cino, sock);
+                self.socks.insert(&mut self.iface, cino, sock);
                 self.watch_bridge(cino);
                 self.pump(cino);
                 self.emit(&Record::new(

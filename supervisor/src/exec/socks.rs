@@ -67,6 +67,10 @@ pub struct Sock {
     pub protocol: i32,
     /// The stack's socket.
     pub handle: SocketHandle,
+    /// `SO_COOKIE` of the target's object: unlike its inode number, never
+    /// given to another socket, so a closed socket whose inode was reused
+    /// is not taken for the new one.
+    pub cookie: u64,
     /// The bridge: from `socket()` on for UDP; for TCP from the connect
     /// or the accept that made the connection; `None` once reset.
     pub bridge: Option<Bridge>,
@@ -108,13 +112,22 @@ pub struct Sock {
 }
 
 impl Sock {
-    /// A new socket, over `bridge` if it has one yet.
-    pub fn new(proto: Proto, domain: i32, protocol: i32, handle: SocketHandle, bridge: Option<Bridge>) -> Sock {
+    /// A new socket whose target object has `cookie`, over `bridge` if it
+    /// has one yet.
+    pub fn new(
+        proto: Proto,
+        domain: i32,
+        protocol: i32,
+        handle: SocketHandle,
+        cookie: u64,
+        bridge: Option<Bridge>,
+    ) -> Sock {
         Sock {
             proto,
             domain,
             protocol,
             handle,
+            cookie,
             bridge,
             lobby: None,
             seen_at: None,
@@ -204,13 +217,19 @@ impl Socks {
     }
 
     /// Adds a socket under `ino`.
-    pub fn insert(&mut self, ino: u64, sock: Sock) {
-        self.adopt(ino, sock);
+    pub fn insert(&mut self, iface: &mut Interface, ino: u64, sock: Sock) {
+        self.adopt(iface, ino, sock);
         self.stats.user += 1;
     }
 
     /// Adds a socket that moved here from another shard (counted there).
-    pub fn adopt(&mut self, ino: u64, sock: Sock) {
+    /// A socket still known under the same inode was closed by the
+    /// program without our noticing yet (its inode number was given to
+    /// this one): it is closed in the stack and forgotten first.
+    pub fn adopt(&mut self, iface: &mut Interface, ino: u64, sock: Sock) {
+        if self.by_ino.contains_key(&ino) {
+            self.close(iface, ino);
+        }
         self.by_handle.insert(sock.handle, ino);
         self.by_ino.insert(ino, sock);
     }
@@ -259,12 +278,16 @@ impl Socks {
     /// The inode of the socket a target's fd duplicate `fd` stands for:
     /// `Ok` if it is here, `Err` with the inode if not (`Err(None)` if
     /// `fstat` failed).
+    ///
+    /// The inode must be that of the very socket we know: a socket the
+    /// program closed while we had not noticed yet (a fresh or listening
+    /// one, whose close nothing announces) may have passed its inode number
+    /// on, so its `SO_COOKIE` is compared too.
     pub fn lookup(&self, fd: BorrowedFd<'_>) -> Result<u64, Option<u64>> {
         let ino = rustix::fs::fstat(fd).map_err(|_| None)?.st_ino;
-        if self.by_ino.contains_key(&ino) {
-            Ok(ino)
-        } else {
-            Err(Some(ino))
+        match self.by_ino.get(&ino) {
+            Some(s) if rustix::net::sockopt::get_socket_cookie(fd).ok() == Some(s.cookie) => Ok(ino),
+            _ => Err(Some(ino)),
         }
     }
 
