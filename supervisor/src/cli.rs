@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 /// Joyride traps the network system calls of unmodified Linux programs (static,
 /// Go and raw `syscall` callers included) with seccomp user notification, to
@@ -141,22 +141,32 @@ pub enum Loopback {
     Stack,
 }
 
-/// `joyride trace` options.
+/// `joyride trace` options: strace's, where they make sense for a tracer of
+/// network calls.
 #[derive(Debug, Args)]
+#[command(override_usage = TRACE_USAGE)]
 pub struct TraceArgs {
-    /// Write the trace to FILE instead of standard error.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// How the calls are printed.
+    #[command(flatten)]
+    pub out: TraceOutput,
 
-    /// One JSON object per line (pid, call, args, ret, errno, usecs, addr).
-    #[arg(long)]
-    pub json: bool,
+    /// A strace qualifying expression (repeatable): `trace=SET` traps only
+    /// these network calls (`connect,accept4`, `%network`, `all`, `!SET` for
+    /// all others, `?NAME` to skip a name that is not a network call; the
+    /// `trace=` prefix may be left out), `status=SET` prints only calls that
+    /// ended so: `successful`, `failed`, `unavailable` (left to the kernel,
+    /// `= ?`), `unfinished`, `detached` (never printed: Joyride shows only
+    /// calls that returned), `all`, `none`, `!SET`. As in strace, a later
+    /// expression of the same kind replaces an earlier one. Calls not traced
+    /// are not trapped at all; calls whose status is not printed still count
+    /// for -c.
+    #[arg(short = 'e', long = "expr", value_name = "EXPR")]
+    pub expr: Vec<String>,
 
-    /// Trace only these network calls: a comma-separated list such as
-    /// `connect,accept4`; strace's `trace=` prefix, `%network` and `all` are
-    /// accepted. Calls not listed are not trapped at all.
-    #[arg(short = 'e', long = "expr", value_name = "SYSCALLS")]
-    pub expr: Option<String>,
+    /// Follow threads and children: always on; accepted for strace's habit.
+    /// (`-ff`, one output file per process, is not supported.)
+    #[arg(short = 'f', action = ArgAction::Count)]
+    pub follow: u8,
 
     /// Let the program use io_uring. Its operations are not seen by seccomp,
     /// so network I/O done through io_uring is neither traced nor served.
@@ -171,4 +181,79 @@ pub struct TraceArgs {
     /// The program to run and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "PROG ARGS")]
     pub command: Vec<OsString>,
+}
+
+/// The usage line of `joyride trace`, also shown when an option is unknown:
+/// every option it takes.
+const TRACE_USAGE: &str = "joyride trace [-f] [-c | -C] [-S SORTBY] [-w] [-o FILE] [--json] [-e EXPR]... \
+[-z | -Z] [-t | -tt | -ttt] [-r] [-T] [-s STRSIZE] [-y | -yy] [--allow-io-uring] [--] PROG [ARGS]...";
+
+/// How traced calls are printed: strace's output options, shared by every
+/// command that prints calls.
+#[derive(Debug, Clone, Args)]
+pub struct TraceOutput {
+    /// Write the trace (and the -c summary) to FILE instead of standard error.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// One JSON object per line (pid, call, args, ret, errno, usecs, addr;
+    /// `start_us`, microseconds since the epoch, with -t, -r); the -c summary
+    /// as one object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Count calls, errors and time per call and print a table at exit
+    /// instead of the calls (strace -c; times are wall-clock, from trap to
+    /// answer, as strace -w measures).
+    #[arg(short = 'c', conflicts_with = "summary_too")]
+    pub summary_only: bool,
+
+    /// Print the calls and the -c table at exit.
+    #[arg(short = 'C')]
+    pub summary_too: bool,
+
+    /// Sort the -c table by `time` (default), `calls`, `errors`, `name`,
+    /// `avg_time` or `none` (strace's column names are accepted).
+    #[arg(short = 'S', value_name = "SORTBY", value_parser = crate::record::SortBy::parse)]
+    pub sort_by: Option<crate::record::SortBy>,
+
+    /// Summarise wall-clock time: always so; accepted for strace's habit.
+    #[arg(short = 'w')]
+    pub wall_clock: bool,
+
+    /// Print only calls that succeeded (`-e status=successful`).
+    #[arg(short = 'z', conflicts_with = "failed_only")]
+    pub successful_only: bool,
+
+    /// Print only calls that failed (`-e status=failed`).
+    #[arg(short = 'Z')]
+    pub failed_only: bool,
+
+    /// Prefix each line with the time the call started: `-t` HH:MM:SS, `-tt`
+    /// HH:MM:SS.micro (local time), `-ttt` seconds.micro since the epoch.
+    #[arg(short = 't', action = ArgAction::Count)]
+    pub timestamps: u8,
+
+    /// Prefix each line with the time since the previous line's call started
+    /// (negative when a call started before the previous line's: lines are
+    /// printed when calls finish).
+    #[arg(short = 'r')]
+    pub relative: bool,
+
+    /// Show the time each call took: always so; accepted for strace's habit.
+    #[arg(short = 'T')]
+    pub durations: bool,
+
+    /// Show at most STRSIZE bytes of the data sent and received (default
+    /// 32, strace's; at most 32 are captured).
+    #[arg(short = 's', value_name = "STRSIZE")]
+    pub strsize: Option<usize>,
+
+    /// Show what each file descriptor is, with strace -yy's details for
+    /// sockets: `3<TCP:[10.0.0.1:51000->10.0.0.2:443]>`,
+    /// `4<UNIX-STREAM:[1234,"/run/x.sock"]>`, a path for other files. Looked
+    /// up when the line is printed, after the call: a descriptor the program
+    /// has closed by then shows as a number.
+    #[arg(short = 'y', action = ArgAction::Count)]
+    pub decode_fds: u8,
 }
