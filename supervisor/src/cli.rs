@@ -114,9 +114,14 @@ pub struct ExecArgs {
     #[arg(long, value_enum, value_name = "WHO", default_value_t = Loopback::Kernel)]
     pub loopback: Loopback,
 
-    /// Print every trapped call as `joyride trace` does, to standard error.
+    /// Print every trapped call as `joyride trace` does, to standard error
+    /// (or -o FILE), with its output options below.
     #[arg(long)]
     pub trace: bool,
+
+    /// How --trace prints the calls.
+    #[command(flatten, next_help_heading = "Trace output (with --trace)")]
+    pub trace_out: TraceOutput,
 
     /// At exit, print the stack's counters (frames, bytes, connections,
     /// drops by reason) to standard error.

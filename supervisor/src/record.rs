@@ -255,17 +255,6 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Records to `out`, as JSON lines if `json`.
-    pub fn new(out: Box<dyn Write + Send>, json: bool) -> Self {
-        Sink::with(
-            out,
-            Show {
-                json,
-                ..Show::default()
-            },
-        )
-    }
-
     /// Records to `out`, printed as `show` says.
     pub fn with(out: Box<dyn Write + Send>, show: Show) -> Self {
         Sink {

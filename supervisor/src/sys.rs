@@ -327,6 +327,23 @@ pub fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     Ok((st.st_dev, st.st_ino))
 }
 
+/// Local time's offset from UTC now, in seconds (`localtime_r`'s
+/// `tm_gmtoff`, with the process's `TZ`); 0 if it cannot be had.
+pub fn utc_offset_now() -> i64 {
+    // SAFETY: time(NULL) only returns the clock.
+    let now = unsafe { libc::time(std::ptr::null_mut()) };
+    // SAFETY: an all-zero `tm` is a valid value for localtime_r to fill.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is the
+    // reentrant form and writes only into `tm`.
+    let r = unsafe { libc::localtime_r(&now, &mut tm) };
+    if r.is_null() {
+        0
+    } else {
+        tm.tm_gmtoff
+    }
+}
+
 /// A duplicate of thread `tid`'s fd `fd` (`pidfd_open` with
 /// `PIDFD_THREAD`, then `pidfd_getfd`); `None` if the thread or the fd is
 /// gone. The caller checks that it is still the object it expects.

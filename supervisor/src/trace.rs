@@ -151,7 +151,7 @@ pub fn show(out: &TraceOutput, status: Option<Status>) -> anyhow::Result<Show> {
         strsize,
         decode_fds: out.decode_fds > 0,
         utc_offset: if matches!(stamp, Stamp::Seconds | Stamp::Micros) {
-            local_utc_offset()
+            crate::sys::utc_offset_now()
         } else {
             0
         },
@@ -168,38 +168,6 @@ pub fn open_sink(out: &TraceOutput, status: Option<Status>) -> anyhow::Result<Si
         None => Box::new(LineWriter::new(std::io::stderr())),
     };
     Ok(Sink::with(w, show))
-}
-
-/// Local time's offset from UTC now, in seconds, as `date +%z` reports it
-/// (the supervisor crate keeps its libc calls in `sys`, which has no
-/// `localtime_r` yet); UTC if it cannot be read. A trace that spans a change
-/// of daylight saving time keeps the offset it started with.
-fn local_utc_offset() -> i64 {
-    let out = std::process::Command::new("date")
-        .arg("+%z")
-        .stderr(std::process::Stdio::null())
-        .output();
-    let parsed = out
-        .ok()
-        .and_then(|o| parse_utc_offset(String::from_utf8_lossy(&o.stdout).trim()));
-    parsed.unwrap_or_else(|| {
-        tracing::warn!("cannot read the local time zone (date +%z): timestamps are in UTC");
-        0
-    })
-}
-
-/// `+0130` → 5400 seconds.
-fn parse_utc_offset(s: &str) -> Option<i64> {
-    let (sign, digits) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
-    };
-    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (h, m): (i64, i64) = (digits[..2].parse().ok()?, digits[2..].parse().ok()?);
-    Some(sign * (h * 3600 + m * 60))
 }
 
 /// Runs `joyride trace`; returns the exit code.
@@ -313,14 +281,5 @@ mod tests {
             }
         );
         assert!(parse_status("bogus").is_err());
-    }
-
-    #[test]
-    fn utc_offsets() {
-        assert_eq!(parse_utc_offset("+0000"), Some(0));
-        assert_eq!(parse_utc_offset("+0530"), Some(19_800));
-        assert_eq!(parse_utc_offset("-0800"), Some(-28_800));
-        assert_eq!(parse_utc_offset("0800"), None);
-        assert_eq!(parse_utc_offset("+08"), None);
     }
 }

@@ -28,7 +28,6 @@ use joyride_netstack::steer::{PortOwners, Steering};
 use joyride_notify::{Filter, FilterSpec, Mode, SyncWakeUp};
 
 use crate::cli::ExecArgs;
-use crate::record::Sink;
 
 /// Runs `joyride exec`; returns the exit code.
 pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
@@ -65,12 +64,11 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     let (queues, config, guard) = network.into_parts();
     let shared = shard::Shared::new(queues.len()).context("creating the shards' eventfds")?;
     let ports = PortOwners::new(queues.len());
-    let sink = args.trace.then(|| {
-        Arc::new(Mutex::new(Sink::new(
-            Box::new(std::io::LineWriter::new(std::io::stderr())),
-            false,
-        )))
-    });
+    let sink = args
+        .trace
+        .then(|| crate::trace::open_sink(&args.trace_out, None))
+        .transpose()?
+        .map(|s| Arc::new(Mutex::new(s)));
     let mut parts: Vec<engine::Parts> = queues
         .into_iter()
         .enumerate()
@@ -150,6 +148,10 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
             Ok(Err(e)) => tracing::error!("shard {} failed: {e:#}", k + 1),
             Err(_) => tracing::error!("shard {} panicked", k + 1),
         }
+    }
+    // The -c summary now: shard threads may still hold the sink.
+    if let Some(s) = &sink {
+        s.lock().unwrap_or_else(|e| e.into_inner()).finish();
     }
     let code = code?;
     if args.stats {
