@@ -43,11 +43,18 @@ use crate::wire::tcp::{TcpControl, TcpRepr};
 pub struct TcpConfig {
     /// The listeners' syncache.
     pub syncache: SyncacheConfig,
-    /// Default send buffer of a socket, bytes (`SO_SNDBUF`).
+    /// The most a socket's send buffer grows to by autotuning, bytes
+    /// (Linux's `net.ipv4.tcp_wmem[2]`; see `tcp::autotune`).
     pub send_buffer: usize,
-    /// Default receive buffer of a socket, bytes (`SO_RCVBUF`); also sets
-    /// the window scale announced.
+    /// The most a socket's receive buffer grows to by autotuning, bytes
+    /// (`net.ipv4.tcp_rmem[2]`); also sets the window scale announced,
+    /// unless `SO_RCVBUF` fixed the buffer.
     pub recv_buffer: usize,
+    /// A new socket's send buffer (`tcp_wmem[1]`), at most `send_buffer`.
+    pub send_buffer_initial: usize,
+    /// A new socket's receive buffer (`tcp_rmem[1]`), at most
+    /// `recv_buffer`.
+    pub recv_buffer_initial: usize,
     /// Largest `SO_SNDBUF`/`SO_RCVBUF` a program may ask for, before
     /// Linux's doubling (`net.core.wmem_max`/`rmem_max`).
     pub max_buffer_request: usize,
@@ -77,12 +84,13 @@ impl Default for TcpConfig {
     fn default() -> Self {
         TcpConfig {
             syncache: SyncacheConfig::default(),
-            // Linux starts smaller and grows buffers up to tcp_wmem[2] and
-            // tcp_rmem[2] (4 MiB, 6 MiB) as a connection needs; these buffers
-            // allocate as they fill, so starting at the top costs nothing
-            // for a connection that never needs it.
-            send_buffer: 4 << 20,
-            recv_buffer: 6 << 20,
+            // As Linux: buffers start at tcp_wmem[1] and tcp_rmem[1] and
+            // grow up to tcp_wmem[2] and tcp_rmem[2] as a connection needs
+            // (a peer that reads nothing leaves them small).
+            send_buffer: crate::tcp::autotune::SEND_BUFFER_MAX,
+            recv_buffer: crate::tcp::autotune::RECV_BUFFER_MAX,
+            send_buffer_initial: crate::tcp::autotune::SEND_BUFFER_INITIAL,
+            recv_buffer_initial: crate::tcp::autotune::RECV_BUFFER_INITIAL,
             max_buffer_request: 16 << 20,
             ephemeral_ports: (32768, 60999),
             max_backlog: 4096,
@@ -104,8 +112,15 @@ struct Opts {
     user_timeout: Option<Duration>,
     linger_zero: bool,
     congestion: &'static str,
+    /// The send buffer a connection starts with.
     send_buffer: usize,
+    /// The receive buffer a connection starts with.
     recv_buffer: usize,
+    /// `SO_SNDBUF` was set: the send buffer is not autotuned
+    /// (`SOCK_SNDBUF_LOCK`).
+    send_locked: bool,
+    /// `SO_RCVBUF` was set (`SOCK_RCVBUF_LOCK`).
+    recv_locked: bool,
     /// `TCP_MAXSEG`.
     max_seg: Option<u16>,
 }
@@ -180,8 +195,10 @@ impl TcpSocket {
                 user_timeout: None,
                 linger_zero: false,
                 congestion: config.congestion,
-                send_buffer: config.send_buffer,
-                recv_buffer: config.recv_buffer,
+                send_buffer: config.send_buffer_initial.min(config.send_buffer),
+                recv_buffer: config.recv_buffer_initial.min(config.recv_buffer),
+                send_locked: false,
+                recv_locked: false,
                 max_seg: None,
             },
             orphan: false,
@@ -554,7 +571,7 @@ impl Interface {
         let Some(t) = s.tcb_mut() else {
             return Err(SocketError::NotConnected);
         };
-        let n = if peek { t.peek(buf) } else { t.recv(buf) };
+        let n = if peek { t.peek(buf) } else { t.recv(now, buf) };
         if n > 0 || buf.is_empty() {
             if !peek {
                 s.reported &= !EV_READABLE;
@@ -843,30 +860,56 @@ impl Interface {
         Ok(s.tcb().map_or(s.opts.congestion, |t| t.config().congestion))
     }
 
-    /// `SO_SNDBUF` (doubled and clamped as Linux does), for connections not
-    /// yet made. Returns the size `getsockopt` reports.
+    /// `SO_SNDBUF` (doubled and clamped as Linux does): the send buffer
+    /// has that size from now on, the connection's too if there is one,
+    /// and is no longer autotuned (Linux's `SOCK_SNDBUF_LOCK`); accepted
+    /// connections inherit it from their listener. Returns the size
+    /// `getsockopt` reports.
     pub fn tcp_set_send_buffer(&mut self, h: SocketHandle, bytes: usize) -> Result<usize, SocketError> {
+        let now = self.last_now;
         let max = self.tcp.table.config.max_buffer_request;
         let s = self.tcp.table.get_mut(h)?;
         // Linux: max(val * 2, SOCK_MIN_SNDBUF = 4608).
-        s.opts.send_buffer = (bytes.min(max) * 2).max(4608);
-        Ok(s.opts.send_buffer)
+        let v = (bytes.min(max) * 2).max(4608);
+        s.opts.send_buffer = v;
+        s.opts.send_locked = true;
+        if let Some(t) = s.tcb_mut() {
+            t.set_send_buffer(v);
+            // Room may have opened (or closed): report it.
+            s.reported &= !EV_WRITABLE;
+            self.tcp_after(now, h.index);
+        }
+        Ok(v)
     }
 
-    /// `SO_RCVBUF` (doubled and clamped as Linux does), for connections not
-    /// yet made. Returns the size `getsockopt` reports.
+    /// `SO_RCVBUF` (doubled and clamped as Linux does), locked as
+    /// [`Interface::tcp_set_send_buffer`] is (`SOCK_RCVBUF_LOCK`): before
+    /// connecting, the window scale is then chosen for this size instead
+    /// of for [`TcpConfig::recv_buffer`]. Returns the size `getsockopt`
+    /// reports.
     pub fn tcp_set_recv_buffer(&mut self, h: SocketHandle, bytes: usize) -> Result<usize, SocketError> {
         let max = self.tcp.table.config.max_buffer_request;
         let s = self.tcp.table.get_mut(h)?;
         // Linux: max(val * 2, SOCK_MIN_RCVBUF = 2304).
-        s.opts.recv_buffer = (bytes.min(max) * 2).max(2304);
-        Ok(s.opts.recv_buffer)
+        let v = (bytes.min(max) * 2).max(2304);
+        s.opts.recv_buffer = v;
+        s.opts.recv_locked = true;
+        if let Some(t) = s.tcb_mut() {
+            t.set_recv_buffer(v);
+        }
+        Ok(v)
     }
 
-    /// `SO_SNDBUF` and `SO_RCVBUF` as `getsockopt` reports them.
+    /// `SO_RCVBUF` and `SO_SNDBUF` as `getsockopt` reports them, in that
+    /// order (as [`Interface::udp_buffer_sizes`]): a connection's current
+    /// sizes, autotuned or set; otherwise what a connection would start
+    /// with.
     pub fn tcp_buffer_sizes(&self, h: SocketHandle) -> Result<(usize, usize), SocketError> {
-        let o = &self.tcp.table.get(h)?.opts;
-        Ok((o.send_buffer, o.recv_buffer))
+        let s = self.tcp.table.get(h)?;
+        Ok(match s.tcb() {
+            Some(t) => (t.recv_buffer_size(), t.send_buffer_size()),
+            None => (s.opts.recv_buffer, s.opts.send_buffer),
+        })
     }
 
     /// `TCP_MAXSEG` before connecting: caps the MSS announced and used.
@@ -891,7 +934,9 @@ impl Interface {
             remote_port: remote.port(),
             mss: self.tcp_mss(remote.ip(), o),
             send_buffer: o.send_buffer,
+            send_buffer_max: Self::tcp_buffer_max(o.send_buffer, c.send_buffer, o.send_locked),
             recv_buffer: o.recv_buffer,
+            recv_buffer_max: Self::tcp_buffer_max(o.recv_buffer, c.recv_buffer, o.recv_locked),
             window_scaling: c.window_scaling,
             timestamps: c.timestamps,
             sack: c.sack,
@@ -901,6 +946,16 @@ impl Interface {
             user_timeout: o.user_timeout,
             linger_zero: o.linger_zero,
             ts_offset: self.tcp.isn.offset(local, remote),
+        }
+    }
+
+    /// The most a buffer that starts at `start` grows to: `max`, or nothing
+    /// beyond `start` once the program set it.
+    fn tcp_buffer_max(start: usize, max: usize, locked: bool) -> usize {
+        if locked {
+            start
+        } else {
+            max.max(start)
         }
     }
 
@@ -917,10 +972,9 @@ impl Interface {
 
     fn listen_options(&self, o: &Opts, backlog: u32, local: SocketAddr) -> ListenOptions {
         let c = &self.tcp.table.config;
-        let mut shift = 0u8;
-        while shift < 14 && (o.recv_buffer >> shift) > 0xffff {
-            shift += 1;
-        }
+        // For the largest the buffer may grow to, as a connecting socket's
+        // (tcb::Config's window scale).
+        let shift = tcb::window_shift(Self::tcp_buffer_max(o.recv_buffer, c.recv_buffer, o.recv_locked));
         ListenOptions {
             mss: self.tcp_mss(local.ip(), o),
             wscale: c.window_scaling.then_some(shift),
@@ -1375,5 +1429,107 @@ impl Interface {
             self.tcp_counters.icmp_out_of_window += 1;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::MemoryPair;
+
+    const TICK: Duration = Duration::from_micros(100);
+
+    /// `getsockopt(SO_RCVBUF)` and `(SO_SNDBUF)` report what Linux does: a
+    /// fresh socket 131072 and 16384, a connection on an Ethernet path
+    /// 131072 and 87040 (the send buffer sized for the initial window);
+    /// the window scale is chosen for the 6 MiB the receive buffer may grow
+    /// to (7, as Linux's for `tcp_rmem[2]`).
+    #[test]
+    fn buffer_sizes_start_as_linux_reports_them() {
+        let mut p = MemoryPair::new();
+        let fresh = p.a.tcp_open(Family::V4);
+        assert_eq!(p.a.tcp_buffer_sizes(fresh), Ok((131_072, 16_384)));
+        let (c, s) = p.connect_tcp(5001, TICK);
+        assert_eq!(p.a.tcp_buffer_sizes(c), Ok((131_072, 87_040)));
+        assert_eq!(p.b.tcp_buffer_sizes(s), Ok((131_072, 87_040)));
+        let (ia, ib) = (p.a.tcp_info(c).unwrap().unwrap(), p.b.tcp_info(s).unwrap().unwrap());
+        assert_eq!((ia.rcv_wscale, ib.rcv_wscale), (7, 7));
+    }
+
+    /// `SO_RCVBUF`/`SO_SNDBUF` set before connecting (and on a listener,
+    /// for what it accepts) lock the sizes: doubled as Linux does, never
+    /// autotuned, and the window scale chosen for the set receive buffer.
+    #[test]
+    fn set_buffers_are_locked() {
+        let mut p = MemoryPair::new();
+        let l = p.b.tcp_open(Family::V4);
+        assert_eq!(p.b.tcp_set_recv_buffer(l, 10_000), Ok(20_000));
+        assert_eq!(p.b.tcp_set_send_buffer(l, 30_000), Ok(60_000));
+        p.b.tcp_bind(l, SocketAddr::new(IpAddr::V4(MemoryPair::IP_B), 5002))
+            .unwrap();
+        p.b.tcp_listen(l, 8).unwrap();
+        let c = p.a.tcp_open(Family::V4);
+        assert_eq!(p.a.tcp_set_recv_buffer(c, 10_000), Ok(20_000));
+        assert_eq!(p.a.tcp_buffer_sizes(c), Ok((20_000, 16_384)));
+        p.a.tcp_connect(c, SocketAddr::new(IpAddr::V4(MemoryPair::IP_B), 5002))
+            .unwrap();
+        p.settle(TICK, |_| {});
+        let (s, _) = p.b.tcp_accept(l).unwrap();
+        assert_eq!(p.a.tcp_buffer_sizes(c), Ok((20_000, 87_040)), "only the send side grew");
+        assert_eq!(
+            p.b.tcp_buffer_sizes(s),
+            Ok((20_000, 60_000)),
+            "inherited from the listener"
+        );
+        let (ia, ib) = (p.a.tcp_info(c).unwrap().unwrap(), p.b.tcp_info(s).unwrap().unwrap());
+        assert_eq!((ia.rcv_wscale, ib.rcv_wscale), (0, 0), "20,000 fits in 16 bits");
+        // Bulk both ways, read as fast as it comes: nothing changes.
+        let data = vec![7u8; 64 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
+        for _ in 0..200 {
+            let _ = p.a.tcp_send(c, &data);
+            let _ = p.b.tcp_send(s, &data);
+            p.settle(TICK, |b| while b.tcp_recv(s, &mut buf).is_ok_and(|n| n > 0) {});
+            while p.a.tcp_recv(c, &mut buf).is_ok_and(|n| n > 0) {}
+        }
+        assert!(p.b.tcp_info(s).unwrap().unwrap().bytes_received > 4 << 20);
+        assert_eq!(p.a.tcp_buffer_sizes(c), Ok((20_000, 87_040)));
+        assert_eq!(p.b.tcp_buffer_sizes(s), Ok((20_000, 60_000)));
+        // Set on the open connection: applies at once.
+        assert_eq!(p.a.tcp_set_send_buffer(c, 5000), Ok(10_000));
+        assert_eq!(p.a.tcp_buffer_sizes(c), Ok((20_000, 10_000)));
+    }
+
+    /// CPython's `testWithTimeoutTriggeredSend`: 10 MiB offered to a peer
+    /// that reads 88192 bytes and stops. The buffers between the programs
+    /// stay small, so the sender blocks long before the end (with the old
+    /// fixed 4 MiB + 6 MiB everything fitted).
+    #[test]
+    fn stalled_reader_blocks_the_sender_early() {
+        let mut p = MemoryPair::new();
+        let (c, s) = p.connect_tcp(5003, TICK);
+        let data = vec![1u8; 10 << 20];
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut sent, mut read) = (0, 0);
+        for _ in 0..2000 {
+            if let Ok(n) = p.a.tcp_send(c, &data[sent..]) {
+                sent += n;
+            }
+            p.settle(TICK, |b| {
+                while read < 88_192 {
+                    let max = (88_192 - read).min(buf.len());
+                    match b.tcp_recv(s, &mut buf[..max]) {
+                        Ok(n @ 1..) => read += n,
+                        _ => break,
+                    }
+                }
+            });
+        }
+        assert_eq!(read, 88_192);
+        assert!(sent < 2 << 20, "{sent} bytes taken by the stack");
+        assert_eq!(p.a.tcp_send(c, b"x"), Err(SocketError::WouldBlock));
+        let (rcv, _) = p.b.tcp_buffer_sizes(s).unwrap();
+        let (_, snd) = p.a.tcp_buffer_sizes(c).unwrap();
+        assert!(rcv + snd < 2 << 20, "buffers {rcv} + {snd}");
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! Memory is bounded by construction: each buffer is one ring that grows on
 //! demand up to its capacity and never beyond (an idle connection holds
-//! next to nothing), and out-of-order data is written into the receive ring
+//! next to nothing), the capacity changes only when the tcpcb says so
+//! (autotuning, `SO_SNDBUF`/`SO_RCVBUF`), and out-of-order data is written into the receive ring
 //! at its final position, tracked by at most [`MAX_OOO_RANGES`] ranges. A
 //! flood of out-of-order segments can grow neither memory past the capacity
 //! nor the range list; a segment that would need one more range is dropped
@@ -52,9 +53,15 @@ impl SendBuffer {
         self.capacity
     }
 
-    /// Room left.
+    /// Room left (none while a smaller capacity than the bytes held is set).
     pub fn free(&self) -> usize {
-        self.capacity - self.data.len()
+        self.capacity.saturating_sub(self.data.len())
+    }
+
+    /// Sets the most bytes held. A capacity below what is held keeps those
+    /// bytes and takes no more until enough are acknowledged.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
     }
 
     /// Copies as much of `buf` as fits; returns how much.
@@ -146,6 +153,12 @@ impl RecvBuffer {
         self.capacity - self.len
     }
 
+    /// Where the last out-of-order range ends, as an offset from the end of
+    /// the in-order bytes (0 without any).
+    pub fn ooo_end(&self) -> usize {
+        self.ooo.last().map_or(0, |r| r.1)
+    }
+
     /// The out-of-order ranges, as offsets from the end of the in-order
     /// bytes.
     pub fn ooo_ranges(&self) -> &[(usize, usize)] {
@@ -157,15 +170,37 @@ impl RecvBuffer {
         self.ooo.iter().map(|(s, e)| e - s).sum()
     }
 
-    /// Grows the ring to hold `need` bytes from the head (`need` is at most
-    /// the capacity), keeping every byte at its offset from the head.
-    fn grow(&mut self, need: usize) {
-        let old = self.ring.len();
+    /// Bytes from the head that hold data: the in-order bytes and the room
+    /// up to the end of the last out-of-order range.
+    fn used(&self) -> usize {
+        self.len + self.ooo.last().map_or(0, |r| r.1)
+    }
+
+    /// Sets the capacity, never below the bytes in use (in order, and out of
+    /// order up to the last range). A ring larger than the new capacity is
+    /// reallocated smaller. Returns the capacity set.
+    pub fn set_capacity(&mut self, capacity: usize) -> usize {
+        self.capacity = capacity.max(self.used());
+        if self.ring.len() > self.capacity {
+            self.reshape(self.used());
+        }
+        self.capacity
+    }
+
+    /// Replaces the ring with one that holds `need` bytes from the head
+    /// (`need` at least the bytes in use, at most the capacity), keeping
+    /// every byte in use at its offset from the head.
+    fn reshape(&mut self, need: usize) {
+        let used = self.used();
+        debug_assert!(used <= need && need <= self.capacity);
         let size = need.next_power_of_two().max(4096).min(self.capacity);
         let mut ring = vec![0; size];
-        let first = old - self.head;
-        ring[..first].copy_from_slice(&self.ring[self.head..]);
-        ring[first..old].copy_from_slice(&self.ring[..self.head]);
+        let old = self.ring.len();
+        if old > 0 {
+            let first = used.min(old - self.head);
+            ring[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
+            ring[first..used].copy_from_slice(&self.ring[..used - first]);
+        }
         self.ring = ring;
         self.head = 0;
     }
@@ -173,7 +208,7 @@ impl RecvBuffer {
     fn copy_in(&mut self, at: usize, data: &[u8]) {
         let need = self.len + at + data.len();
         if need > self.ring.len() {
-            self.grow(need);
+            self.reshape(need);
         }
         let cap = self.ring.len();
         let start = (self.head + self.len + at) % cap;

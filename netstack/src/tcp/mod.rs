@@ -1,10 +1,12 @@
 //! TCP, after FreeBSD's design: a `tcpcb` per connection driven by the RFC
 //! 9293 state machine, a syncache with SYN cookies for listeners, pluggable
-//! congestion control and an RFC 6675 SACK scoreboard.
+//! congestion control, an RFC 6675 SACK scoreboard and Linux-like buffer
+//! autotuning.
 //!
 //! Like the rest of the core, nothing here does I/O or reads a clock: time
 //! comes in as `now`, segments come in parsed and go out as `TcpRepr`s.
 
+pub mod autotune;
 pub mod buffer;
 pub mod cc;
 pub mod isn;

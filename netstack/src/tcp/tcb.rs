@@ -5,12 +5,13 @@
 //! the RFC 6298 retransmission timer and the other per-connection timers
 //! (delayed ACK, persist, keepalive, TIME-WAIT), RFC 7323 window scaling and
 //! timestamps with PAWS, RFC 5961's defences (challenge ACKs), Nagle, fast
-//! retransmit and recovery (NewReno, RFC 6582; SACK-based, RFC 6675) and
-//! the statistics behind `TCP_INFO`.
+//! retransmit and recovery (NewReno, RFC 6582; SACK-based, RFC 6675),
+//! Linux-like autotuning of both buffers (the arithmetic is in
+//! `tcp::autotune`) and the statistics behind `TCP_INFO`.
 //!
 //! The stack drives it with three kinds of calls, each taking `now`:
 //! - [`Tcb::on_segment`] for every segment the demultiplexer hands it;
-//! - the program's calls ([`Tcb::send`], [`Tcb::recv`],
+//! - the program's calls ([`Tcb::send`], [`Tcb::recv`] with `now`,
 //!   [`Tcb::shutdown_write`], [`Tcb::close`], [`Tcb::abort`]);
 //! - [`Tcb::poll`], called until it returns `None` after any of the above
 //!   and whenever [`Tcb::next_timer`] is due. It runs expired timers and
@@ -69,6 +70,7 @@
 use core::fmt;
 use core::time::Duration;
 
+use super::autotune::{self, RcvRtt, RcvSpace};
 use super::buffer::{RecvBuffer, SendBuffer};
 use super::cc::{self, CcState, CongestionControl};
 use super::sack::Scoreboard;
@@ -198,10 +200,18 @@ pub struct Config {
     /// The largest segment payload the path carries (path MTU minus IP and
     /// TCP headers); announced as our MSS and the cap on the peer's.
     pub mss: u16,
-    /// Send buffer size (`SO_SNDBUF`).
+    /// Send buffer size the connection starts with (`SO_SNDBUF`).
     pub send_buffer: usize,
-    /// Receive buffer size (`SO_RCVBUF`).
+    /// The most autotuning grows the send buffer to (Linux's
+    /// `tcp_wmem[2]`); no more than `send_buffer` keeps it fixed, as a size
+    /// the program set does (`SOCK_SNDBUF_LOCK`).
+    pub send_buffer_max: usize,
+    /// Receive buffer size the connection starts with (`SO_RCVBUF`).
     pub recv_buffer: usize,
+    /// The most autotuning grows the receive buffer to (Linux's
+    /// `tcp_rmem[2]`), which also sets the window scale announced; no more
+    /// than `recv_buffer` keeps it fixed (`SOCK_RCVBUF_LOCK`).
+    pub recv_buffer_max: usize,
     /// Offer window scaling (RFC 7323).
     pub window_scaling: bool,
     /// Offer timestamps (RFC 7323).
@@ -225,14 +235,17 @@ pub struct Config {
 
 impl Config {
     /// Linux-like defaults for a connection between two ports over an
-    /// Ethernet path (MSS 1460).
+    /// Ethernet path (MSS 1460): buffers start at Linux's initial sizes and
+    /// are autotuned up to its maxima (`tcp::autotune`).
     pub fn new(local_port: u16, remote_port: u16) -> Config {
         Config {
             local_port,
             remote_port,
             mss: 1460,
-            send_buffer: 256 * 1024,
-            recv_buffer: 128 * 1024,
+            send_buffer: autotune::SEND_BUFFER_INITIAL,
+            send_buffer_max: autotune::SEND_BUFFER_MAX,
+            recv_buffer: autotune::RECV_BUFFER_INITIAL,
+            recv_buffer_max: autotune::RECV_BUFFER_MAX,
             window_scaling: true,
             timestamps: true,
             sack: true,
@@ -245,15 +258,22 @@ impl Config {
         }
     }
 
-    /// The shift we announce: the smallest that fits the receive buffer in
-    /// 16 bits, at most 14.
+    /// The shift we announce: for the largest the receive buffer may grow
+    /// to, as Linux picks it from `tcp_rmem[2]` unless `SO_RCVBUF` locked
+    /// the buffer (`tcp_select_initial_window`).
     fn wscale(&self) -> u8 {
-        let mut s = 0;
-        while s < 14 && (self.recv_buffer >> s) > 0xffff {
-            s += 1;
-        }
-        s
+        window_shift(self.recv_buffer.max(self.recv_buffer_max))
     }
+}
+
+/// The window scale for a receive buffer of up to `bytes`: the smallest
+/// shift that fits it in 16 bits, at most 14.
+pub fn window_shift(bytes: usize) -> u8 {
+    let mut s = 0;
+    while s < 14 && (bytes >> s) > 0xffff {
+        s += 1;
+    }
+    s
 }
 
 /// A segment to send. The payload is `payload_len` bytes of the send buffer
@@ -467,6 +487,16 @@ pub struct Tcb {
 
     sndbuf: SendBuffer,
     rcvbuf: RecvBuffer,
+    /// The program found the send buffer full and waits for room (Linux's
+    /// `SOCK_NOSPACE`): an ACK that frees room may grow the buffer.
+    snd_nospace: bool,
+    /// The receiver's RTT estimate, for right-sizing the receive buffer.
+    rcv_rtt: RcvRtt,
+    /// Right-sizing of the receive buffer; from the connection's
+    /// establishment on.
+    rcv_space: Option<RcvSpace>,
+    /// Bytes the program read (Linux's `copied_seq`, as a count).
+    bytes_read: u64,
 
     /// The program shut the write side: a FIN follows the send buffer.
     fin_queued: bool,
@@ -580,6 +610,10 @@ impl Tcb {
             peer_mss: DEFAULT_MSS,
             sndbuf,
             rcvbuf,
+            snd_nospace: false,
+            rcv_rtt: RcvRtt::default(),
+            rcv_space: None,
+            bytes_read: 0,
             fin_queued: false,
             fin_received: false,
             ooo_fin: None,
@@ -700,6 +734,7 @@ impl Tcb {
         // The SYN-ACK announced at most 65535 (unscaled); what the buffer
         // holds is what we accept.
         t.rcv_adv = t.rcv_nxt + (t.rcvbuf.window().min(0xffff) as u32);
+        t.init_buffer_space(now);
         t.arm_keepalive(now);
         t
     }
@@ -905,14 +940,23 @@ impl Tcb {
         if self.fin_queued || !matches!(self.state, State::Established | State::CloseWait) {
             return 0;
         }
-        self.sndbuf.write(buf)
+        let n = self.sndbuf.write(buf);
+        if n < buf.len() {
+            self.snd_nospace = true;
+        }
+        n
     }
 
     /// Copies received in-order bytes into `buf`; returns how many. 0 with a
     /// non-empty `buf` means nothing to read, or end of file when
-    /// [`Tcb::is_eof`].
-    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
+    /// [`Tcb::is_eof`]. What the program reads per RTT sizes the receive
+    /// buffer (Linux's `tcp_rcv_space_adjust`).
+    pub fn recv(&mut self, now: Instant, buf: &mut [u8]) -> usize {
         let n = self.rcvbuf.read(buf);
+        if n > 0 {
+            self.bytes_read += n as u64;
+            self.rcv_space_adjust(now);
+        }
         // RFC 1122 §4.2.3.3, receiver SWS avoidance: announce a larger window
         // once it "can be increased by min(RCV.BUFF/2, Eff.snd.MSS)" over the
         // one last announced — and, as Linux does (`tcp_cleanup_rbuf`), only
@@ -974,6 +1018,37 @@ impl Tcb {
     /// Room in the send buffer.
     pub fn send_free(&self) -> usize {
         self.sndbuf.free()
+    }
+
+    /// The send buffer's size now, autotuned or set (`SO_SNDBUF`).
+    pub fn send_buffer_size(&self) -> usize {
+        self.sndbuf.capacity()
+    }
+
+    /// The receive buffer's size now, autotuned or set (`SO_RCVBUF`).
+    pub fn recv_buffer_size(&self) -> usize {
+        self.rcvbuf.capacity()
+    }
+
+    /// `SO_SNDBUF` on a connection: the send buffer holds `bytes` from now
+    /// on and is no longer autotuned (Linux's `SOCK_SNDBUF_LOCK`). Bytes
+    /// already held beyond it stay; no more are taken until they are
+    /// acknowledged.
+    pub fn set_send_buffer(&mut self, bytes: usize) {
+        self.cfg.send_buffer = bytes;
+        self.cfg.send_buffer_max = bytes;
+        self.sndbuf.set_capacity(bytes);
+    }
+
+    /// `SO_RCVBUF` on a connection: the receive buffer holds `bytes` from
+    /// now on (never less than the bytes it holds, in order or not) and is
+    /// no longer autotuned (`SOCK_RCVBUF_LOCK`); the window scale stays as
+    /// negotiated. Returns the size set.
+    pub fn set_recv_buffer(&mut self, bytes: usize) -> usize {
+        let set = self.rcvbuf.set_capacity(bytes);
+        self.cfg.recv_buffer = set;
+        self.cfg.recv_buffer_max = set;
+        set
     }
 
     /// `shutdown(SHUT_WR)`: a FIN follows the data already written.
@@ -1312,6 +1387,89 @@ impl Tcb {
     }
 
     // ---------------------------------------------------------------
+    // Buffer autotuning (`tcp::autotune`).
+    // ---------------------------------------------------------------
+
+    /// The MSS we announced, less the timestamps option (Linux's `advmss`).
+    fn advmss(&self) -> u32 {
+        let opts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        u32::from(self.cfg.mss.max(MIN_MSS)) - opts
+    }
+
+    /// The connection is established (Linux's `tcp_init_buffer_space`): the
+    /// send buffer is sized for the initial congestion window and
+    /// right-sizing of the receive buffer starts.
+    fn init_buffer_space(&mut self, now: Instant) {
+        self.sndbuf_expand();
+        self.rcv_space = Some(RcvSpace::new(now, self.rcv_wnd(), self.advmss(), self.bytes_read));
+    }
+
+    /// Grows the send buffer to twice the congestion window in Linux's
+    /// memory per segment (`tcp_sndbuf_expand`), up to its maximum; never
+    /// shrinks it. A size the program set is its maximum.
+    ///
+    /// Linux counts at least its reordering degree plus one segments
+    /// (`tp->reordering`, up to 300), since data a reordering or lossy path
+    /// keeps unacknowledged stays in the buffer beyond the congestion
+    /// window. This tcpcb keeps no reordering estimate; the data in flight
+    /// (SND.MAX - SND.UNA, SACKed data included) measures that directly
+    /// and stands in for it.
+    fn sndbuf_expand(&mut self) {
+        let cap = self.sndbuf.capacity();
+        let max = self.cfg.send_buffer_max;
+        if max <= cap {
+            return;
+        }
+        // "max_t(u32, tp->rx_opt.mss_clamp, tp->mss_cache)".
+        let clamp = u32::from(self.peer_mss.min(self.cfg.mss.max(MIN_MSS)));
+        let flight = self.snd_max.diff(self.snd_una).max(0) as u32;
+        let segs = self.ccs.cwnd.max(flight) / self.snd_mss.max(1);
+        let want = autotune::send_buffer_for(segs, clamp.max(self.snd_mss)).min(max);
+        if want > cap {
+            self.sndbuf.set_capacity(want);
+        }
+    }
+
+    /// An ACK freed send buffer room (Linux's `tcp_check_space` and
+    /// `tcp_new_space`). If the program waits for room and the buffer, not
+    /// the windows, limits the sender — what it has left to send fills
+    /// neither the congestion window ("If we filled the congestion window,
+    /// do not expand", `tcp_should_expand_sndbuf`) nor the peer's (as
+    /// FreeBSD's `tcp_autosndbuf` asks: a peer that reads slowly does not
+    /// grow our buffer) — the buffer grows with the congestion window.
+    fn new_space(&mut self) {
+        if !self.snd_nospace {
+            return;
+        }
+        let off = self.snd_nxt.diff(self.snd_buf_seq).max(0) as usize;
+        let unsent = self.sndbuf.len().saturating_sub(off).min(u32::MAX as usize) as u32;
+        if unsent < self.cwnd_room().min(self.snd_wnd_room()) {
+            self.sndbuf_expand();
+        }
+        // sk_stream_write_space: the waiting program is woken once the
+        // free room is half what is queued.
+        if self.sndbuf.free() >= self.sndbuf.len() / 2 {
+            self.snd_nospace = false;
+        }
+    }
+
+    /// The program read: right-size the receive buffer (Linux's
+    /// `tcp_rcv_space_adjust`), up to its maximum and to the largest window
+    /// the negotiated scale can announce.
+    fn rcv_space_adjust(&mut self, now: Instant) {
+        let Some(space) = &mut self.rcv_space else { return };
+        let (unread, ooo_end) = (self.rcvbuf.len(), self.rcvbuf.ooo_end());
+        let Some(want) = space.on_read(now, self.rcv_rtt.rtt(), self.bytes_read, unread, ooo_end) else {
+            return;
+        };
+        let max_window = (0xffff_usize) << self.rcv_wscale;
+        let want = want.min(self.cfg.recv_buffer_max).min(max_window);
+        if want > self.rcvbuf.capacity() {
+            self.rcvbuf.set_capacity(want);
+        }
+    }
+
+    // ---------------------------------------------------------------
     // Segment arrival (RFC 9293 §3.10.7).
     // ---------------------------------------------------------------
 
@@ -1402,6 +1560,7 @@ impl Tcb {
             self.ack_now = true;
             self.recover = a;
             self.high_rxt = a;
+            self.init_buffer_space(now);
             self.arm_keepalive(now);
             let fin = seg.control == TcpControl::Fin;
             self.process_text_and_fin(now, seq + 1, seg.payload, fin);
@@ -1608,6 +1767,7 @@ impl Tcb {
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seq;
                 self.snd_wl2 = ack;
+                self.init_buffer_space(now);
                 self.arm_keepalive(now);
             } else {
                 self.pending_rst = Some(self.rst(ack, None));
@@ -1623,7 +1783,13 @@ impl Tcb {
 
         // Sixth, URG: ignored (RFC 6093 deprecates its use); urgent bytes
         // stay in the stream, as with SO_OOBINLINE. Seventh and eighth: the
-        // text and FIN.
+        // text and FIN — a full-sized segment's echo timing the receiver's
+        // RTT first (Linux's tcp_rcv_rtt_measure_ts before tcp_data_queue).
+        if let (true, Some((_, tsecr))) = (self.ts_ok, seg.timestamp) {
+            if payload.len() as u32 >= self.rcv_mss {
+                self.rcv_rtt.on_timestamp(self.ts_now(now), tsecr);
+            }
+        }
         self.process_text_and_fin(now, seq, payload, fin);
     }
 
@@ -1707,7 +1873,8 @@ impl Tcb {
                 .newly_sacked;
         }
 
-        if ack > self.snd_una {
+        let acked_new = ack > self.snd_una;
+        if acked_new {
             self.on_new_ack(now, seg, ack);
         } else if ack == self.snd_una
             && self.snd_max != self.snd_una
@@ -1734,6 +1901,9 @@ impl Tcb {
                 self.persist_probes = 0;
                 self.persist_since = None;
             }
+        }
+        if acked_new {
+            self.new_space();
         }
 
         let fin_acked = self.fin_queued && self.snd_una == self.fin_seq() + 1;
@@ -1883,6 +2053,12 @@ impl Tcb {
                 Ok(n) => {
                     self.rcv_nxt += n as u32;
                     self.counters.bytes_received += n as u64;
+                    if n > 0 {
+                        // Linux's tcp_event_data_recv: rcv_rtt_est from
+                        // the window last announced.
+                        let wnd = self.rcv_adv.diff(self.last_ack_sent).max(0) as u32;
+                        self.rcv_rtt.on_data(now, self.rcv_nxt, wnd);
+                    }
                     if off > 0 {
                         self.last_ooo = Some(seq);
                     }
@@ -2267,3 +2443,7 @@ impl Tcb {
 #[cfg(test)]
 #[path = "tcb_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "tcb_autotune_tests.rs"]
+mod autotune_tests;

@@ -120,12 +120,16 @@ struct H {
 }
 
 /// No options, so the diagrams stay short; tests that need one turn it on.
+/// Fixed buffers (as `SO_SNDBUF`/`SO_RCVBUF` set them): no autotuning.
 fn plain() -> Config {
     Config {
         window_scaling: false,
         timestamps: false,
         sack: false,
+        send_buffer: 256 * 1024,
+        send_buffer_max: 0,
         recv_buffer: 64 * 1024,
+        recv_buffer_max: 0,
         ..Config::new(LOCAL, REMOTE)
     }
 }
@@ -213,7 +217,7 @@ impl H {
 
     fn read_all(&mut self) -> Vec<u8> {
         let mut out = vec![0; 1 << 20];
-        let n = self.t.recv(&mut out);
+        let n = self.t.recv(self.now, &mut out);
         out.truncate(n);
         out
     }
@@ -228,6 +232,7 @@ impl H {
 fn active_open_three_way_handshake() {
     let (mut h, syn) = H::connect(Config {
         recv_buffer: 256 * 1024,
+        recv_buffer_max: 0,
         ts_offset: 7,
         ..Config::new(LOCAL, REMOTE)
     });
@@ -237,7 +242,7 @@ fn active_open_three_way_handshake() {
     assert_eq!(syn.seq, SeqNum(ISS));
     assert_eq!(syn.ack, None);
     assert_eq!(syn.mss, Some(1460));
-    assert_eq!(syn.window_scale, Some(3), "256 KiB needs a shift of 3");
+    assert_eq!(syn.window_scale, Some(3), "a fixed 256 KiB needs a shift of 3");
     assert!(syn.sack_permitted);
     assert_eq!(syn.timestamp, Some((1007, 0)));
     assert_eq!(syn.window, 65535);
@@ -1163,7 +1168,7 @@ fn receive_window_closes_and_reopens() {
     h.recv(seq(IRS + 4001).ack(ISS + 1).data(b"over"));
     h.sent(seq(ISS + 1).ack(IRS + 4001).wnd(0));
     let mut buf = [0; 3000];
-    assert_eq!(h.t.recv(&mut buf), 3000);
+    assert_eq!(h.t.recv(h.now, &mut buf), 3000);
     h.sent(seq(ISS + 1).ack(IRS + 4001).wnd(3000));
 }
 
@@ -1574,7 +1579,7 @@ fn transfer_with(seed: u64, loss: f64, cfg: Config, len: usize, echo: bool, slow
         }
         if echo {
             loop {
-                let n = a.recv(&mut buf);
+                let n = a.recv(now, &mut buf);
                 if n == 0 {
                     break;
                 }
@@ -1588,7 +1593,7 @@ fn transfer_with(seed: u64, loss: f64, cfg: Config, len: usize, echo: bool, slow
             // A slow reader takes 3000 bytes every 10 ms: its window closes.
             while !slow_read || now >= read_at {
                 let max = if slow_read { 3000 } else { buf.len() };
-                let n = b.recv(&mut buf[..max]);
+                let n = b.recv(now, &mut buf[..max]);
                 if n == 0 {
                     break;
                 }
@@ -1783,7 +1788,7 @@ fn random_segments_never_panic() {
                     h.t.send(&buf[..rng.below(700) as usize]);
                 }
                 1 => {
-                    h.t.recv(&mut buf);
+                    h.t.recv(h.now, &mut buf);
                 }
                 2 if rng.chance(0.05) => h.t.shutdown_write(),
                 3 if rng.chance(0.02) => h.t.close(h.now),
