@@ -249,8 +249,18 @@ fn python_https_server_on_a_wrapped_listener() {
     let want = random_file(&file, 20 << 20, 11);
     let (key, cert) = (dir.path("key.pem"), dir.path("cert.pem"));
     let mut gen = std::process::Command::new(need("openssl"));
-    gen.args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=joyride-test"])
-        .args(["-keyout", s(&key), "-out", s(&cert)]);
+    gen.args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=joyride-test",
+    ])
+    .args(["-keyout", s(&key), "-out", s(&cert)]);
     run(gen, SHORT).assert_ok("openssl req");
 
     let mut c = net.under_joyride(PYTHON);
@@ -305,7 +315,11 @@ fn nic_peer_with_checksum_offload_fails_at_once() {
         // Validation: the kernel takes such frames, so the fetch works.
         return ran.assert_ok("curl on the kernel with the peer's offloads on");
     }
-    assert!(!ran.status.success(), "curl got through unfinished checksums?\n{}", ran.describe());
+    assert!(
+        !ran.status.success(),
+        "curl got through unfinished checksums?\n{}",
+        ran.describe()
+    );
     assert!(
         ran.stderr.contains("ethtool -K"),
         "the error does not name the fix:\n{}",

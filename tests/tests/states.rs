@@ -79,7 +79,10 @@ fn compare_with(what: &str, kernel: &str, joyride: &str, more: &[(&str, &str, &s
 
 fn states_self(prefix: &[&str]) -> String {
     let mut c = Command::new(prefix[0]);
-    c.args(&prefix[1..]).arg(PYTHON).arg(program_source("states.py")).arg("self");
+    c.args(&prefix[1..])
+        .arg(PYTHON)
+        .arg(program_source("states.py"))
+        .arg("self");
     let ran = run(c, TIMEOUT);
     ran.assert_ok("states.py self");
     ran.out()
