@@ -10,7 +10,10 @@
 //!
 //! - Receive: dynamic right-sizing (Linux's `tcp_rcv_space_adjust` and
 //!   `tcp_rcvbuf_grow`, net/ipv4/tcp_input.c as of 6.18, with the low-RTT
-//!   damping of `tcp_rcvbuf_low_rtt` from 6.19). Once per receiver-side RTT
+//!   damping `tcp_rcvbuf_low_rtt` that followed in net-next, November
+//!   2025: without it the stack's own loopback, whose RTT is next to
+//!   nothing, grew buffers enough for CPython's `sendfile` timeout test to
+//!   fit its 10 MiB again). Once per receiver-side RTT
 //!   ([`RcvRtt`]), when the program read more than in the last measured
 //!   RTT, the buffer grows to twice what it read ("DRS is always one RTT
 //!   late") plus room for a sender in slow start to double its rate. A
@@ -19,9 +22,9 @@
 //! - Send: Linux's `tcp_sndbuf_expand`: twice the congestion window (at
 //!   least `TCP_INIT_CWND` segments; the tcpcb counts the data in flight
 //!   where Linux counts its reordering degree) in Linux's per-segment
-//!   memory cost, when the connection is established and whenever an ACK
-//!   frees room a program was waiting for while the send buffer, not the
-//!   windows, limited the sender (`tcp_should_expand_sndbuf`).
+//!   memory cost, when the connection is established and on any ACK while
+//!   a program waits for room and the send buffer, not the windows, limits
+//!   the sender (`tcp_check_space`, `tcp_should_expand_sndbuf`).
 //!
 //! Sizes are payload bytes: these buffers store nothing else, so Linux's
 //! `tcp_win_from_space` (window from memory, with per-skb overhead) is the
@@ -50,7 +53,7 @@ pub const SEND_BUFFER_MAX: usize = 4 << 20;
 /// A new socket's receive buffer, bytes (Linux's `tcp_rmem[1]`).
 pub const RECV_BUFFER_INITIAL: usize = 128 * 1024;
 /// The most autotuning grows a receive buffer to (Linux's `tcp_rmem[2]`
-/// until 6.18 raised it to 32 MiB).
+/// before it was raised to 32 MiB, as this machine's 6.18 kernel has it).
 pub const RECV_BUFFER_MAX: usize = 6 << 20;
 
 /// Linux's `TCP_INIT_CWND`: segments the send buffer is sized for at least.

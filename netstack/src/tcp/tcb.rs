@@ -1430,14 +1430,15 @@ impl Tcb {
         }
     }
 
-    /// An ACK freed send buffer room (Linux's `tcp_check_space` and
-    /// `tcp_new_space`). If the program waits for room and the buffer, not
+    /// An ACK arrived (Linux's `tcp_check_space` and `tcp_new_space`, run
+    /// after every ACK): if the program waits for room and the buffer, not
     /// the windows, limits the sender — what it has left to send fills
     /// neither the congestion window ("If we filled the congestion window,
-    /// do not expand", `tcp_should_expand_sndbuf`) nor the peer's (as
-    /// FreeBSD's `tcp_autosndbuf` asks: a peer that reads slowly does not
-    /// grow our buffer) — the buffer grows with the congestion window.
-    fn new_space(&mut self) {
+    /// do not expand", `tcp_should_expand_sndbuf`; SACKed data is not in
+    /// flight there, so a recovery that holds the buffer full of it grows
+    /// the buffer) nor the peer's (as FreeBSD's `tcp_autosndbuf` asks: a
+    /// peer that reads slowly does not grow our buffer) — the buffer grows.
+    fn check_space(&mut self) {
         if !self.snd_nospace {
             return;
         }
@@ -1462,7 +1463,7 @@ impl Tcb {
         let Some(want) = space.on_read(now, self.rcv_rtt.rtt(), self.bytes_read, unread, ooo_end) else {
             return;
         };
-        let max_window = (0xffff_usize) << self.rcv_wscale;
+        let max_window = 0xffff_usize << self.rcv_wscale;
         let want = want.min(self.cfg.recv_buffer_max).min(max_window);
         if want > self.rcvbuf.capacity() {
             self.rcvbuf.set_capacity(want);
@@ -1873,8 +1874,7 @@ impl Tcb {
                 .newly_sacked;
         }
 
-        let acked_new = ack > self.snd_una;
-        if acked_new {
+        if ack > self.snd_una {
             self.on_new_ack(now, seg, ack);
         } else if ack == self.snd_una
             && self.snd_max != self.snd_una
@@ -1902,9 +1902,7 @@ impl Tcb {
                 self.persist_since = None;
             }
         }
-        if acked_new {
-            self.new_space();
-        }
+        self.check_space();
 
         let fin_acked = self.fin_queued && self.snd_una == self.fin_seq() + 1;
         match self.state {

@@ -339,6 +339,62 @@ fn send_buffer_grows_with_cwnd_and_not_into_a_closed_window() {
     assert_eq!(last, autotune::SEND_BUFFER_MAX, "grew with the congestion window");
 }
 
+/// A recovery that keeps the send buffer full of SACKed data behind one
+/// hole: no ACK frees room, yet the buffer, not the windows, holds the
+/// sender back, so it grows (SACKed data is not in flight for Linux's
+/// `tcp_should_expand_sndbuf`); the peer's window not being what limits.
+#[test]
+fn send_buffer_grows_while_a_hole_holds_it_full() {
+    let mut now = Instant::from_secs(1);
+    let cfg = Config {
+        timestamps: false,
+        ..Config::new(LOCAL_PORT, REMOTE_PORT)
+    };
+    let (mut t, _syn) = Tcb::connect(cfg, SeqNum(1000), now);
+    let synack = TcpRepr {
+        src_port: REMOTE_PORT,
+        dst_port: LOCAL_PORT,
+        control: TcpControl::Syn,
+        seq_number: 5000,
+        ack_number: Some(1001),
+        window_len: 65535,
+        window_scale: Some(7),
+        max_seg_size: Some(1460),
+        sack_permitted: true,
+        ..Default::default()
+    };
+    t.on_segment(now, &synack);
+    while t.poll(now).is_some() {}
+    assert_eq!(t.send_buffer_size(), 87_040);
+    let chunk = [0u8; 16 * 1024];
+    let mss = t.info().snd_mss;
+    // The first segment is lost, and so is every retransmission of it;
+    // everything else arrives and is SACKed.
+    let mut top = 1001u32;
+    for _ in 0..20 {
+        while t.send(&chunk) > 0 {}
+        while let Some(s) = t.poll(now) {
+            top = top.max(s.seq.0 + s.payload_len as u32);
+        }
+        now += Duration::from_millis(2);
+        let mut sack = [None; MAX_SACK_BLOCKS];
+        sack[0] = Some((1001 + mss, top));
+        let dup = TcpRepr {
+            src_port: REMOTE_PORT,
+            dst_port: LOCAL_PORT,
+            seq_number: 5001,
+            ack_number: Some(1001),
+            window_len: 65535,
+            sack_ranges: sack,
+            ..Default::default()
+        };
+        t.on_segment(now, &dup);
+    }
+    assert_eq!(t.snd_una(), SeqNum(1001), "the hole stays");
+    assert!(t.send_buffer_size() > 87_040, "the buffer did not grow: {:?}", t.info());
+    assert!(t.send_buffer_size() <= autotune::SEND_BUFFER_MAX);
+}
+
 /// `SO_SNDBUF`/`SO_RCVBUF` on an open connection: the sizes are set and
 /// locked; a receive buffer never drops below what it holds.
 #[test]
