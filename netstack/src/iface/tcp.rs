@@ -1147,19 +1147,7 @@ impl Interface {
     }
 
     fn send_syn_ack(&mut self, now: Instant, sa: &SynAck) {
-        let repr = TcpRepr {
-            src_port: sa.local.port(),
-            dst_port: sa.remote.port(),
-            control: TcpControl::Syn,
-            seq_number: sa.seq.0,
-            ack_number: Some(sa.ack.0),
-            window_len: sa.window,
-            window_scale: sa.wscale,
-            max_seg_size: Some(sa.mss),
-            sack_permitted: sa.sack_ok,
-            timestamp: sa.ts,
-            ..Default::default()
-        };
+        let repr = sa.repr();
         self.send_tcp(now, sa.local.ip(), sa.remote.ip(), &repr, (&[], &[]));
     }
 

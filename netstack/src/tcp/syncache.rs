@@ -45,6 +45,7 @@ use siphasher::sip::SipHasher24;
 use crate::tcp::isn::{hash_tuple, IsnGenerator};
 use crate::tcp::seq::SeqNum;
 use crate::time::Instant;
+use crate::wire::tcp::{TcpControl, TcpRepr};
 
 /// MSS values a SYN cookie can encode (FreeBSD's `tcp_sc_msstab`); the
 /// cookie stores the index of the largest entry not above the real MSS.
@@ -175,6 +176,25 @@ pub struct SynAck {
     pub ts: Option<(u32, u32)>,
     /// This SYN-ACK carries a SYN cookie (no state kept).
     pub cookie: bool,
+}
+
+impl SynAck {
+    /// The segment to send.
+    pub fn repr(&self) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            control: TcpControl::Syn,
+            seq_number: self.seq.0,
+            ack_number: Some(self.ack.0),
+            window_len: self.window,
+            window_scale: self.wscale,
+            max_seg_size: Some(self.mss),
+            sack_permitted: self.sack_ok,
+            timestamp: self.ts,
+            ..Default::default()
+        }
+    }
 }
 
 /// Why a SYN got no answer.

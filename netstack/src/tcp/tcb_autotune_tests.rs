@@ -78,20 +78,7 @@ impl Duplex {
             panic!("no SYN-ACK");
         };
         now += DELAY;
-        let synack = TcpRepr {
-            src_port: sa.local.port(),
-            dst_port: sa.remote.port(),
-            control: TcpControl::Syn,
-            seq_number: sa.seq.0,
-            ack_number: Some(sa.ack.0),
-            window_len: sa.window,
-            window_scale: sa.wscale,
-            max_seg_size: Some(sa.mss),
-            sack_permitted: sa.sack_ok,
-            timestamp: sa.ts,
-            ..Default::default()
-        };
-        a.on_segment(now, &synack);
+        a.on_segment(now, &sa.repr());
         assert_eq!(a.state(), State::Established);
         let ack = a.poll(now).expect("the handshake's ACK");
         now += DELAY;
